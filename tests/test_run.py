@@ -24,6 +24,7 @@ def _copy_project(dest: Path) -> Path:
         elif src.exists():
             shutil.copy(src, dest / item)
     (dest / "conf" / "local").mkdir(exist_ok=True)
+    (dest / "src").mkdir()  # Kedro wants a source dir; the package itself is the installed one
     return dest
 
 

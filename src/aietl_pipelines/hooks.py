@@ -11,6 +11,7 @@ import logging
 import math
 import subprocess
 import time
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -87,13 +88,29 @@ class InputValidationHooks:
 
 
 def _git_commit() -> str:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
-        )
-        return out.stdout.strip() or "unknown"
-    except OSError:
-        return "unknown"
+    """Commit of the project checkout (the working directory, else the checkout this package is in)."""
+    for where in (Path.cwd(), Path(__file__).resolve().parent):
+        try:
+            out = subprocess.run(
+                ["git", "-C", str(where), "rev-parse", "HEAD"],
+                capture_output=True,
+                text=True,
+                timeout=5,
+                check=False,
+            )
+        except OSError:
+            return "unknown"
+        if out.returncode == 0 and out.stdout.strip():
+            return out.stdout.strip()
+    return "unknown"
+
+
+def pipeline_label(run_params: dict[str, Any]) -> str:
+    """The pipeline name(s) of a run, as `kedro run --pipeline` got them; `__default__` for all."""
+    names = run_params.get("pipeline_names") or run_params.get("pipeline_name")
+    if isinstance(names, list | tuple):
+        return ",".join(names) or "__default__"
+    return names or "__default__"
 
 
 def frame_fingerprint(df: pd.DataFrame) -> str:
@@ -111,7 +128,7 @@ class RunTaggingHooks:
 
     @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any) -> None:
-        self._pipeline_name = run_params.get("pipeline_name") or "__default__"
+        self._pipeline_name = pipeline_label(run_params)
         self._free_inputs = set(pipeline.inputs())
         self._tagged = False
 
@@ -159,7 +176,7 @@ class PrometheusHooks:
 
     @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any]) -> None:
-        self._pipeline = run_params.get("pipeline_name") or "__default__"
+        self._pipeline = pipeline_label(run_params)
         self._t0 = time.perf_counter()
 
     @hook_impl
