@@ -1,0 +1,35 @@
+"""Reference/current windows cut from a time-stamped frame."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from aietl_pipelines.errors import AietlInputError
+
+
+def split_windows(
+    frame: pd.DataFrame,
+    time_column: str,
+    reference_days: tuple[float, float],
+    current_last_days: float,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Reference = days [start, end) counted from the first timestamp; current = the last N days.
+
+    Args:
+        frame: Time-stamped rows.
+        time_column: Timestamp column.
+        reference_days: (start, end) day offsets of the reference window.
+        current_last_days: Length of the current window, ending at the last timestamp.
+    """
+    if time_column not in frame.columns:
+        raise AietlInputError(
+            f"Time column '{time_column}' not found (columns: {list(frame.columns)}). "
+            "Set `drift_monitoring.time_column` to the column holding the event time."
+        )
+    times = pd.to_datetime(frame[time_column], utc=True)
+    first, last = times.min(), times.max()
+    ref_mask = (times >= first + pd.Timedelta(days=reference_days[0])) & (
+        times < first + pd.Timedelta(days=reference_days[1])
+    )
+    cur_mask = times > last - pd.Timedelta(days=current_last_days)
+    return frame.loc[ref_mask].reset_index(drop=True), frame.loc[cur_mask].reset_index(drop=True)

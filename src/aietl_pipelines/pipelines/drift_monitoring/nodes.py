@@ -1,0 +1,79 @@
+"""Nodes of the drift_monitoring pipeline (thin wrappers over aietl_pipelines.drift)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from aietl_pipelines.drift.report import render_html_report
+from aietl_pipelines.drift.statistics import compute_drift
+from aietl_pipelines.drift.summary import should_trigger_retraining, summarize_drift
+from aietl_pipelines.drift.windows import split_windows
+
+
+def select_drift_windows(runs: pd.DataFrame, params: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Cut the reference and current windows and keep the monitored columns.
+
+    Args:
+        runs: ETL run telemetry.
+        params: ``drift_monitoring`` parameters (time_column, reference_days, current_last_days, columns).
+
+    Returns:
+        (reference, current) frames.
+    """
+    reference, current = split_windows(
+        runs, params["time_column"], tuple(params["reference_days"]), params["current_last_days"]
+    )
+    columns = params.get("columns") or [c for c in runs.columns if c != params["time_column"]]
+    return reference[columns], current[columns]
+
+
+def detect_column_drift(
+    reference: pd.DataFrame, current: pd.DataFrame, params: dict[str, Any]
+) -> tuple[pd.DataFrame, dict[str, str]]:
+    """One row per monitored column: test, score, threshold, verdict, PSI; plus the skipped columns."""
+    return compute_drift(
+        reference,
+        current,
+        tests=params.get("tests") or None,
+        thresholds=params.get("thresholds") or None,
+        correction=params.get("correction"),
+    )
+
+
+def build_drift_summary(
+    column_results: pd.DataFrame,
+    skipped: dict[str, str],
+    history: list[dict[str, Any]],
+    params: dict[str, Any],
+) -> dict[str, Any]:
+    """Summary with alert and retraining recommendation (rules in ``drift_monitoring.retraining_rules``)."""
+    summary = summarize_drift(
+        column_results, skipped, params["alert_threshold"], params.get("target_column")
+    )
+    retrain, reason = should_trigger_retraining(summary, params.get("retraining_rules"), history)
+    summary["retraining_recommendation"] = {"should_retrain": retrain, "reason": reason}
+    return summary
+
+
+def render_drift_report(summary: dict[str, Any], reference: pd.DataFrame, current: pd.DataFrame) -> str:
+    """Self-contained HTML report of the summary with per-column distribution plots."""
+    return render_html_report(summary, reference, current)
+
+
+def drift_history_entry(summary: dict[str, Any]) -> dict[str, Any]:
+    """The compact record appended to the drift history (no per-column detail)."""
+    keep = ("generated_at", "drift_share", "drifted_columns", "alert_triggered", "target_drifted",
+            "retraining_recommendation", "n_columns")
+    return {k: summary.get(k) for k in keep}
+
+
+def drift_metrics(summary: dict[str, Any]) -> dict[str, float]:
+    """Numbers for MLflow and Prometheus."""
+    return {
+        "drift_share": float(summary["drift_share"]),
+        "n_drifted": float(summary["n_drifted"]),
+        "alert_triggered": float(summary["alert_triggered"]),
+        "retraining_recommended": float(summary["retraining_recommendation"]["should_retrain"]),
+    }
