@@ -187,6 +187,11 @@ def column_drift(
             "`drift_monitoring.columns` or fill it before monitoring."
         )
     chosen = test or default_test(ref, cur, column_type)
+    if chosen not in DEFAULT_THRESHOLDS and chosen != "psi_quantile":
+        raise AietlInputError(
+            f"Unknown drift test '{chosen}' for column '{name}'. Use one of: "
+            f"{', '.join([*DEFAULT_THRESHOLDS, 'psi_quantile'])}."
+        )
     base = "psi" if chosen == "psi_quantile" else chosen
     limit = DEFAULT_THRESHOLDS[base] if threshold is None else float(threshold)
     score = run_test(chosen, ref, cur, column_type)

@@ -1,0 +1,1 @@
+"""FastAPI service exposing the vector search, drift and feature endpoints."""

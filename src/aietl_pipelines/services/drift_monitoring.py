@@ -1,0 +1,128 @@
+"""The guide's drift monitoring API: `get_drift_monitoring_service()`.
+
+Methods named as in the guide are async (``await service.detect_data_drift(...)``); each has a sync twin with
+the suffix ``_sync`` for notebooks and scripts. The pipeline and the service share `aietl_pipelines.drift`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from aietl_pipelines.datasets import JSONLinesDataset
+from aietl_pipelines.drift.report import render_html_report
+from aietl_pipelines.drift.statistics import compute_drift
+from aietl_pipelines.drift.summary import DEFAULT_RULES, should_trigger_retraining, summarize_drift
+from aietl_pipelines.errors import AietlInputError
+
+
+class DriftMonitoringService:
+    """Detect drift between two frames, keep a history of summaries, advise on retraining."""
+
+    def __init__(
+        self,
+        report_dir: str | Path = "data/08_reporting/drift_reports",
+        history_path: str | Path = "data/08_reporting/drift_history.jsonl",
+        alert_threshold: float = 0.3,
+        retraining_rules: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.report_dir = Path(report_dir)
+        self.history = JSONLinesDataset(str(history_path))
+        self.alert_threshold = alert_threshold
+        self.rules = {**DEFAULT_RULES, **(retraining_rules or {})}
+
+    # sync core -------------------------------------------------------------------------------------
+    def detect_data_drift_sync(
+        self,
+        reference_data: pd.DataFrame,
+        current_data: pd.DataFrame,
+        target_column: str | None = None,
+        save_report: bool = True,
+        columns: Sequence[str] | None = None,
+    ) -> dict[str, Any]:
+        """Drift report: alert_triggered, drift_share, drifted_columns, per_column, report_path."""
+        table, skipped = compute_drift(reference_data, current_data, columns)
+        if target_column and target_column not in table["column"].tolist():
+            raise AietlInputError(
+                f"target_column '{target_column}' is not a monitored column of both frames "
+                f"(monitored: {table['column'].tolist()}, skipped: {list(skipped)})."
+            )
+        report = summarize_drift(table, skipped, self.alert_threshold, target_column)
+        retrain, reason = should_trigger_retraining(report, self.rules, self.history.load())
+        report["retraining_recommendation"] = {"should_retrain": retrain, "reason": reason}
+        report["report_path"] = None
+        if save_report:
+            self.report_dir.mkdir(parents=True, exist_ok=True)
+            stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
+            path = self.report_dir / f"drift_report_{stamp}.html"
+            path.write_text(render_html_report(report, reference_data, current_data), encoding="utf-8")
+            report["report_path"] = str(path)
+        self.history.save(
+            {k: report[k] for k in ("generated_at", "drift_share", "drifted_columns", "alert_triggered",
+                                    "target_drifted", "retraining_recommendation", "n_columns")}
+        )
+        return report
+
+    def should_trigger_retraining_sync(self, report: Mapping[str, Any]) -> tuple[bool, str]:
+        """(retrain?, reason) for a report from `detect_data_drift`, with the configured rules."""
+        history = [h for h in self.history.load() if h.get("generated_at") != report.get("generated_at")]
+        return should_trigger_retraining(report, self.rules, history)
+
+    def generate_drift_summary_sync(
+        self,
+        reference_data: pd.DataFrame,
+        current_data: pd.DataFrame,
+        target_column: str | None = None,
+        features: Sequence[str] | None = None,
+    ) -> dict[str, Any]:
+        """Drift over `features` (+ target) with the retraining recommendation, no HTML."""
+        columns = list(features or [c for c in reference_data.columns if c != target_column])
+        if target_column and target_column not in columns:
+            columns.append(target_column)
+        return self.detect_data_drift_sync(reference_data, current_data, target_column, False, columns)
+
+    def summary_sync(self, days: int = 7) -> dict[str, Any]:
+        """Summaries of the last `days` days from the history."""
+        since = datetime.now(UTC) - timedelta(days=days)
+        recent = [h for h in self.history.load() if pd.Timestamp(h["generated_at"]) >= since]
+        return {
+            "days": days,
+            "n_reports": len(recent),
+            "n_alerts": sum(bool(h.get("alert_triggered")) for h in recent),
+            "mean_drift_share": (sum(h["drift_share"] for h in recent) / len(recent)) if recent else None,
+            "max_drift_share": max((h["drift_share"] for h in recent), default=None),
+            "reports": recent,
+        }
+
+    def retraining_status_sync(self) -> dict[str, Any]:
+        """The latest recommendation in the history."""
+        history = self.history.load()
+        if not history:
+            return {"should_retrain": False, "reason": "no drift report yet", "last_report_at": None}
+        last = history[-1]
+        return {**last["retraining_recommendation"], "last_report_at": last["generated_at"],
+                "drift_share": last["drift_share"]}
+
+    # async API of the guide ----------------------------------------------------------------------
+    async def detect_data_drift(self, reference_data, current_data, target_column=None, save_report=True):
+        return await asyncio.to_thread(
+            self.detect_data_drift_sync, reference_data, current_data, target_column, save_report
+        )
+
+    async def should_trigger_retraining(self, report):
+        return self.should_trigger_retraining_sync(report)
+
+    async def generate_drift_summary(self, reference_data, current_data, target_column=None, features=None):
+        return await asyncio.to_thread(
+            self.generate_drift_summary_sync, reference_data, current_data, target_column, features
+        )
+
+
+def get_drift_monitoring_service(**options: Any) -> DriftMonitoringService:
+    """The drift monitoring service (options: report_dir, history_path, alert_threshold, retraining_rules)."""
+    return DriftMonitoringService(**options)
