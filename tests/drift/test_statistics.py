@@ -6,7 +6,12 @@ import pytest
 from evidently.legacy.calculations.stattests.registry import get_stattest
 from evidently.legacy.core import ColumnType
 
-from aietl_pipelines.drift.statistics import column_drift, compute_drift, infer_column_type, psi_band
+from aietl_pipelines.drift.statistics import (
+    column_drift,
+    compute_drift,
+    infer_column_type,
+    psi_band,
+)
 from aietl_pipelines.errors import AietlInputError
 
 
