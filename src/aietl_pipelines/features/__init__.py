@@ -1,0 +1,1 @@
+"""Per-pipeline features from ETL run telemetry, served through a Feast feature store."""
