@@ -40,13 +40,14 @@ def _repo_config(
         registry = RegistryConfig(path=str(data / "registry.db"), cache_ttl_seconds=0)
     elif config == "server":
         from feast.infra.online_stores.redis import RedisOnlineStoreConfig
+        from feast.infra.registry.sql import SqlRegistryConfig
 
         redis = redis_url or os.environ.get("FEAST_REDIS_CONNECTION", "127.0.0.1:6379")
         sql = registry_url or os.environ.get(
             "FEAST_REGISTRY_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
         )
         online = RedisOnlineStoreConfig(connection_string=redis.removeprefix("redis://"))
-        registry = RegistryConfig(registry_type="sql", path=sql, cache_ttl_seconds=0)
+        registry = SqlRegistryConfig(registry_type="sql", path=sql, cache_ttl_seconds=0)
     else:
         raise AietlInputError(f"Unknown feature store config '{config}': use 'embedded' or 'server'.")
     return RepoConfig(
