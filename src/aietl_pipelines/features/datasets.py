@@ -28,6 +28,7 @@ class FeastFeatureViewDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         self._options = {"features_path": features_path, "repo_path": repo_path, "config": config,
                          "redis_url": redis_url, "registry_url": registry_url}
         self._materialize = materialize
+        self._filepath = features_path
         self.metadata = metadata
 
     def _service(self) -> FeatureStoreService:
@@ -52,3 +53,31 @@ class FeastFeatureViewDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
 
     def _describe(self) -> dict[str, Any]:
         return {k: v for k, v in self._options.items() if k != "registry_url"}
+
+
+class FailurePredictionsDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
+    """Writes failure_probability predictions back: into the online store of the `pipeline_features` view
+    (so online serving returns them at once) and to a parquet file (the offline record of predictions)."""
+
+    def __init__(self, filepath: str, repo_path: str = "feast_repo", features_path: str | None = None,
+                 config: str = "embedded", redis_url: str | None = None, registry_url: str | None = None,
+                 metadata: dict[str, Any] | None = None) -> None:
+        self._filepath = filepath
+        self._options = {"features_path": features_path, "repo_path": repo_path, "config": config,
+                         "redis_url": redis_url, "registry_url": registry_url}
+        self.metadata = metadata
+
+    def _save(self, data: pd.DataFrame) -> None:
+        from pathlib import Path
+
+        Path(self._filepath).parent.mkdir(parents=True, exist_ok=True)
+        data.to_parquet(self._filepath, index=False)
+        if data.empty:
+            return
+        FeatureStoreService(**self._options).write_failure_probabilities(data)
+
+    def _load(self) -> pd.DataFrame:
+        return pd.read_parquet(self._filepath)
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": self._filepath, "repo_path": self._options["repo_path"]}

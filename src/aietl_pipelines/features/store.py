@@ -222,6 +222,19 @@ class FeatureStoreService:
         )
         return pd.DataFrame(response.to_dict())
 
+    def write_failure_probabilities(self, predictions: pd.DataFrame) -> None:
+        """Write model predictions into the online store as the latest `failure_probability` per pipeline,
+        alongside the other features of that pipeline's latest row (read back from the online store)."""
+        latest = predictions.sort_values("event_timestamp").drop_duplicates(defs.JOIN_KEY, keep="last")
+        names = [n for n in defs.BATCH_FIELDS if n != "failure_probability"]
+        current = self.get_pipeline_features(latest[defs.JOIN_KEY].tolist(), names)
+        rows = current.assign(
+            failure_probability=latest["failure_probability"].to_numpy(dtype="float64"),
+            event_timestamp=pd.to_datetime(latest["event_timestamp"], utc=True).to_numpy(),
+        )
+        rows["created_timestamp"] = pd.Timestamp.now(tz="UTC")
+        self.store.write_to_online_store(defs.FEATURE_VIEW, rows)
+
     # push ----------------------------------------------------------------------------------------
     def push_features(self, push_source_name: str, df: pd.DataFrame, to: str = "online") -> int:
         """Push rows through a push source; returns the number of rows written.

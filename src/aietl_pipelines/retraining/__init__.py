@@ -1,0 +1,1 @@
+"""Drift-triggered retraining of the pipeline-failure model, MLflow registry and promotion by alias."""

@@ -1,0 +1,64 @@
+"""Small typed adapter over the MLflow model registry: champion by alias, registration, promotion."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.models import infer_signature
+
+from aietl_pipelines.tracking import check_tracking_server
+
+CHAMPION, CHALLENGER = "champion", "challenger"
+
+
+def load_champion(model_name: str) -> Any | None:
+    """The model behind the `champion` alias, or None when there is none yet."""
+    check_tracking_server()
+    client = mlflow.MlflowClient()
+    try:
+        version = client.get_model_version_by_alias(model_name, CHAMPION)
+    except MlflowException:
+        return None
+    model = mlflow.sklearn.load_model(f"models:/{model_name}@{CHAMPION}")
+    model.registry_version_ = version.version
+    return model
+
+
+def register_model(model: Any, model_name: str, input_example: pd.DataFrame, promote: bool,
+                   tags: dict[str, str] | None = None) -> str:
+    """Log the model to the active run (or a new one), register a version, then alias or tag it.
+
+    Returns:
+        The registered version.
+    """
+    check_tracking_server()
+    started = mlflow.active_run() is None
+    run = mlflow.start_run(run_name="retraining") if started else mlflow.active_run()
+    try:
+        signature = infer_signature(input_example, model.predict_proba(input_example)[:, 1])
+        # skops (MLflow's safe default format) lists the classes it will load: this model is our own, so we
+        # trust exactly the types skops finds in it.
+        import skops.io
+
+        trusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
+        info = mlflow.sklearn.log_model(model, name="failure_model", signature=signature,
+                                        input_example=input_example, registered_model_name=model_name,
+                                        skops_trusted_types=trusted)
+        version = str(info.registered_model_version)
+        client = mlflow.MlflowClient()
+        for key, value in (tags or {}).items():
+            client.set_model_version_tag(model_name, version, key, str(value))
+        client.set_model_version_tag(model_name, version, "source_run_id", run.info.run_id)
+        if promote:
+            client.set_registered_model_alias(model_name, CHAMPION, version)
+            client.set_model_version_tag(model_name, version, "role", CHAMPION)
+        else:
+            client.set_model_version_tag(model_name, version, "role", CHALLENGER)
+            client.set_registered_model_alias(model_name, CHALLENGER, version)
+        return version
+    finally:
+        if started:
+            mlflow.end_run()
