@@ -23,7 +23,7 @@ def load_champion(model_name: str) -> Any | None:
     except MlflowException:
         return None
     model = mlflow.sklearn.load_model(f"models:/{model_name}@{CHAMPION}")
-    model.registry_version_ = version.version
+    model.registry_version_ = str(version.version)
     return model
 
 

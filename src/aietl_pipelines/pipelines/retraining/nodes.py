@@ -35,16 +35,17 @@ def split_train_holdout(training_data: pd.DataFrame, params: dict[str, Any]) -> 
     return train, holdout
 
 
-def train_candidate(train: pd.DataFrame, decision: dict[str, Any], params: dict[str, Any]) -> Any:
-    """The candidate model, or None when the decision is to skip."""
+def train_candidate(train: pd.DataFrame, decision: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    """{"model": the candidate, or None when the decision is to skip} (Kedro cannot save a bare None)."""
     if not decision["train"]:
-        return None
-    return model.train_failure_model(train, params["features"], params["model"])
+        return {"model": None}
+    return {"model": model.train_failure_model(train, params["features"], params["model"])}
 
 
-def evaluate_candidate(candidate: Any, champion: Any, holdout: pd.DataFrame, decision: dict[str, Any],
+def evaluate_candidate(candidate: dict[str, Any], champion: Any, holdout: pd.DataFrame, decision: dict[str, Any],
                        params: dict[str, Any]) -> dict[str, Any]:
     """Both models on the same held-out window, and whether to promote the candidate."""
+    candidate = candidate["model"]
     cand = evaluate.evaluate_model(candidate, holdout)
     champ = evaluate.evaluate_model(champion, holdout)
     if candidate is None:
@@ -55,14 +56,15 @@ def evaluate_candidate(candidate: Any, champion: Any, holdout: pd.DataFrame, dec
             "holdout_start": str(holdout["event_timestamp"].min()), "holdout_rows": len(holdout)}
 
 
-def calibration_plot(candidate: Any, champion: Any, holdout: pd.DataFrame) -> go.Figure:
+def calibration_plot(candidate: dict[str, Any], champion: Any, holdout: pd.DataFrame) -> go.Figure:
     """Reliability diagram of candidate and champion on the held-out window."""
-    return evaluate.calibration_figure(holdout, {"candidate": candidate, "champion": champion})
+    return evaluate.calibration_figure(holdout, {"candidate": candidate["model"], "champion": champion})
 
 
-def registration_request(candidate: Any, evaluation: dict[str, Any], train: pd.DataFrame,
+def registration_request(candidate: dict[str, Any], evaluation: dict[str, Any], train: pd.DataFrame,
                          params: dict[str, Any]) -> dict[str, Any]:
     """What the registry dataset registers (nothing when there is no candidate)."""
+    candidate = candidate["model"]
     if candidate is None:
         return {"model": None}
     metrics = evaluation["candidate"]
@@ -93,10 +95,10 @@ def retraining_metrics(evaluation: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-def predict_latest(candidate: Any, champion: Any, evaluation: dict[str, Any], features: pd.DataFrame,
+def predict_latest(candidate: dict[str, Any], champion: Any, evaluation: dict[str, Any], features: pd.DataFrame,
                    params: dict[str, Any]) -> pd.DataFrame:
     """failure_probability for each pipeline's latest feature row, from the model that is champion now."""
-    serving = candidate if evaluation["promote"] else champion
+    serving = candidate["model"] if evaluation["promote"] else champion
     latest = features.sort_values("event_timestamp").drop_duplicates("pipeline_id", keep="last")
     if serving is None:
         return pd.DataFrame(columns=["pipeline_id", "event_timestamp", "failure_probability"])
