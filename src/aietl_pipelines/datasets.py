@@ -7,8 +7,11 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import fsspec
+import pandas as pd
 from kedro.io import AbstractDataset
 from kedro.io.core import get_filepath_str, get_protocol_and_path
+
+from aietl_pipelines.errors import AietlInputError
 
 
 class JSONLinesDataset(AbstractDataset[list[dict[str, Any]], list[dict[str, Any]]]):
@@ -50,3 +53,54 @@ class JSONLinesDataset(AbstractDataset[list[dict[str, Any]], list[dict[str, Any]
 
     def _describe(self) -> dict[str, Any]:
         return {"filepath": str(self._filepath), "mode": self._mode}
+
+
+class TableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
+    """A table read by its file extension (.parquet, .csv, .json/.jsonl), so that a run-time parameter can
+    point a pipeline at any file: ``filepath: ${runtime_params:dedupe.input_path, data/01_raw/customers.parquet}``.
+
+    CSV files are read as UTF-8; bytes that are not valid UTF-8 are a clear error naming the file."""
+
+    def __init__(self, filepath: str, load_args: dict[str, Any] | None = None,
+                 metadata: dict[str, Any] | None = None) -> None:
+        self._filepath = filepath
+        self._load_args = dict(load_args or {})
+        self.metadata = metadata
+
+    def _kind(self) -> str:
+        lower = self._filepath.lower()
+        for ext, kind in ((".parquet", "parquet"), (".pq", "parquet"), (".csv", "csv"), (".jsonl", "jsonl"),
+                          (".json", "json")):
+            if lower.endswith(ext):
+                return kind
+        raise AietlInputError(f"Cannot tell the format of '{self._filepath}': use .parquet, .csv, .json or .jsonl.")
+
+    def _load(self) -> pd.DataFrame:
+        kind = self._kind()
+        if kind == "parquet":
+            return pd.read_parquet(self._filepath, **self._load_args)
+        if kind == "csv":
+            try:
+                return pd.read_csv(self._filepath, dtype=str, keep_default_na=True, encoding="utf-8", **self._load_args)
+            except UnicodeDecodeError as exc:
+                raise AietlInputError(
+                    f"'{self._filepath}' is not valid UTF-8 ({exc.reason} at byte {exc.start}). Re-save it as UTF-8 "
+                    "(e.g. `iconv -f latin1 -t utf-8`) or pass load_args: {encoding: latin-1}."
+                ) from None
+        return pd.read_json(self._filepath, lines=kind == "jsonl", **self._load_args)
+
+    def _save(self, data: pd.DataFrame) -> None:
+        kind = self._kind()
+        Path(self._filepath).parent.mkdir(parents=True, exist_ok=True)
+        if kind == "parquet":
+            data.to_parquet(self._filepath, index=False)
+        elif kind == "csv":
+            data.to_csv(self._filepath, index=False)
+        else:
+            data.to_json(self._filepath, orient="records", lines=kind == "jsonl")
+
+    def _exists(self) -> bool:
+        return Path(self._filepath).exists()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": self._filepath}

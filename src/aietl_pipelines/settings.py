@@ -17,6 +17,8 @@ CONFIG_LOADER_ARGS = {
     "default_run_env": "local",
     # `${oc.env:VAR,default}` everywhere, not only in credentials: the server env reads URLs from env vars.
     "custom_resolvers": {"oc.env": oc.env},
+    # an environment overrides single parameters (conf/test/parameters_dedupe.yml changes only cache_dir)
+    "merge_strategy": {"parameters": "soft"},
     "config_patterns": {
         "parameters": ["parameters*", "parameters*/**", "**/parameters*"],
         "mlflow": ["mlflow*", "mlflow*/**", "**/mlflow*"],

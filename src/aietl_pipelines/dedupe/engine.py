@@ -1,0 +1,199 @@
+"""The dedupe steps, shared by the Kedro nodes, the service and the benchmark.
+
+records → prepare (validate, normalise, record text) → embed → candidates (blocking + kNN) → compare →
+score (Fellegi-Sunter EM) → cluster → golden records (+ evaluation when ground truth exists).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from aietl_pipelines.dedupe import candidates as cand
+from aietl_pipelines.dedupe import normalize
+from aietl_pipelines.dedupe.cluster import cluster_records
+from aietl_pipelines.dedupe.compare import compare_pairs
+from aietl_pipelines.dedupe.score import FellegiSunterModel, fit_em
+from aietl_pipelines.dedupe.textparse import parse_text
+from aietl_pipelines.errors import AietlInputError
+
+logger = logging.getLogger(__name__)
+TEXT_KINDS = {"words": "tokens", "email": "email", "phone": "phone", "date": "date", "numbers": "numbers"}
+TEXT_BLOCKING = [["email"], ["phone"], ["date"], ["number_key"], ["first_word", "date"]]
+
+
+@dataclass
+class DedupeConfig:
+    """Everything tunable (`parameters_dedupe.yml`)."""
+
+    id_column: str = "record_id"
+    fields: dict[str, str] = field(default_factory=dict)   # structured mode: column -> kind
+    text_column: str | None = None                          # free-text mode when `fields` is empty
+    blocking: list[list[str]] = field(default_factory=list)
+    knn_k: int = 10
+    knn_min_cosine: float = 0.6
+    use_embeddings: bool = True
+    cosine_in_score: bool = False   # measured: cosine correlates with the text comparisons and breaks EM
+    match_threshold: float = 0.5
+    max_cluster_size: int = 20
+    max_block_size: int = 100
+    em_iterations: int = 25
+    u_sample_pairs: int = 50_000
+    seed: int = 0
+    cache_dir: str | None = None
+    truth_column: str | None = None
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> DedupeConfig:
+        known = {k: v for k, v in params.items() if k in cls.__dataclass_fields__}
+        config = cls(**known)
+        if not config.fields and not config.text_column:
+            raise AietlInputError("Declare `dedupe.fields` (column: kind) for structured records or "
+                                  "`dedupe.text_column` for free text.")
+        return config
+
+    @property
+    def mode(self) -> str:
+        return "text" if self.text_column else "structured"
+
+
+def _drop_boilerplate_words(parsed: list[dict[str, object]], max_share: float = 0.05) -> None:
+    """Remove words that appear in more than `max_share` of the records (labels such as "born", "street"):
+    they say nothing about identity and make every pair look alike."""
+    from collections import Counter
+
+    counts = Counter(w for p in parsed if p["words"] for w in set(str(p["words"]).split()))
+    limit = max(2, int(max_share * len(parsed)))
+    common = {w for w, c in counts.items() if c > limit}
+    for p in parsed:
+        if p["words"]:
+            kept = [w for w in str(p["words"]).split() if w not in common]
+            p["words"] = " ".join(kept) or None
+
+
+def prepare_records(records: pd.DataFrame, config: DedupeConfig) -> pd.DataFrame:
+    """Validate and normalise: one row per input record, same order, plus `__text` (what is embedded)."""
+    if not isinstance(records, pd.DataFrame) or records.empty:
+        raise AietlInputError("The records to deduplicate are empty: nothing to do. Check the input file.")
+    needed = [config.id_column, *([config.text_column] if config.mode == "text" else config.fields)]
+    missing = [c for c in needed if c not in records.columns]
+    if missing:
+        raise AietlInputError(f"Declared column(s) {missing} are not in the records (columns: {list(records.columns)}). "
+                              "Fix `dedupe.fields` / `dedupe.text_column` / `dedupe.id_column`.")
+    ids = records[config.id_column]
+    if ids.isna().any():
+        raise AietlInputError(f"{int(ids.isna().sum())} record(s) have no id in '{config.id_column}'.")
+    dupes = ids[ids.duplicated()].astype(str).unique().tolist()
+    if dupes:
+        raise AietlInputError(f"Duplicate record ids in '{config.id_column}': {dupes[:10]}"
+                              f"{' ...' if len(dupes) > 10 else ''}. Ids must be unique.")
+    out = pd.DataFrame({"record_id": ids.astype(str).to_numpy()})
+    if config.mode == "structured":
+        norm = normalize.normalize_frame(records, config.fields).reset_index(drop=True)
+        for col in config.fields:
+            out[col] = norm[col].to_numpy()
+        out["__text"] = [" ".join(v for v in row if v) for row in norm.itertuples(index=False)]
+    else:
+        texts = records[config.text_column].tolist()
+        clean = [t.decode("utf-8", errors="replace") if isinstance(t, bytes) else (None if pd.isna(t) else str(t))
+                 for t in texts]
+        parsed = [parse_text(t) for t in clean]
+        _drop_boilerplate_words(parsed)
+        for key in TEXT_KINDS:
+            out[key] = [p[key] for p in parsed]
+        out["number_key"] = [" ".join(sorted(p["numbers"])) if p["numbers"] else None for p in parsed]
+        out["first_word"] = [p["words"].split()[0] if p["words"] else None for p in parsed]
+        out["__text"] = [t or "" for t in clean]
+    empty = (out["__text"].str.strip() == "").sum()
+    if empty:
+        logger.warning("%d record(s) have no text or field values: each stays a cluster of its own", empty)
+    return out
+
+
+def embed(prepared: pd.DataFrame, config: DedupeConfig) -> np.ndarray:
+    """Embeddings of the record texts (content-hash cache in `cache_dir`)."""
+    if not config.use_embeddings:
+        return np.zeros((len(prepared), 0), dtype=np.float32)
+    from aietl_pipelines.embeddings import embed_texts
+
+    return embed_texts(prepared["__text"].tolist(), cache_dir=config.cache_dir, show_progress=len(prepared) > 5000)
+
+
+def candidate_pairs(prepared: pd.DataFrame, vectors: np.ndarray, config: DedupeConfig) -> pd.DataFrame:
+    """Blocking pairs ∪ kNN pairs, with the embedding cosine of each pair."""
+    rules = config.blocking or (TEXT_BLOCKING if config.mode == "text" else [[c] for c in config.fields])
+    blocked = cand.blocking_pairs(prepared, rules, config.max_block_size)
+    knn = np.zeros((0, 2), dtype=np.int64)
+    if vectors.shape[1]:
+        knn, _ = cand.knn_pairs(vectors, config.knn_k, config.knn_min_cosine)
+    pairs = cand.union_pairs(blocked, knn)
+    cosine = (np.einsum("ij,ij->i", vectors[pairs[:, 0]], vectors[pairs[:, 1]]) if vectors.shape[1] and len(pairs)
+              else np.full(len(pairs), np.nan))
+    return pd.DataFrame({"left": pairs[:, 0], "right": pairs[:, 1], "cosine": cosine})
+
+
+def _kinds(config: DedupeConfig) -> dict[str, str]:
+    return dict(config.fields) if config.mode == "structured" else dict(TEXT_KINDS)
+
+
+def structured_fields(config: DedupeConfig) -> list[str]:
+    """Fields compared in structured mode (none in free-text mode)."""
+    return list(config.fields) if config.mode == "structured" else []
+
+
+def compare(prepared: pd.DataFrame, pairs: pd.DataFrame, vectors: np.ndarray, config: DedupeConfig
+            ) -> tuple[np.ndarray, np.ndarray, list[str], list[int]]:
+    """Level matrices of the candidate pairs and of random pairs (for u), names and level counts."""
+    kinds = _kinds(config)
+    values = {c: prepared[c].tolist() for c in kinds}
+    use_cos = bool(vectors.shape[1]) and config.cosine_in_score
+    levels, names, sizes = compare_pairs(values, kinds, pairs["left"].to_numpy(), pairs["right"].to_numpy(),
+                                         pairs["cosine"].to_numpy() if use_cos else None)
+    rng = np.random.default_rng(config.seed)
+    n = len(prepared)
+    m = min(config.u_sample_pairs, n * (n - 1) // 2)
+    a, b = rng.integers(0, n, m), rng.integers(0, n, m)
+    keep = a != b
+    a, b = a[keep], b[keep]
+    cos = np.einsum("ij,ij->i", vectors[a], vectors[b]) if use_cos else None
+    random_levels, _, _ = compare_pairs(values, kinds, a, b, cos)
+    return levels, random_levels, names, sizes
+
+
+def score(levels: np.ndarray, random_levels: np.ndarray, names: list[str], sizes: list[int], config: DedupeConfig,
+          model: FellegiSunterModel | None = None) -> tuple[np.ndarray, FellegiSunterModel]:
+    """Match probability of each candidate pair (EM-fitted model unless one is given)."""
+    if model is None:
+        model = fit_em(levels, random_levels, names, sizes, iterations=config.em_iterations)
+    return (model.probability(levels) if len(levels) else np.zeros(0)), model
+
+
+def cluster(prepared: pd.DataFrame, pairs: pd.DataFrame, probability: np.ndarray, config: DedupeConfig) -> pd.DataFrame:
+    """record_id → cluster_id for every input record."""
+    labels = cluster_records(len(prepared), pairs["left"].to_numpy(), pairs["right"].to_numpy(), probability,
+                             config.match_threshold, config.max_cluster_size)
+    return pd.DataFrame({"record_id": prepared["record_id"].to_numpy(), "cluster_id": labels})
+
+
+@dataclass
+class DedupeResult:
+    prepared: pd.DataFrame
+    pairs: pd.DataFrame
+    clusters: pd.DataFrame
+    model: FellegiSunterModel
+
+
+def run(records: pd.DataFrame, config: DedupeConfig) -> DedupeResult:
+    """All steps in one call (the service and the benchmark use this; the pipeline runs them as nodes)."""
+    prepared = prepare_records(records, config)
+    vectors = embed(prepared, config)
+    pairs = candidate_pairs(prepared, vectors, config)
+    levels, random_levels, names, sizes = compare(prepared, pairs, vectors, config)
+    probability, model = score(levels, random_levels, names, sizes, config)
+    pairs = pairs.assign(match_probability=probability)
+    return DedupeResult(prepared, pairs, cluster(prepared, pairs, probability, config), model)

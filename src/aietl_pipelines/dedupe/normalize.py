@@ -1,0 +1,122 @@
+"""Canonical forms of fields: unicode folding, case, punctuation, abbreviations, phones, e-mails, dates."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+import pandas as pd
+
+STREET_TYPES = {
+    "st": "street", "str": "street", "ave": "avenue", "av": "avenue", "rd": "road", "blvd": "boulevard",
+    "dr": "drive", "ln": "lane", "ct": "court", "crt": "court", "pl": "place", "ter": "terrace", "tce": "terrace",
+    "hwy": "highway", "pde": "parade", "cres": "crescent", "cl": "close", "sq": "square", "mt": "mount",
+    "apt": "apartment", "vlge": "village", "retrmnt": "retirement", "n": "north", "s": "south", "e": "east",
+    "w": "west",
+}
+STATES = {
+    "illinois": "il", "oregon": "or", "texas": "tx", "colorado": "co", "wisconsin": "wi", "ohio": "oh",
+    "north carolina": "nc", "idaho": "id", "virginia": "va", "new york": "ny", "arizona": "az", "tennessee": "tn",
+    "massachusetts": "ma", "florida": "fl", "california": "ca", "nebraska": "ne", "oklahoma": "ok", "nevada": "nv",
+    "new south wales": "nsw", "victoria": "vic", "queensland": "qld", "western australia": "wa",
+    "south australia": "sa", "tasmania": "tas",
+}
+NICKNAMES = {
+    "bob": "robert", "rob": "robert", "bobby": "robert", "bill": "william", "will": "william", "billy": "william",
+    "liz": "elizabeth", "beth": "elizabeth", "eliza": "elizabeth", "kate": "katherine", "kathy": "katherine",
+    "katie": "katherine", "mike": "michael", "mick": "michael", "jen": "jennifer", "jenny": "jennifer",
+    "jim": "james", "jimmy": "james", "maggie": "margaret", "peggy": "margaret", "meg": "margaret",
+    "rick": "richard", "dick": "richard", "rich": "richard", "pat": "patricia", "patty": "patricia",
+    "trish": "patricia", "tom": "thomas", "tommy": "thomas", "sue": "susan", "suzy": "susan",
+    "charlie": "charles", "chuck": "charles", "jess": "jessica", "jessie": "jessica", "chris": "christopher",
+    "topher": "christopher", "deb": "deborah", "debbie": "deborah", "dan": "daniel", "danny": "daniel",
+    "nan": "nancy", "matt": "matthew", "becky": "rebecca", "becca": "rebecca", "tony": "anthony",
+    "sam": "samantha", "sammy": "samantha", "joe": "joseph", "joey": "joseph", "vicky": "victoria",
+    "tori": "victoria", "andy": "andrew", "drew": "andrew", "alex": "alexandra", "sasha": "alexandra",
+    "steve": "steven", "dot": "dorothy", "dottie": "dorothy", "ed": "edward", "eddie": "edward", "ted": "edward",
+    "abby": "abigail", "jon": "john", "johnny": "john", "jack": "john",
+}
+_PUNCT = re.compile(r"[^\w\s@.+-]")
+_SPACES = re.compile(r"\s+")
+_MONTHS = {m: i for i, m in enumerate(["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], 1)}
+
+
+def fold(value: object) -> str | None:
+    """Unicode-fold, lowercase, strip punctuation and spaces; None for missing/empty."""
+    if value is None or (isinstance(value, float) and pd.isna(value)) or value is pd.NA:
+        return None
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", errors="replace")
+    text = unicodedata.normalize("NFKD", str(value)).encode("ascii", "ignore").decode("ascii").lower()
+    text = _SPACES.sub(" ", _PUNCT.sub(" ", text)).strip()
+    return text or None
+
+
+def name(value: object) -> str | None:
+    """Folded name with nicknames mapped to the formal name."""
+    text = fold(value)
+    if text is None:
+        return None
+    text = text.replace(".", " ").replace("-", " ")
+    return " ".join(NICKNAMES.get(t, t) for t in text.split())
+
+
+def street(value: object) -> str | None:
+    """Folded address with street-type and direction abbreviations expanded."""
+    text = fold(value)
+    if text is None:
+        return None
+    text = text.replace(".", " ").replace("#", " ")
+    return " ".join(STREET_TYPES.get(t, t) for t in text.split())
+
+
+def state(value: object) -> str | None:
+    text = fold(value)
+    return STATES.get(text, text) if text else None
+
+
+def email(value: object) -> str | None:
+    text = fold(value)
+    return text.replace(" ", "") if text else None
+
+
+def digits(value: object) -> str | None:
+    """Digits only (phones, postcodes, ids); phones keep their last 10 digits."""
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return None
+    only = re.sub(r"\D", "", str(value))
+    return only[-10:] if len(only) > 10 else (only or None)
+
+
+def date(value: object) -> str | None:
+    """YYYY-MM-DD from common formats (2026-01-31, 01/31/2026, 31 Jan 2026, 20260131); else the folded text."""
+    text = fold(value)
+    if text is None:
+        return None
+    compact = text.replace(" ", "")
+    if re.fullmatch(r"\d{8}", compact):
+        return f"{compact[:4]}-{compact[4:6]}-{compact[6:]}"
+    m = re.fullmatch(r"(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})", compact)
+    if m:
+        return f"{m[1]}-{int(m[2]):02d}-{int(m[3]):02d}"
+    m = re.fullmatch(r"(\d{1,2})[-/.](\d{1,2})[-/.](\d{4})", compact)
+    if m:
+        return f"{m[3]}-{int(m[1]):02d}-{int(m[2]):02d}"
+    m = re.fullmatch(r"(\d{1,2}) ?([a-z]{3})[a-z]* ?(\d{4})", text)
+    if m and m[2] in _MONTHS:
+        return f"{m[3]}-{_MONTHS[m[2]]:02d}-{int(m[1]):02d}"
+    return text
+
+
+NORMALIZERS = {"name": name, "street": street, "text": fold, "state": state, "email": email, "phone": digits,
+               "id": digits, "postcode": digits, "date": date, "number": digits}
+
+
+def normalize_frame(df: pd.DataFrame, fields: dict[str, str]) -> pd.DataFrame:
+    """Apply the normalizer of each field's declared kind (name, street, text, state, email, phone, id,
+    postcode, date, number)."""
+    out = pd.DataFrame(index=df.index)
+    for column, kind in fields.items():
+        func = NORMALIZERS[kind]
+        out[column] = [func(v) for v in df[column].tolist()]
+    return out

@@ -1,0 +1,35 @@
+"""Comparable parts of a free-text record ("John Doe, 123 Main St, john@example.com")."""
+
+from __future__ import annotations
+
+import re
+
+from aietl_pipelines.dedupe import normalize
+
+EMAIL = re.compile(r"[\w.+-]+\s*@\s*[\w-]+(?:\.[\w-]+)+")
+DATE = re.compile(r"\b(\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{4}|\d{1,2} [A-Za-z]{3,9} \d{4})\b")
+PHONE = re.compile(r"\+?\(?\d(?:(?:[ .-]|\)\s?|\s?\()?\d){8,14}")
+NUMBER = re.compile(r"\d+")
+WORD = re.compile(r"[a-z]+")
+
+
+def parse_text(text: str | None) -> dict[str, object]:
+    """email, phone, date, numbers (set of digit groups), words (normalised name/address words)."""
+    if not text:
+        return {"email": None, "phone": None, "date": None, "numbers": frozenset(), "words": None}
+    raw = str(text)
+    email_match = EMAIL.search(raw)
+    email = normalize.email(email_match.group(0)) if email_match else None
+    rest = EMAIL.sub(" ", raw)
+    date_match = DATE.search(rest)
+    date = normalize.date(date_match.group(0)) if date_match else None
+    rest = DATE.sub(" ", rest)
+    phone_match = PHONE.search(rest)
+    phone = normalize.digits(phone_match.group(0)) if phone_match else None
+    rest = PHONE.sub(" ", rest)
+    numbers = set(NUMBER.findall(rest))
+    if date:  # compact dates (19560409) read as a number; count them as the date only
+        numbers.discard(date.replace("-", ""))
+    folded = normalize.street(rest) or ""
+    words = " ".join(normalize.NICKNAMES.get(w, w) for w in WORD.findall(folded))
+    return {"email": email, "phone": phone, "date": date, "numbers": frozenset(numbers), "words": words or None}

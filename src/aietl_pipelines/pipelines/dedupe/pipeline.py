@@ -1,0 +1,28 @@
+"""Wiring of the dedupe pipeline."""
+
+from kedro.pipeline import Pipeline, node
+
+from . import nodes
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    """customers_raw → prepared → embeddings → candidates → scored pairs → clusters → golden records, metrics."""
+    p = "params:dedupe"
+    return Pipeline(
+        [
+            node(nodes.prepare_records, ["customers_raw", p], "dedupe_prepared", name="prepare_dedupe_records"),
+            node(nodes.embed_records, ["dedupe_prepared", p], "dedupe_embeddings", name="embed_records"),
+            node(nodes.find_candidate_pairs, ["dedupe_prepared", "dedupe_embeddings", p], "dedupe_candidates",
+                 name="find_candidate_pairs"),
+            node(nodes.score_candidate_pairs, ["dedupe_prepared", "dedupe_candidates", "dedupe_embeddings", p],
+                 ["dedupe_scored_pairs", "dedupe_match_model"], name="score_candidate_pairs"),
+            node(nodes.cluster_duplicates, ["dedupe_prepared", "dedupe_scored_pairs", p], "dedupe_clusters",
+                 name="cluster_duplicates"),
+            node(nodes.build_golden_records, ["customers_raw", "dedupe_clusters", p], "golden_records",
+                 name="build_golden_records"),
+            node(nodes.evaluate_dedupe,
+                 ["customers_raw", "dedupe_prepared", "dedupe_candidates", "dedupe_clusters", "dedupe_match_model", p],
+                 "dedupe_metrics", name="evaluate_dedupe"),
+        ],
+        tags=["dedupe"],
+    )
