@@ -1,0 +1,116 @@
+"""The guide's vector search API: `get_vector_search_service(provider="qdrant"|"weaviate")`.
+
+Provider names: ``qdrant`` = a Qdrant server when a URL is given (``url=`` or QDRANT_URL), otherwise Qdrant's
+embedded local mode (``path=`` or in memory); ``weaviate`` = a Weaviate server (``url=`` or WEAVIATE_URL);
+``numpy`` = exact in-process search. Guide-named methods are async; each has a ``_sync`` twin.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from aietl_pipelines.dedupe.matcher import DEFAULT_MATCH_THRESHOLD, score_text_matches
+from aietl_pipelines.embeddings import EMBEDDING_DIM, embed_texts
+from aietl_pipelines.errors import AietlInputError
+from aietl_pipelines.vectorstores import VectorStore, get_vector_store
+
+TEXT_KEY = "text"
+
+
+def _backend(provider: str, options: Mapping[str, Any]) -> VectorStore:
+    if provider == "qdrant":
+        if options.get("url") or os.environ.get("QDRANT_URL"):
+            return get_vector_store("qdrant", **options)
+        return get_vector_store("qdrant_local", path=options.get("path", ":memory:"))
+    return get_vector_store(provider, **options)
+
+
+class VectorSearchService:
+    """Index records as embeddings with their text and metadata; search them and find duplicates."""
+
+    def __init__(self, provider: str = "qdrant", cache_dir: str | None = None, **options: Any) -> None:
+        self.provider = provider
+        self.store = _backend(provider, options)
+        self.cache_dir = cache_dir
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        for i, t in enumerate(texts):
+            if t is None or not str(t).strip():
+                raise AietlInputError(f"Text #{i} is empty: a record needs text to be indexed or searched.")
+        return embed_texts([str(t) for t in texts], cache_dir=self.cache_dir)
+
+    # sync core -------------------------------------------------------------------------------------
+    def create_collection_sync(self, name: str, recreate: bool = False) -> dict[str, Any]:
+        self.store.create_collection(name, EMBEDDING_DIM, recreate=recreate)
+        return {"collection_name": name, "dimension": EMBEDDING_DIM, "provider": self.provider}
+
+    def index_record_sync(self, collection_name: str, record_id: str, text: str,
+                          metadata: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        vector = self._embed([text])
+        self.store.upsert(collection_name, [str(record_id)], vector, [{**(metadata or {}), TEXT_KEY: text}])
+        return {"record_id": str(record_id), "indexed": True}
+
+    def batch_index_sync(self, collection_name: str, records: Iterable[Mapping[str, Any]] | pd.DataFrame,
+                         text_field: str = "text", id_field: str = "id") -> dict[str, Any]:
+        frame = records if isinstance(records, pd.DataFrame) else pd.DataFrame(list(records))
+        missing = [c for c in (text_field, id_field) if c not in frame.columns]
+        if missing:
+            raise AietlInputError(f"Records lack {missing} (columns: {list(frame.columns)}); set text_field/id_field.")
+        ids = frame[id_field].astype(str)
+        if ids.duplicated().any():
+            raise AietlInputError(f"Duplicate ids in '{id_field}': {ids[ids.duplicated()].unique()[:10].tolist()}.")
+        vectors = self._embed(frame[text_field].tolist())
+        payloads = [{k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items() if k != id_field}
+                    for row in frame.to_dict(orient="records")]
+        for p, t in zip(payloads, frame[text_field].tolist(), strict=True):
+            p[TEXT_KEY] = t
+        self.store.upsert(collection_name, ids.tolist(), vectors, payloads)
+        return {"indexed": len(frame), "collection_name": collection_name}
+
+    def search_sync(self, collection_name: str, query: str, filters: Mapping[str, Any] | None = None,
+                    limit: int = 10) -> list[dict[str, Any]]:
+        hits = self.store.query(collection_name, self._embed([query])[0], limit=limit, filters=filters)
+        return [{"record_id": h.record_id, "score": h.score, "metadata": dict(h.payload)} for h in hits]
+
+    def find_duplicates_sync(self, collection_name: str, text: str, threshold: float = DEFAULT_MATCH_THRESHOLD,
+                             limit: int = 10) -> list[dict[str, Any]]:
+        """Nearest records scored by the dedupe match model: similarity_score = match probability."""
+        hits = self.store.query(collection_name, self._embed([text])[0], limit=limit)
+        scores = score_text_matches(text, [str(h.payload.get(TEXT_KEY, "")) for h in hits])
+        out = [{"record_id": h.record_id, "similarity_score": float(s), "cosine": h.score,
+                "is_duplicate": bool(s >= threshold), "metadata": {k: v for k, v in h.payload.items() if k != "record_id"}}
+               for h, s in zip(hits, scores, strict=True)]
+        return sorted(out, key=lambda r: -r["similarity_score"])
+
+    # async API of the guide ----------------------------------------------------------------------
+    async def create_collection(self, name: str) -> dict[str, Any]:
+        return self.create_collection_sync(name)
+
+    async def index_record(self, collection_name, record_id, text, metadata=None):
+        return await asyncio.to_thread(self.index_record_sync, collection_name, record_id, text, metadata)
+
+    async def batch_index(self, collection_name, records, text_field="text", id_field="id"):
+        return await asyncio.to_thread(self.batch_index_sync, collection_name, records, text_field, id_field)
+
+    async def find_duplicates(self, collection_name, text, threshold=DEFAULT_MATCH_THRESHOLD, limit=10):
+        return await asyncio.to_thread(self.find_duplicates_sync, collection_name, text, threshold, limit)
+
+    async def search(self, collection_name, query, filters=None, limit=10):
+        return await asyncio.to_thread(self.search_sync, collection_name, query, filters, limit)
+
+
+_SERVICES: dict[tuple, VectorSearchService] = {}
+
+
+def get_vector_search_service(provider: str = "qdrant", **options: Any) -> VectorSearchService:
+    """One service per provider and options in this process (collections live as long as it does)."""
+    key = (provider, tuple(sorted((k, str(v)) for k, v in options.items())))
+    if key not in _SERVICES:
+        _SERVICES[key] = VectorSearchService(provider, **options)
+    return _SERVICES[key]
