@@ -90,18 +90,18 @@ def digits(value: object) -> str | None:
 
 def date(value: object) -> str | None:
     """YYYY-MM-DD from common formats (2026-01-31, 01/31/2026, 31 Jan 2026, 20260131); else the folded text."""
-    text = fold(value)
+    text = fold(str(value).replace("/", "-")) if value is not None and not (isinstance(value, float) and pd.isna(value)) else None
     if text is None:
         return None
     compact = text.replace(" ", "")
-    if re.fullmatch(r"\d{8}", compact):
-        return f"{compact[:4]}-{compact[4:6]}-{compact[6:]}"
     m = re.fullmatch(r"(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})", compact)
     if m:
         return f"{m[1]}-{int(m[2]):02d}-{int(m[3]):02d}"
     m = re.fullmatch(r"(\d{1,2})[-/.](\d{1,2})[-/.](\d{4})", compact)
     if m:
         return f"{m[3]}-{int(m[1]):02d}-{int(m[2]):02d}"
+    if re.fullmatch(r"\d{8}", compact):
+        return f"{compact[:4]}-{compact[4:6]}-{compact[6:]}"
     m = re.fullmatch(r"(\d{1,2}) ?([a-z]{3})[a-z]* ?(\d{4})", text)
     if m and m[2] in _MONTHS:
         return f"{m[3]}-{_MONTHS[m[2]]:02d}-{int(m[1]):02d}"
