@@ -11,30 +11,42 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-MAX_PLOT_POINTS = 50_000
+MAX_CATEGORIES = 30
+
+
+def _numeric_bins(reference: pd.Series, current: pd.Series, bins: int = 40) -> tuple[np.ndarray, list, list]:
+    ref = reference.to_numpy(dtype="float64", na_value=np.nan)
+    cur = current.to_numpy(dtype="float64", na_value=np.nan)
+    ref, cur = ref[np.isfinite(ref)], cur[np.isfinite(cur)]
+    both = np.concatenate([ref, cur])
+    lo, hi = (float(both.min()), float(both.max())) if both.size else (0.0, 1.0)
+    if lo == hi:
+        hi = lo + 1.0
+    edges = np.linspace(lo, hi, bins + 1)
+    centers = (edges[:-1] + edges[1:]) / 2
+    shares = [np.histogram(x, bins=bins, range=(lo, hi))[0] / max(len(x), 1) for x in (ref, cur)]
+    return centers, shares[0].tolist(), shares[1].tolist()
 
 
 def _histograms(reference: pd.DataFrame, current: pd.DataFrame, table: pd.DataFrame) -> go.Figure:
+    """Distribution of each column, reference vs current, binned here (the page stays small at any size)."""
     columns = table["column"].tolist()
     rows = max(1, (len(columns) + 1) // 2)
     fig = make_subplots(rows=rows, cols=2, subplot_titles=columns or ["no columns"])
     for i, col in enumerate(columns):
         r, c = i // 2 + 1, i % 2 + 1
-        for label, frame, color in (("reference", reference, "#636efa"), ("current", current, "#ef553b")):
-            series = frame[col]
-            if len(series) > MAX_PLOT_POINTS:  # plot a sample; the statistics use every row
-                series = series.sample(MAX_PLOT_POINTS, random_state=0)
-            if table.iloc[i]["column_type"] == "num":
-                values = series.to_numpy(dtype="float64", na_value=np.nan)
-                values = values[np.isfinite(values)]
-                trace = go.Histogram(x=values, histnorm="probability", name=label, marker_color=color,
-                                     opacity=0.6, showlegend=i == 0, legendgroup=label)
-            else:
-                freq = series.astype(str).value_counts(normalize=True)
-                trace = go.Bar(x=freq.index.tolist(), y=freq.to_numpy(), name=label, marker_color=color,
-                               opacity=0.6, showlegend=i == 0, legendgroup=label)
-            fig.add_trace(trace, row=r, col=c)
-    fig.update_layout(barmode="overlay", height=280 * rows, margin={"t": 40, "b": 20})
+        if table.iloc[i]["column_type"] == "num":
+            x, ref_y, cur_y = _numeric_bins(reference[col], current[col])
+        else:
+            ref_f = reference[col].value_counts(normalize=True)
+            cur_f = current[col].value_counts(normalize=True)
+            ref_f.index, cur_f.index = ref_f.index.astype(str), cur_f.index.astype(str)
+            keys = ref_f.index.union(cur_f.index)[:MAX_CATEGORIES]
+            x, ref_y, cur_y = keys.tolist(), ref_f.reindex(keys, fill_value=0).tolist(), cur_f.reindex(keys, fill_value=0).tolist()
+        for label, y, color in (("reference", ref_y, "#636efa"), ("current", cur_y, "#ef553b")):
+            fig.add_trace(go.Bar(x=x, y=y, name=label, marker_color=color, opacity=0.6, showlegend=i == 0,
+                                 legendgroup=label), row=r, col=c)
+    fig.update_layout(barmode="overlay", bargap=0, height=280 * rows, margin={"t": 40, "b": 20})
     return fig
 
 
