@@ -14,6 +14,13 @@ from aietl_pipelines.tracking import check_tracking_server
 CHAMPION, CHALLENGER = "champion", "challenger"
 
 
+def _requirements() -> list[str]:
+    """What the model needs to load (explicit: MLflow's inference would list the whole environment)."""
+    from importlib.metadata import version
+
+    return [f"{name}=={version(name)}" for name in ("scikit-learn", "numpy", "pandas", "skops")]
+
+
 def load_champion(model_name: str) -> Any | None:
     """The model behind the `champion` alias, or None when there is none yet."""
     check_tracking_server()
@@ -46,7 +53,7 @@ def register_model(model: Any, model_name: str, input_example: pd.DataFrame, pro
         trusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
         info = mlflow.sklearn.log_model(model, name="failure_model", signature=signature,
                                         input_example=input_example, registered_model_name=model_name,
-                                        skops_trusted_types=trusted)
+                                        skops_trusted_types=trusted, pip_requirements=_requirements())
         version = str(info.registered_model_version)
         client = mlflow.MlflowClient()
         for key, value in (tags or {}).items():
