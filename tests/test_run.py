@@ -52,24 +52,37 @@ def project(tmp_path_factory) -> Path:
 
 
 @pytest.mark.slow
-def test_kedro_run_generates_data_and_tracks_an_mlflow_run(project):
-    result = kedro_run(project, "--pipeline", "data_generation")
+def test_kedro_run_runs_every_pipeline_and_tracks_an_mlflow_run(project):
+    result = kedro_run(project)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    runs = pd.read_parquet(project / "data" / "01_raw" / "etl_runs.parquet")
+    data = project / "data"
+    runs = pd.read_parquet(data / "01_raw" / "etl_runs.parquet")
     assert len(runs) == 8 * 21 * 12
-    customers = pd.read_parquet(project / "data" / "01_raw" / "customers.parquet")
-    assert customers["record_id"].is_unique and len(customers) > 150
+    customers = pd.read_parquet(data / "01_raw" / "customers.parquet")
+    golden = pd.read_parquet(data / "07_model_output" / "dedupe" / "golden_records.parquet")
+    assert sorted(m for ids in golden["member_ids"] for m in ids) == sorted(customers["record_id"])
+    assert (data / "08_reporting" / "drift_reports" / "drift_report.html").exists()
+    assert (data / "04_feature" / "pipeline_features.parquet").exists()
+    assert (data / "08_reporting" / "retraining_audit.jsonl").exists()
+    assert "aietl_pipeline_duration_seconds" in (data / "08_reporting" / "metrics.prom").read_text()
 
     mlflow.set_tracking_uri(f"sqlite:///{project}/mlflow.db")
     try:
         found = mlflow.search_runs(experiment_names=["aietl_pipelines"], output_format="list")
+        client = mlflow.MlflowClient()
+        champion = client.get_model_version_by_alias("pipeline_failure_model", "champion")
+        artifacts = [a.path for a in client.list_artifacts(found[0].info.run_id)]
     finally:
         mlflow.set_tracking_uri(None)
     assert len(found) == 1
-    tags = found[0].data.tags
-    assert tags["kedro.pipeline"] == "data_generation"
-    assert tags["git.commit"]
-    assert found[0].data.params["data_generation.telemetry.n_pipelines"] == "8"
+    run = found[0]
+    assert run.data.tags["kedro.pipeline"] == "__default__" and run.data.tags["git.commit"]
+    assert run.data.params["data_generation.telemetry.n_pipelines"] == "8"
+    assert run.data.metrics["dedupe_metrics.f1"] > 0.9
+    assert "drift_metrics.drift_share" in run.data.metrics
+    assert "retraining_metrics.candidate_roc_auc" in run.data.metrics
+    assert champion.run_id == run.info.run_id
+    assert "drift_reports" in artifacts
 
 
 @pytest.mark.slow
