@@ -63,3 +63,13 @@ def test_bad_input_is_clear():
     assert prepared["record_id"].tolist() == ["1", "2", "3"]  # null/empty/broken text is kept, not dropped
     result = engine.run(pd.DataFrame({"id": ["1", "2", "3"], "t": [None, "a b", ""]}), text)
     assert sorted(result.clusters["record_id"]) == ["1", "2", "3"]
+
+
+def test_free_text_mode_ignores_structured_blocking_rules():
+    config = engine.DedupeConfig(id_column="id", text_column="t", use_embeddings=False,
+                                 blocking=[["last_name", "postcode"]], fields={"last_name": "name"})
+    records = pd.DataFrame({"id": ["1", "2", "3"], "t": ["John Doe, 123 Main St, john@example.com",
+                                                        "Jon Doe, 123 Main Street, john@example.com",
+                                                        "Jane Dow, 9 Oak Avenue"]})
+    pairs = engine.candidate_pairs(engine.prepare_records(records, config), np.zeros((3, 0)), config)
+    assert [(a, b) for a, b in zip(pairs["left"], pairs["right"], strict=True)] == [(0, 1)]  # shared e-mail

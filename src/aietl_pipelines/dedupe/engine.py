@@ -126,7 +126,9 @@ def embed(prepared: pd.DataFrame, config: DedupeConfig) -> np.ndarray:
 
 def candidate_pairs(prepared: pd.DataFrame, vectors: np.ndarray, config: DedupeConfig) -> pd.DataFrame:
     """Blocking pairs ∪ kNN pairs, with the embedding cosine of each pair."""
-    rules = config.blocking or (TEXT_BLOCKING if config.mode == "text" else [[c] for c in config.fields])
+    default = TEXT_BLOCKING if config.mode == "text" else [[c] for c in config.fields]
+    # rules naming columns this mode does not have (structured rules in free-text mode) do not apply
+    rules = [r for r in config.blocking if all(c in prepared.columns for c in r)] or default
     blocked = cand.blocking_pairs(prepared, rules, config.max_block_size)
     knn = np.zeros((0, 2), dtype=np.int64)
     if vectors.shape[1]:
