@@ -52,22 +52,24 @@ def fold(value: object) -> str | None:
     return text or None
 
 
-def name(value: object) -> str | None:
-    """Folded name with nicknames mapped to the formal name."""
+def _map_words(value: object, separators: str, table: dict[str, str]) -> str | None:
+    """Fold, split on spaces and `separators`, replace each word found in `table`."""
     text = fold(value)
     if text is None:
         return None
-    text = text.replace(".", " ").replace("-", " ")
-    return " ".join(NICKNAMES.get(t, t) for t in text.split())
+    for sep in separators:
+        text = text.replace(sep, " ")
+    return " ".join(table.get(t, t) for t in text.split())
+
+
+def name(value: object) -> str | None:
+    """Folded name with nicknames mapped to the formal name."""
+    return _map_words(value, ".-", NICKNAMES)
 
 
 def street(value: object) -> str | None:
     """Folded address with street-type and direction abbreviations expanded."""
-    text = fold(value)
-    if text is None:
-        return None
-    text = text.replace(".", " ").replace("#", " ")
-    return " ".join(STREET_TYPES.get(t, t) for t in text.split())
+    return _map_words(value, ".#", STREET_TYPES)
 
 
 def state(value: object) -> str | None:
