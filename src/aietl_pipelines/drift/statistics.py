@@ -71,6 +71,10 @@ def _clean(column: pd.Series) -> pd.Series:
     return column.dropna()
 
 
+def _count_unique_sorted(values: np.ndarray) -> int:
+    return int(np.count_nonzero(values[1:] != values[:-1])) + 1 if values.size else 0
+
+
 class _Prepared:
     """One cleaned column, prepared once: sorted values (numeric) or value counts (categorical)."""
 
@@ -81,12 +85,13 @@ class _Prepared:
         if self.numeric:
             self.ref_sorted = np.sort(reference.to_numpy(dtype="float64"))
             self.cur_sorted = np.sort(current.to_numpy(dtype="float64"))
-            ref_u = self.ref_sorted[np.r_[True, self.ref_sorted[1:] != self.ref_sorted[:-1]]] if len(self.ref_sorted) else self.ref_sorted
-            cur_u = self.cur_sorted[np.r_[True, self.cur_sorted[1:] != self.cur_sorted[:-1]]] if len(self.cur_sorted) else self.cur_sorted
-            self.ref_nunique = len(ref_u)
+            self.ref_nunique = _count_unique_sorted(self.ref_sorted)
+            cur_nunique = _count_unique_sorted(self.cur_sorted)
             # only "<= 2", "<= 5" and "<= 20" matter: skip the union of two large unique sets
-            few = len(ref_u) <= 25 and len(cur_u) <= 25
-            self.n_values = len(np.union1d(ref_u, cur_u)) if few else max(len(ref_u), len(cur_u))
+            if self.ref_nunique <= 25 and cur_nunique <= 25:
+                self.n_values = len(np.union1d(self.ref_sorted, self.cur_sorted))
+            else:
+                self.n_values = max(self.ref_nunique, cur_nunique)
         else:
             self.ref_counts = reference.value_counts(sort=False)
             self.ref_counts = self.ref_counts[self.ref_counts > 0]
@@ -163,15 +168,19 @@ def _histogram_sorted(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
 def _wasserstein_sorted(u: np.ndarray, v: np.ndarray) -> float:
     """scipy.stats.wasserstein_distance (its _cdf_distance with p=1) on sorted samples.
 
-    Merging instead of scipy's searchsorted: at the end of a run of tied values the running counts equal
-    searchsorted(..., 'right'), and inside a run the distance between values is 0, so the sum is the same."""
-    merged = np.concatenate([u, v])
-    order = np.argsort(merged, kind="stable")
-    all_values = merged[order]
+    Instead of scipy's sort + two searchsorted passes, merge the two sorted samples by rank (u before equal v
+    values): at the end of every run of tied values the running counts equal scipy's searchsorted(..., 'right')
+    and inside a run the distance between values is 0, so the sum is the same."""
+    n, m = u.size, v.size
+    ranks = np.arange(n) + np.searchsorted(v, u, "left")
+    from_u = np.zeros(n + m, dtype=bool)
+    from_u[ranks] = True
+    all_values = np.empty(n + m, dtype=np.float64)
+    all_values[ranks] = u
+    all_values[~from_u] = v
     deltas = np.diff(all_values)
-    from_u = order < u.size
-    u_cdf = np.cumsum(from_u)[:-1] / u.size
-    v_cdf = np.cumsum(~from_u)[:-1] / v.size
+    u_cdf = np.cumsum(from_u)[:-1] / n
+    v_cdf = np.cumsum(~from_u)[:-1] / m
     return float(np.sum(np.multiply(np.abs(u_cdf - v_cdf), deltas)))
 
 
