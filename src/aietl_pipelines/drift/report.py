@@ -81,3 +81,12 @@ padding:4px 8px}}tr.drift{{background:#fde2e1}}.ALERT{{color:#c00}}.OK{{color:#0
 {rows}</table>
 {'<h3>Skipped columns</h3><ul>' + skipped + '</ul>' if skipped else ''}
 <h2>Distributions</h2>{plots}</body></html>"""
+
+
+def render_evidently_report(reference: pd.DataFrame, current: pd.DataFrame) -> str:
+    """Evidently's own DataDriftPreset report as HTML (slower: see docs/benchmarks.md)."""
+    from evidently import Report
+    from evidently.presets import DataDriftPreset
+
+    snapshot = Report([DataDriftPreset()]).run(current_data=current, reference_data=reference)
+    return snapshot.get_html_str(as_iframe=False)

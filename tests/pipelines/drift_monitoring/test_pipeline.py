@@ -38,6 +38,16 @@ def test_drift_episode_raises_alert_and_recommends_retraining(tmp_path):
     assert out["drift_history_new_entry"]["drift_share"] == summary["drift_share"]
 
 
+def test_evidently_report_by_parameter(tmp_path):
+    PARAMS["report_engine"] = "evidently"
+    try:
+        out = _run(generate_etl_runs(n_pipelines=3, days=20, runs_per_day=6, drift_start_day=14, seed=1), tmp_path)
+    finally:
+        PARAMS.pop("report_engine")
+    html = out["drift_report_html"]
+    assert "root_metric_" in html and "Drifted" in html and "ALERT" not in html  # Evidently's page, not ours
+
+
 def test_no_drift_no_alert(tmp_path):
     out = _run(generate_etl_runs(n_pipelines=6, days=20, runs_per_day=12, drift_start_day=None, seed=1), tmp_path)
     assert not out["drift_summary"]["alert_triggered"]

@@ -6,7 +6,7 @@ from typing import Any
 
 import pandas as pd
 
-from aietl_pipelines.drift.report import render_html_report
+from aietl_pipelines.drift.report import render_evidently_report, render_html_report
 from aietl_pipelines.drift.statistics import compute_drift
 from aietl_pipelines.drift.summary import should_trigger_retraining, summarize_drift
 from aietl_pipelines.drift.windows import split_windows
@@ -57,8 +57,12 @@ def build_drift_summary(
     return summary
 
 
-def render_drift_report(summary: dict[str, Any], reference: pd.DataFrame, current: pd.DataFrame) -> str:
-    """Self-contained HTML report of the summary with per-column distribution plots."""
+def render_drift_report(summary: dict[str, Any], reference: pd.DataFrame, current: pd.DataFrame,
+                        params: dict[str, Any]) -> str:
+    """HTML report: ours (the summary's numbers and distribution plots, fast) or, with
+    `drift_monitoring.report_engine: evidently`, Evidently's own DataDriftPreset report."""
+    if params.get("report_engine", "aietl") == "evidently":
+        return render_evidently_report(reference, current)
     return render_html_report(summary, reference, current)
 
 

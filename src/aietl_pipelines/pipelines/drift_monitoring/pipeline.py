@@ -16,7 +16,7 @@ def create_pipeline(**kwargs) -> Pipeline:
             node(nodes.build_drift_summary,
                  ["drift_column_results", "drift_skipped_columns", "drift_history", "params:drift_monitoring"],
                  "drift_summary", name="build_drift_summary"),
-            node(nodes.render_drift_report, ["drift_summary", "drift_reference", "drift_current"],
+            node(nodes.render_drift_report, ["drift_summary", "drift_reference", "drift_current", "params:drift_monitoring"],
                  "drift_report_html", name="render_drift_report"),
             node(nodes.drift_history_entry, "drift_summary", "drift_history_new_entry",
                  name="append_drift_history"),
