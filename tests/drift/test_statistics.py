@@ -91,3 +91,18 @@ def test_bad_input_is_named():
     assert "datetime" in skipped["when"] and "null" in skipped["n"]
     with pytest.raises(AietlInputError, match="Unknown drift test 'foo'"):
         compute_drift(ref[["a"]], ref[["a"]], tests={"a": "foo"})
+
+
+@pytest.mark.slow
+def test_embedding_drift_of_text_columns(tmp_path):
+    rng = np.random.default_rng(0)
+    topics_a = ["invoice overdue payment", "password reset request", "shipping delayed parcel"]
+    topics_b = ["kubernetes pod crash loop", "database connection timeout", "disk full on node"]
+    ref = pd.DataFrame({"note": [f"{rng.choice(topics_a)} #{i}" for i in range(150)], "x": rng.normal(0, 1, 150)})
+    same = pd.DataFrame({"note": [f"{rng.choice(topics_a)} #{i}" for i in range(150)], "x": rng.normal(0, 1, 150)})
+    moved = pd.DataFrame({"note": [f"{rng.choice(topics_b)} #{i}" for i in range(150)], "x": rng.normal(0, 1, 150)})
+    table, skipped = compute_drift(ref, moved, text_columns=["note"])
+    row = table.set_index("column").loc["note"]
+    assert row["test"] == "embedding_mmd" and row["drifted"] and "note" not in skipped
+    table, _ = compute_drift(ref, same, text_columns=["note"])
+    assert not table.set_index("column").loc["note", "drifted"]

@@ -316,6 +316,7 @@ def compute_drift(
     tests: Mapping[str, str] | None = None,
     thresholds: Mapping[str, float] | None = None,
     correction: str | None = None,
+    text_columns: Iterable[str] = (),
 ) -> tuple[pd.DataFrame, dict[str, str]]:
     """Drift of every monitorable column.
 
@@ -326,6 +327,7 @@ def compute_drift(
         tests: Per column or per column type ("num"/"cat") test override, e.g. {"num": "psi"}.
         thresholds: Per column or per test threshold override.
         correction: None or "bh" (Benjamini-Hochberg on the p-value tests).
+        text_columns: Free-text columns tested by embedding drift (`drift.embedding.text_drift`).
 
     Returns:
         (table with one row per column, {skipped column: reason}).
@@ -345,10 +347,18 @@ def compute_drift(
 
     # NumPy sorts release the GIL: columns run in parallel threads
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        rows = list(pool.map(one, ref.columns))
-    table = pd.DataFrame(rows, columns=list(ColumnDrift.__dataclass_fields__))
+        text_columns = list(text_columns)
+        rows = list(pool.map(one, [c for c in ref.columns if c not in text_columns]))
+    for col in text_columns:
+        from aietl_pipelines.drift.embedding import text_drift
+
+        if col not in reference.columns or col not in current.columns:
+            raise AietlInputError(f"Text column '{col}' (drift_monitoring.text_columns) is not in both frames.")
+        rows.append(text_drift(reference[col], current[col]))
+        skipped.pop(col, None)
+    table = pd.DataFrame(rows).reindex(columns=[*ColumnDrift.__dataclass_fields__, *(["mmd"] if text_columns else [])])
     if correction == "bh" and not table.empty:
-        mask = table["test"].isin(P_VALUE_TESTS)
+        mask = table["test"].isin(P_VALUE_TESTS | {"embedding_mmd"})
         if mask.any():
             adjusted = stats.false_discovery_control(table.loc[mask, "score"].to_numpy(), method="bh")
             table.loc[mask, "score"] = adjusted

@@ -39,6 +39,7 @@ def detect_column_drift(
         tests=params.get("tests") or None,
         thresholds=params.get("thresholds") or None,
         correction=params.get("correction"),
+        text_columns=params.get("text_columns") or (),
     )
 
 
