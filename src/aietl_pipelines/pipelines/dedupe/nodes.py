@@ -9,7 +9,6 @@ import pandas as pd
 
 from aietl_pipelines.dedupe import engine
 from aietl_pipelines.dedupe.evaluate import bcubed, candidate_quality, pairwise_scores
-from aietl_pipelines.dedupe.score import FellegiSunterModel
 from aietl_pipelines.dedupe.survivorship import build_golden_records as golden
 
 
@@ -67,8 +66,7 @@ def evaluate_dedupe(records: pd.DataFrame, prepared: pd.DataFrame, pairs: pd.Dat
                     model: dict[str, Any], params: dict[str, Any]) -> dict[str, float]:
     """Counts always; pairwise P/R/F1, B-cubed, pair completeness and reduction ratio when ground truth exists."""
     metrics = {"n_records": float(len(prepared)), "n_clusters": float(clusters["cluster_id"].nunique()),
-               "n_candidate_pairs": float(len(pairs)), "em_prior": float(FellegiSunterModel(**{
-                   k: model[k] for k in ("names", "sizes")}, prior=model["prior"]).prior)}
+               "n_candidate_pairs": float(len(pairs)), "em_prior": float(model["prior"])}
     truth_column = params.get("truth_column")
     if truth_column and truth_column in records.columns:
         truth = pd.factorize(records[truth_column].reset_index(drop=True))[0]
