@@ -36,3 +36,16 @@ def test_non_string_text_is_a_clear_error(tmp_path):
 
 def test_empty_input_gives_empty_matrix(tmp_path):
     assert embeddings.embed_texts([], cache_dir=tmp_path).shape == (0, embeddings.EMBEDDING_DIM)
+
+
+def test_query_vectors_agree_with_indexed_vectors():
+    from aietl_pipelines.embeddings import embed_query, embed_texts
+
+    texts = ["John Doe, 123 Main St, john@example.com", "Katherine Henry 1590 Union Place Reno", "jane dow 9 oak avenue"]
+    indexed = embed_texts(texts)
+    for text, vector in zip(texts, indexed, strict=True):
+        query = embed_query(text)
+        assert query.dtype == np.float32 and query.shape == (384,)
+        assert float(query @ vector) > 0.995
+    with pytest.raises(AietlInputError):
+        embed_query(None)

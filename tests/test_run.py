@@ -86,6 +86,27 @@ def test_kedro_run_runs_every_pipeline_and_tracks_an_mlflow_run(project):
 
 
 @pytest.mark.slow
+def test_incremental_dedupe_adds_the_held_back_records(project):
+    """After the full run: `kedro run --pipeline dedupe_incremental` on the records data_generation held back."""
+    data = project / "data"
+    if not (data / "07_model_output" / "dedupe" / "state" / "model.json").exists():
+        pytest.skip("needs the full `kedro run` of the previous test")
+    old = pd.read_parquet(data / "01_raw" / "customers.parquet")
+    new = pd.read_parquet(data / "01_raw" / "customers_new.parquet")
+    assert len(new) > 0 and not set(new["record_id"]) & set(old["record_id"])
+    result = kedro_run(project, "--pipeline", "dedupe_incremental")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    clusters = pd.read_parquet(data / "07_model_output" / "dedupe" / "clusters.parquet")
+    assert clusters["record_id"].tolist() == [*old["record_id"].astype(str), *new["record_id"].astype(str)]
+    truth = pd.concat([old, new], ignore_index=True)["true_cluster_id"]
+    from aietl_pipelines.dedupe.evaluate import pairwise_scores
+
+    assert pairwise_scores(clusters["cluster_id"].to_numpy(), pd.factorize(truth)[0])["f1"] > 0.9
+    again = kedro_run(project, "--pipeline", "dedupe_incremental")  # the same records twice: a clear error
+    assert again.returncode != 0 and "already in the earlier run" in again.stdout + again.stderr
+
+
+@pytest.mark.slow
 def test_missing_raw_file_gives_one_clear_message(tmp_path):
     result = kedro_run(_copy_project(tmp_path), "--pipeline", "drift_monitoring")
     assert result.returncode != 0

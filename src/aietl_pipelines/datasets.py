@@ -104,3 +104,27 @@ class TableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
 
     def _describe(self) -> dict[str, Any]:
         return {"filepath": self._filepath}
+
+
+class DedupeStateDataset(AbstractDataset[Any, Any]):
+    """The state a dedupe run leaves for incremental runs (a directory; see `dedupe.engine.save_state`)."""
+
+    def __init__(self, path: str, metadata: dict[str, Any] | None = None) -> None:
+        self._path = Path(path)
+        self.metadata = metadata
+
+    def _load(self) -> Any:
+        from aietl_pipelines.dedupe.engine import load_state
+
+        return load_state(self._path)
+
+    def _save(self, data: Any) -> None:
+        from aietl_pipelines.dedupe.engine import save_state
+
+        save_state(data, self._path)
+
+    def _exists(self) -> bool:
+        return (self._path / "model.json").exists()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"path": str(self._path)}

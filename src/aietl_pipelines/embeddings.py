@@ -46,6 +46,44 @@ def get_model() -> Any:
     return model
 
 
+@lru_cache(maxsize=1)
+def bf16_matmul_is_fast() -> bool:
+    """Whether this CPU multiplies bfloat16 matrices natively (AVX512-BF16 or AMX): then bf16 is ~3x fp32."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+@lru_cache(maxsize=1)
+def get_query_model() -> Any:
+    """The model for one query text at a time: a bfloat16 copy where the CPU has native bf16.
+
+    A single short query is bound by reading the weights (88 MB in float32); in bfloat16 it takes 4.6 ms
+    instead of 7.3 ms here, and its vector is within 0.999 cosine of the float32 one (tests/test_embeddings.py).
+    Indexed records are always embedded in float32 by `embed_texts`.
+    """
+    import copy
+
+    import torch
+
+    model = get_model()
+    return copy.deepcopy(model).to(torch.bfloat16) if bf16_matmul_is_fast() else model
+
+
+def embed_query(text: str) -> np.ndarray:
+    """One query text → float32 vector (384,), L2-normalised (not cached: queries are one-off)."""
+    import torch
+
+    (item,) = _validate([text])
+    with torch.inference_mode():
+        vector = get_query_model().encode([item], convert_to_tensor=True, normalize_embeddings=True)[0]
+    out = vector.float().numpy().astype(np.float32)
+    norm = float(np.linalg.norm(out))
+    return out / norm if norm else out
+
+
 def text_key(text: str) -> str:
     """Cache key of a text: SHA-1 of its UTF-8 bytes."""
     return hashlib.sha1(text.encode("utf-8")).hexdigest()

@@ -7,7 +7,7 @@ from aietl_pipelines.vectorstores.weaviate import build_filter as weaviate_filte
 from aietl_pipelines.vectorstores.weaviate import collection_name
 
 
-@pytest.mark.parametrize("backend", ["numpy", "qdrant_local"])
+@pytest.mark.parametrize("backend", ["numpy", "qdrant_edge", "qdrant_local"])
 def test_same_answers_on_every_embedded_backend(backend):
     rng = np.random.default_rng(0)
     vectors = rng.normal(size=(50, 8)).astype(np.float32)

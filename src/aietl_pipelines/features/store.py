@@ -17,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from aietl_pipelines.errors import AietlInputError
@@ -75,6 +76,10 @@ def _utc_column(frame: pd.DataFrame, column: str, name: str) -> pd.Series:
     return values.dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
 
 
+def _ns(values: pd.Series) -> np.ndarray:
+    return pd.to_datetime(values, utc=True).to_numpy("datetime64[ns]").view("int64")
+
+
 def point_in_time_join(
     entity_df: pd.DataFrame,
     features: pd.DataFrame,
@@ -83,28 +88,71 @@ def point_in_time_join(
     join_key: str = defs.JOIN_KEY,
     timestamp_column: str = "event_timestamp",
 ) -> pd.DataFrame:
-    """Each entity row gets the latest feature row of its key at or before its timestamp, within ttl.
+    """Each entity row gets the latest feature row of its key at or before its timestamp, within ttl
+    (ties on the event timestamp: the latest created_timestamp, then the later row).
 
     Rows are never dropped or merged: the result has exactly the entity rows, in their order; values are null
-    where no feature row is in range.
+    where no feature row is in range. Same answer as pandas ``merge_asof(direction="backward",
+    tolerance=ttl, by=join_key)``, computed with one ``searchsorted`` on (key, time-rank) codes, which is
+    about twice as fast at 1M feature rows (docs/features.md).
     """
-    left = entity_df.copy()
-    left["__row"] = range(len(left))
-    left["__ts"] = _utc_column(left, timestamp_column, "entity_df")
-    right = features[[join_key, "event_timestamp", "created_timestamp", *feature_names]].copy()
-    right = right.sort_values(["event_timestamp", "created_timestamp"], kind="stable")
-    right = right.drop_duplicates([join_key, "event_timestamp"], keep="last")
-    right = right.rename(columns={"event_timestamp": "__fts"}).drop(columns="created_timestamp")
-    right["__fts"] = pd.to_datetime(right["__fts"], utc=True).astype("datetime64[ns, UTC]")
-    clash = [c for c in feature_names if c in left.columns]
-    if clash:
-        left = left.drop(columns=clash)
-    merged = pd.merge_asof(
-        left.sort_values("__ts", kind="stable"), right.sort_values("__fts", kind="stable"),
-        left_on="__ts", right_on="__fts", by=join_key, direction="backward", tolerance=ttl,
-    )
-    merged = merged.sort_values("__row", kind="stable").drop(columns=["__row", "__ts", "__fts"])
-    return merged.reset_index(drop=True)
+    left_ts = _ns(_utc_column(entity_df, timestamp_column, "entity_df"))
+    keys = features[join_key]
+    if isinstance(keys.dtype, pd.CategoricalDtype):
+        right_codes, uniques = keys.cat.codes.to_numpy("int64"), pd.Index(keys.cat.categories)
+    else:
+        right_codes, uniques = pd.factorize(keys)
+        uniques = pd.Index(uniques)
+    left_codes = uniques.get_indexer(entity_df[join_key])
+    right_ts = _ns(features["event_timestamp"])
+    created = _ns(features["created_timestamp"]) if "created_timestamp" in features.columns else right_ts
+    # sort the feature rows by (key, event time, created time, position); the last of equal (key, time) wins
+    order = np.lexsort((np.arange(len(features)), created, right_ts, right_codes))
+    order = order[right_codes[order] >= 0]
+    rc, rt = right_codes[order], right_ts[order]
+    # rank all timestamps together so (key, rank) packs into one int64 that sorts like (key, time)
+    ranks = np.unique(np.concatenate([rt, left_ts]), return_inverse=True)[1].astype("int64")
+    width = int(ranks.max()) + 1 if len(ranks) else 1
+    right_packed = rc * width + ranks[: len(rt)]
+    left_packed = left_codes.astype("int64") * width + ranks[len(rt):]
+    pos = np.searchsorted(right_packed, left_packed, side="right") - 1
+    found = (left_codes >= 0) & (pos >= 0)
+    pos_safe = np.where(found, pos, 0)
+    found &= rc[pos_safe] == left_codes if len(rc) else False
+    found &= (left_ts - rt[pos_safe] if len(rt) else left_ts) <= int(pd.Timedelta(ttl).value)
+    take = order[pos_safe] if len(order) else pos_safe
+    result = entity_df.drop(columns=[c for c in feature_names if c in entity_df.columns]).reset_index(drop=True)
+    for name in feature_names:
+        column = features[name]
+        values = column.to_numpy()[take] if len(features) else np.full(len(result), np.nan)
+        if found.all():
+            result[name] = pd.Series(values, dtype=column.dtype)
+        else:
+            series = pd.Series(values)
+            if pd.api.types.is_integer_dtype(series.dtype) or pd.api.types.is_bool_dtype(series.dtype):
+                series = series.astype("float64")  # as merge_asof: missing integers become NaN
+            result[name] = series.where(found)
+    return result
+
+
+def _read_source(path: Path, names: Sequence[str]) -> pd.DataFrame:
+    """The needed columns of an offline source; the join key comes back categorical (parquet's dictionary)."""
+    import pyarrow.parquet as pq
+
+    available = set(pq.read_schema(path).names)
+    wanted = [defs.JOIN_KEY, "event_timestamp", *(["created_timestamp"] if "created_timestamp" in available else []),
+              *names]
+    missing = [c for c in wanted if c not in available]
+    if missing:
+        raise AietlInputError(f"The offline source {path} lacks columns {missing}.")
+    return pq.read_table(path, columns=wanted, read_dictionary=[defs.JOIN_KEY]).to_pandas()
+
+
+def _aware(value: datetime, name: str) -> datetime:
+    stamp = pd.Timestamp(value)
+    if stamp.tzinfo is None:
+        raise AietlInputError(f"{name} {value} is timezone-naive: pass a UTC time, e.g. datetime(..., tzinfo=timezone.utc).")
+    return stamp.tz_convert("UTC").to_pydatetime()
 
 
 @contextmanager
@@ -197,20 +245,71 @@ class FeatureStoreService:
             if not path.exists():
                 raise AietlInputError(f"The offline source of '{view}' ({path}) does not exist yet: run "
                                       "`kedro run --pipeline feature_engineering` first.")
-            source = pd.read_parquet(path)
-            if "created_timestamp" not in source.columns:
-                source["created_timestamp"] = source["event_timestamp"]
+            source = _read_source(path, names)
             result = point_in_time_join(result, source, names, pd.Timedelta(ttl))
         return result
 
     # online --------------------------------------------------------------------------------------
-    def materialize(self, start_date: datetime, end_date: datetime) -> None:
-        """Load feature values between the dates into the online store."""
-        self.store.materialize(start_date=start_date, end_date=end_date, feature_views=[defs.FEATURE_VIEW])
+    def materialize(self, start_date: datetime, end_date: datetime,
+                    feature_views: Sequence[str] = (defs.FEATURE_VIEW,)) -> int:
+        """Load the latest feature values between the dates (inclusive) into the online store.
 
-    def materialize_incremental(self, end_date: datetime) -> None:
-        """Load everything new since the last materialization up to end_date."""
-        self.store.materialize_incremental(end_date=end_date, feature_views=[defs.FEATURE_VIEW])
+        Same semantics as Feast's ``materialize`` (and the interval is recorded in the registry, so
+        ``materialize_incremental`` and ``feast materialize-incremental`` continue from it), with a bulk writer
+        for the SQLite online store (features/online_writer.py). Returns the number of entities written.
+        """
+        start, end = _aware(start_date, "start_date"), _aware(end_date, "end_date")
+        if end < start:
+            raise AietlInputError(f"materialize: end_date {end} is before start_date {start}.")
+        return sum(self._materialize_view(view, start, end) for view in feature_views)
+
+    def materialize_incremental(self, end_date: datetime,
+                                feature_views: Sequence[str] = (defs.FEATURE_VIEW,)) -> int:
+        """Load everything new since the last materialization (or end_date - ttl) up to end_date."""
+        end = _aware(end_date, "end_date")
+        written = 0
+        for view in feature_views:
+            fv = self.store.get_feature_view(view)
+            start = fv.most_recent_end_time
+            start = _aware(start, "most_recent_end_time") if start is not None else end - pd.Timedelta(fv.ttl)
+            written += self._materialize_view(view, start, end)
+        return written
+
+    def _materialize_view(self, view: str, start: datetime, end: datetime) -> int:
+        from feast.infra.online_stores.helpers import compute_table_id
+
+        from aietl_pipelines.features import online_writer
+
+        if view not in self._views:
+            raise AietlInputError(f"Unknown feature view '{view}'. Available: {', '.join(self._views)}.")
+        path, fields, _ = self._views[view]
+        if not path.exists():
+            raise AietlInputError(f"The offline source of '{view}' ({path}) does not exist yet: run "
+                                  "`kedro run --pipeline feature_engineering` first.")
+        columns = [defs.JOIN_KEY, "event_timestamp", *fields]
+        source = pd.read_parquet(path)
+        missing = [c for c in columns if c not in source.columns]
+        if missing:
+            raise AietlInputError(f"The offline source {path} lacks columns {missing} of view '{view}'.")
+        if "created_timestamp" not in source.columns:
+            source["created_timestamp"] = source["event_timestamp"]
+        latest = online_writer.latest_per_entity(source[[*columns, "created_timestamp"]], defs.JOIN_KEY, start, end)
+        fv = self.store.get_feature_view(view)
+        online = self.store.config.online_store
+        if getattr(online, "type", "") == "sqlite" and not getattr(online, "vector_enabled", False):
+            db = Path(online.path)
+            db = db if db.is_absolute() else self.repo_path / db
+            table = compute_table_id(self.store.project, fv,
+                                     self.store.config.registry.enable_online_feature_view_versioning)
+            written = online_writer.write_sqlite(db, table, latest, defs.JOIN_KEY,
+                                                 {n: str(t) for n, t in fields.items()})
+        elif not latest.empty:
+            self.store.write_to_online_store(view, latest)
+            written = len(latest)
+        else:
+            written = 0
+        self.store.registry.apply_materialization(fv, self.store.project, start, end, commit=True)
+        return written
 
     def get_pipeline_features(self, pipeline_ids: Sequence[str], features: Sequence[str] | None = None) -> pd.DataFrame:
         """Latest online values for each pipeline id (one row per id, in order)."""

@@ -1,7 +1,8 @@
 """The guide's vector search API: `get_vector_search_service(provider="qdrant"|"weaviate")`.
 
-Provider names: ``qdrant`` = a Qdrant server when a URL is given (``url=`` or QDRANT_URL), otherwise Qdrant's
-embedded local mode (``path=`` or in memory); ``weaviate`` = a Weaviate server (``url=`` or WEAVIATE_URL);
+Provider names: ``qdrant`` = a Qdrant server when a URL is given (``url=`` or QDRANT_URL), otherwise the Qdrant
+engine embedded in process (Qdrant Edge, HNSW; ``path=`` or a temporary directory); ``qdrant_local`` =
+qdrant-client's local mode (exact search in Python, slower: kept for parity with qdrant-client code); ``weaviate`` = a Weaviate server (``url=`` or WEAVIATE_URL);
 ``numpy`` = exact in-process search. Guide-named methods are async; each has a ``_sync`` twin.
 """
 
@@ -16,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from aietl_pipelines.dedupe.matcher import DEFAULT_MATCH_THRESHOLD, score_text_matches
-from aietl_pipelines.embeddings import EMBEDDING_DIM, embed_texts
+from aietl_pipelines.embeddings import EMBEDDING_DIM, embed_query, embed_texts
 from aietl_pipelines.errors import AietlInputError
 from aietl_pipelines.vectorstores import VectorStore, get_vector_store
 
@@ -27,7 +28,7 @@ def _backend(provider: str, options: Mapping[str, Any]) -> VectorStore:
     if provider == "qdrant":
         if options.get("url") or os.environ.get("QDRANT_URL"):
             return get_vector_store("qdrant", **options)
-        return get_vector_store("qdrant_local", path=options.get("path", ":memory:"))
+        return get_vector_store("qdrant_edge", path=options.get("path"), hnsw_ef=options.get("hnsw_ef"))
     return get_vector_store(provider, **options)
 
 
@@ -73,15 +74,20 @@ class VectorSearchService:
         self.store.upsert(collection_name, ids.tolist(), vectors, payloads)
         return {"indexed": len(frame), "collection_name": collection_name}
 
+    def _embed_query(self, text: str) -> np.ndarray:
+        if text is None or not str(text).strip():
+            raise AietlInputError("The query text is empty: pass the record text to search for.")
+        return embed_query(str(text))
+
     def search_sync(self, collection_name: str, query: str, filters: Mapping[str, Any] | None = None,
                     limit: int = 10) -> list[dict[str, Any]]:
-        hits = self.store.query(collection_name, self._embed([query])[0], limit=limit, filters=filters)
+        hits = self.store.query(collection_name, self._embed_query(query), limit=limit, filters=filters)
         return [{"record_id": h.record_id, "score": h.score, "metadata": dict(h.payload)} for h in hits]
 
     def find_duplicates_sync(self, collection_name: str, text: str, threshold: float = DEFAULT_MATCH_THRESHOLD,
                              limit: int = 10) -> list[dict[str, Any]]:
         """Nearest records scored by the dedupe match model: similarity_score = match probability."""
-        hits = self.store.query(collection_name, self._embed([text])[0], limit=limit)
+        hits = self.store.query(collection_name, self._embed_query(text), limit=limit)
         scores = score_text_matches(text, [str(h.payload.get(TEXT_KEY, "")) for h in hits])
         out = [{"record_id": h.record_id, "similarity_score": float(s), "cosine": h.score,
                 "is_duplicate": bool(s >= threshold), "metadata": {k: v for k, v in h.payload.items() if k != "record_id"}}

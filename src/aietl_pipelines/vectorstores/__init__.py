@@ -3,6 +3,7 @@
 | backend | what | where it runs |
 | --- | --- | --- |
 | ``numpy`` | exact cosine search in process memory (blocked matrix products) | here; the dedupe pipeline's default |
+| ``qdrant_edge`` | Qdrant Edge (qdrant-edge-py): the Qdrant engine in process with HNSW (``path``) | here; fast path |
 | ``qdrant_local`` | qdrant-client local mode (embedded, ``path`` or ``:memory:``) | here |
 | ``qdrant`` | qdrant-client against a Qdrant server (``url`` or ``QDRANT_URL``) | docker-compose |
 | ``weaviate`` | weaviate-client v4 against a Weaviate server (``url`` or ``WEAVIATE_URL``) | docker-compose |
@@ -16,7 +17,7 @@ from typing import Any
 from aietl_pipelines.errors import AietlInputError
 from aietl_pipelines.vectorstores.base import Hit, VectorStore, point_id
 
-BACKENDS = ("numpy", "qdrant_local", "qdrant", "weaviate")
+BACKENDS = ("numpy", "qdrant_edge", "qdrant_local", "qdrant", "weaviate")
 
 
 def get_vector_store(backend: str = "numpy", **options: Any) -> VectorStore:
@@ -25,6 +26,10 @@ def get_vector_store(backend: str = "numpy", **options: Any) -> VectorStore:
         from aietl_pipelines.vectorstores.exact import ExactVectorStore
 
         return ExactVectorStore()
+    if backend == "qdrant_edge":
+        from aietl_pipelines.vectorstores.edge import EdgeVectorStore
+
+        return EdgeVectorStore(path=options.get("path"), hnsw_ef=options.get("hnsw_ef"))
     if backend == "qdrant_local":
         from aietl_pipelines.vectorstores.qdrant import QdrantVectorStore
 

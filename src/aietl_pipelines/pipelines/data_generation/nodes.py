@@ -10,16 +10,26 @@ from aietl_pipelines.datagen.customers import generate_customers
 from aietl_pipelines.datagen.telemetry import generate_etl_runs
 
 
-def generate_customer_records(params: dict[str, Any]) -> pd.DataFrame:
-    """Customer records from several sources with known duplicate clusters.
+def generate_customer_records(params: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Customer records from several sources with known duplicate clusters, and the ones that arrive later.
 
     Args:
-        params: ``data_generation.customers`` parameters (n_entities, seed, ...).
+        params: ``data_generation.customers`` parameters (n_entities, seed, ...; ``holdout_share``: the share
+            of records, the most recently updated, held back as new arrivals for `dedupe_incremental`).
 
     Returns:
-        The customer table (schema in `aietl_pipelines.datagen.customers`).
+        (customers for the full dedupe run, new customers for the incremental run); schema in
+        `aietl_pipelines.datagen.customers`.
     """
-    return generate_customers(**params)
+    options = dict(params)
+    share = float(options.pop("holdout_share", 0.0))
+    records = generate_customers(**options)
+    n_new = int(round(share * len(records)))
+    if n_new == 0:
+        return records, records.iloc[:0]
+    order = records["updated_at"].rank(method="first").to_numpy()
+    later = order > len(records) - n_new
+    return records[~later].reset_index(drop=True), records[later].reset_index(drop=True)
 
 
 def generate_etl_run_telemetry(params: dict[str, Any]) -> pd.DataFrame:

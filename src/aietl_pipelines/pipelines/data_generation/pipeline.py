@@ -6,13 +6,13 @@ from .nodes import generate_customer_records, generate_etl_run_telemetry
 
 
 def create_pipeline(**kwargs) -> Pipeline:
-    """Sample customers and telemetry, written to data/01_raw."""
+    """Sample customers (and later arrivals for dedupe_incremental) and telemetry, written to data/01_raw."""
     return Pipeline(
         [
             node(
                 generate_customer_records,
                 inputs="params:data_generation.customers",
-                outputs="customers_raw",
+                outputs=["customers_raw", "customers_new"],
                 name="generate_customer_records",
             ),
             node(

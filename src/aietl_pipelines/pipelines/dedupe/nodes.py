@@ -22,9 +22,10 @@ def embed_records(prepared: pd.DataFrame, params: dict[str, Any]) -> np.ndarray:
     return engine.embed(prepared, engine.DedupeConfig.from_params(params))
 
 
-def find_candidate_pairs(prepared: pd.DataFrame, vectors: np.ndarray, params: dict[str, Any]) -> pd.DataFrame:
-    """Blocking-key pairs ∪ vector kNN pairs (row positions and cosine)."""
-    return engine.candidate_pairs(prepared, vectors, engine.DedupeConfig.from_params(params))
+def find_candidate_pairs(prepared: pd.DataFrame, vectors: np.ndarray, params: dict[str, Any]
+                         ) -> tuple[pd.DataFrame, np.ndarray]:
+    """Blocking-key pairs ∪ vector kNN pairs (row positions and cosine), and each record's k-th neighbour cosine."""
+    return engine.candidates_with_radius(prepared, vectors, engine.DedupeConfig.from_params(params))
 
 
 def score_candidate_pairs(prepared: pd.DataFrame, pairs: pd.DataFrame, vectors: np.ndarray,
@@ -75,3 +76,12 @@ def evaluate_dedupe(records: pd.DataFrame, prepared: pd.DataFrame, pairs: pd.Dat
         metrics.update(bcubed(predicted, truth))
         metrics.update(candidate_quality(pairs["left"].to_numpy(), pairs["right"].to_numpy(), truth))
     return metrics
+
+
+def build_dedupe_state(prepared: pd.DataFrame, vectors: np.ndarray, scored: pd.DataFrame, model: dict[str, Any],
+                       knn_radius: np.ndarray, params: dict[str, Any]) -> engine.DedupeState:
+    """What the next incremental run needs: prepared records, vectors, k-th neighbour cosines, matches, model."""
+    config = engine.DedupeConfig.from_params(params)
+    pairs = scored[["left", "right"]]
+    return engine.build_state(prepared, vectors, pairs, scored["match_probability"].to_numpy(),
+                              engine.FellegiSunterModel.from_dict(model), config, knn_radius)

@@ -1,0 +1,33 @@
+"""Nodes of the dedupe_incremental pipeline: thin wrappers over aietl_pipelines.dedupe.engine."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from aietl_pipelines.dedupe import engine
+
+
+def add_new_records(new_records: pd.DataFrame, state: engine.DedupeState, params: dict[str, Any]
+                    ) -> tuple[pd.DataFrame, pd.DataFrame, engine.DedupeState, dict[str, float]]:
+    """Match new records against the earlier run's state with its model (no refit); re-cluster every record.
+
+    Returns the clusters of all records (old and new), the scored pairs of the new records, the updated state and
+    counts for MLflow.
+    """
+    config = engine.DedupeConfig.from_params(params)
+    result = engine.run_incremental(new_records, state, config)
+    ids = result.prepared["record_id"].to_numpy()
+    pairs = result.pairs
+    scored = pd.DataFrame({"left_id": ids[pairs["left"].to_numpy()], "right_id": ids[pairs["right"].to_numpy()],
+                           "cosine": pairs["cosine"].to_numpy(), "match_probability": pairs["match_probability"].to_numpy(),
+                           "is_match": pairs["match_probability"].to_numpy() >= config.match_threshold})
+    n_old = len(state.prepared)
+    clusters = result.clusters
+    new_clusters = clusters.iloc[n_old:]
+    joined = int(new_clusters["cluster_id"].isin(clusters.iloc[:n_old]["cluster_id"]).sum())
+    metrics = {"n_records": float(len(clusters)), "n_new_records": float(len(new_records)),
+               "n_new_candidate_pairs": float(len(scored)), "n_new_matches": float(scored["is_match"].sum()),
+               "n_new_joined_existing_cluster": float(joined), "n_clusters": float(clusters["cluster_id"].nunique())}
+    return clusters, scored, result.state, metrics

@@ -1,0 +1,17 @@
+"""Wiring of the dedupe_incremental pipeline."""
+
+from kedro.pipeline import Pipeline, node
+
+from . import nodes
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    """customers_new + dedupe_state → clusters of all records, scored new pairs, updated state, metrics."""
+    return Pipeline(
+        [
+            node(nodes.add_new_records, ["customers_new", "dedupe_state", "params:dedupe"],
+                 ["dedupe_clusters_updated", "dedupe_new_scored_pairs", "dedupe_state_updated",
+                  "dedupe_incremental_metrics"], name="add_new_records"),
+        ],
+        tags=["dedupe", "dedupe_incremental"],
+    )
