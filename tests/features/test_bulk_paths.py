@@ -59,8 +59,10 @@ def test_materialize_incremental_continues_from_the_last_end(tmp_path, source):
     written = service.materialize_incremental(source["event_timestamp"].max().to_pydatetime())
     assert written == later["pipeline_id"].nunique()
     assert service.store.get_feature_view("pipeline_features").most_recent_end_time == source["event_timestamp"].max()
-    with pytest.raises(AietlInputError, match="timezone-naive"):
-        service.materialize(pd.Timestamp("2026-09-01").to_pydatetime(), pd.Timestamp("2026-09-02").to_pydatetime())
+    with pytest.raises(AietlInputError, match="is before start_date"):
+        service.materialize(pd.Timestamp("2026-09-02").to_pydatetime(), pd.Timestamp("2026-09-01").to_pydatetime())
+    with pytest.raises(AietlInputError, match="not a date"):
+        service.materialize("yesterday", pd.Timestamp("2026-09-01", tz="UTC"))
 
 
 def test_entity_keys_equal_feasts_serialization():

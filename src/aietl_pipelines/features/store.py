@@ -149,10 +149,15 @@ def _read_source(path: Path, names: Sequence[str]) -> pd.DataFrame:
 
 
 def _aware(value: datetime, name: str) -> datetime:
-    stamp = pd.Timestamp(value)
-    if stamp.tzinfo is None:
-        raise AietlInputError(f"{name} {value} is timezone-naive: pass a UTC time, e.g. datetime(..., tzinfo=timezone.utc).")
-    return stamp.tz_convert("UTC").to_pydatetime()
+    """A materialization bound in UTC; a naive one is taken as UTC, as Feast's own `materialize` does."""
+    try:
+        stamp = pd.Timestamp(value)
+    except (TypeError, ValueError) as exc:
+        raise AietlInputError(f"{name} {value!r} is not a date/time: {exc}") from None
+    if pd.isna(stamp):
+        raise AietlInputError(f"{name} is missing: pass a UTC date/time.")
+    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    return stamp.to_pydatetime()
 
 
 @contextmanager
