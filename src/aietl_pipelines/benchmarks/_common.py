@@ -38,3 +38,28 @@ def write_report(area: str, command: str, table: pd.DataFrame, notes: str = "") 
         f"# Benchmark: {area}\n\nCommand: `{command}`  \nMachine: {machine()}  \nRun: {stamp}\n\n"
         f"{table.to_markdown(index=False, floatfmt='.4g')}\n\n{notes}\n", encoding="utf-8")
     return path
+
+
+def splink_dedupe(frame: pd.DataFrame, comparisons: list, blocking_rules: list[list[str]],
+                  deterministic_rules: list[list[str]], em_rules: list[list[str]]) -> tuple[pd.Series, float]:
+    """Splink 5.0's unsupervised recipe (DuckDB): prior from deterministic rules, u by random sampling, m by EM
+    sessions, predictions clustered at 0.99. `frame` has `unique_id`; returns (cluster label per row, seconds)."""
+    import time
+
+    from splink import DuckDBAPI, Linker, SettingsCreator, block_on
+
+    t0 = time.perf_counter()
+    settings = SettingsCreator(link_type="dedupe_only", comparisons=comparisons,
+                               blocking_rules_to_generate_predictions=[block_on(*r) for r in blocking_rules],
+                               retain_intermediate_calculation_columns=False)
+    linker = Linker(DuckDBAPI().register(frame), settings, log_level="ERROR")
+    linker.training.estimate_probability_two_random_records_match([block_on(*r) for r in deterministic_rules],
+                                                                  recall=0.7)
+    linker.training.estimate_u_using_random_sampling(max_pairs=1e6)
+    for rule in em_rules:
+        linker.training.estimate_parameters_using_expectation_maximisation(block_on(*rule))
+    predictions = linker.inference.predict(threshold_match_probability=0.5)
+    clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(predictions, 0.99).as_pandas_dataframe()
+    seconds = time.perf_counter() - t0
+    mapping = dict(zip(clusters["unique_id"], clusters["cluster_id"], strict=True))
+    return pd.Series(pd.factorize(frame["unique_id"].map(mapping))[0], index=frame.index), seconds

@@ -17,7 +17,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from aietl_pipelines.benchmarks._common import peak_rss_mb, write_report
+from aietl_pipelines.benchmarks._common import peak_rss_mb, splink_dedupe, write_report
 from aietl_pipelines.dedupe import engine
 from aietl_pipelines.dedupe.candidates import knn_pairs
 from aietl_pipelines.dedupe.cluster import cluster_records
@@ -56,35 +56,19 @@ def run_guide_recipe(df: pd.DataFrame, truth: np.ndarray, name: str, column: str
 
 def run_splink(df: pd.DataFrame, truth: np.ndarray, name: str) -> dict:
     import splink.comparison_library as cl
-    from splink import DuckDBAPI, Linker, SettingsCreator, block_on
 
     frame = df.drop(columns=["true_cluster_id", "full_text", "record_text"], errors="ignore").rename(columns={"rec_id": "unique_id"})
-    t0 = time.perf_counter()
-    settings = SettingsCreator(
-        link_type="dedupe_only",
-        comparisons=[
-            cl.NameComparison("given_name"), cl.NameComparison("surname"),
-            cl.LevenshteinAtThresholds("date_of_birth", [1, 2]), cl.LevenshteinAtThresholds("soc_sec_id", [1, 2]),
-            cl.ExactMatch("street_number"), cl.JaroWinklerAtThresholds("address_1", [0.9, 0.8]),
-            cl.JaroWinklerAtThresholds("suburb", [0.9, 0.8]), cl.LevenshteinAtThresholds("postcode", [1]),
-            cl.ExactMatch("state"),
-        ],
-        blocking_rules_to_generate_predictions=[block_on(*r) for r in FEBRL_BLOCKING],
-        retain_intermediate_calculation_columns=False,
-    )
-    db_api = DuckDBAPI()
-    linker = Linker(db_api.register(frame), settings, log_level="ERROR")
-    linker.training.estimate_probability_two_random_records_match(
-        [block_on("given_name", "surname", "date_of_birth"), block_on("soc_sec_id")], recall=0.7)
-    linker.training.estimate_u_using_random_sampling(max_pairs=1e6)
-    linker.training.estimate_parameters_using_expectation_maximisation(block_on("date_of_birth"))
-    linker.training.estimate_parameters_using_expectation_maximisation(block_on("postcode"))
-    predictions = linker.inference.predict(threshold_match_probability=0.5)
-    clusters = linker.clustering.cluster_pairwise_predictions_at_threshold(predictions, 0.99).as_pandas_dataframe()
-    seconds = time.perf_counter() - t0
-    mapping = dict(zip(clusters["unique_id"], clusters["cluster_id"], strict=True))
-    labels = pd.factorize(frame["unique_id"].map(mapping))[0]
-    return _row(name, "Splink 5.0 (unsupervised EM, DuckDB)", labels, truth, seconds)
+    comparisons = [
+        cl.NameComparison("given_name"), cl.NameComparison("surname"),
+        cl.LevenshteinAtThresholds("date_of_birth", [1, 2]), cl.LevenshteinAtThresholds("soc_sec_id", [1, 2]),
+        cl.ExactMatch("street_number"), cl.JaroWinklerAtThresholds("address_1", [0.9, 0.8]),
+        cl.JaroWinklerAtThresholds("suburb", [0.9, 0.8]), cl.LevenshteinAtThresholds("postcode", [1]),
+        cl.ExactMatch("state"),
+    ]
+    labels, seconds = splink_dedupe(frame, comparisons, FEBRL_BLOCKING,
+                                    [["given_name", "surname", "date_of_birth"], ["soc_sec_id"]],
+                                    [["date_of_birth"], ["postcode"]])
+    return _row(name, "Splink 5.0 (unsupervised EM, DuckDB)", labels.to_numpy(), truth, seconds)
 
 
 def main() -> None:

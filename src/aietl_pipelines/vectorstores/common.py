@@ -49,3 +49,26 @@ def matches(payload: Mapping[str, Any], filters: Mapping[str, Any] | None) -> bo
         elif value != cond:
             return False
     return True
+
+
+RANGE_OPERATORS = ("gte", "gt", "lte", "lt")
+
+
+def translate_filters(filters: Mapping[str, Any] | None, *, field_condition: Any, match_value: Any, match_any: Any,
+                      range_: Any, filter_: Any) -> Any:
+    """Our filter dict → a Qdrant filter, built from the given classes (qdrant-client's `models` and qdrant_edge
+    have the same shapes): equality, any-of and ranges, combined with AND."""
+    if not filters:
+        return None
+    must = []
+    for key, cond in filters.items():
+        if isinstance(cond, Mapping):
+            unknown = set(cond) - set(RANGE_OPERATORS)
+            if unknown:
+                raise AietlInputError(f"Unknown range operator(s) {sorted(unknown)} in filter on '{key}': use gte/gt/lte/lt.")
+            must.append(field_condition(key=key, range=range_(**{k: float(v) for k, v in cond.items()})))
+        elif isinstance(cond, list | tuple | set):
+            must.append(field_condition(key=key, match=match_any(any=list(cond))))
+        else:
+            must.append(field_condition(key=key, match=match_value(value=cond)))
+    return filter_(must=must)

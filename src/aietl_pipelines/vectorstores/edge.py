@@ -23,7 +23,7 @@ import numpy as np
 
 from aietl_pipelines.errors import AietlInputError
 from aietl_pipelines.vectorstores.base import RECORD_ID_KEY, Hit, point_id
-from aietl_pipelines.vectorstores.common import as_matrix, unknown_collection
+from aietl_pipelines.vectorstores.common import as_matrix, translate_filters, unknown_collection
 
 _META = "aietl_collection.json"
 #: HNSW graph parameters (Qdrant's defaults: m=16, ef_construct=100).
@@ -34,20 +34,8 @@ def build_filter(filters: Mapping[str, Any] | None) -> Any:
     """Our filter dict → qdrant_edge ``Filter`` (equality, any-of, ranges)."""
     import qdrant_edge as qe
 
-    if not filters:
-        return None
-    must = []
-    for key, cond in filters.items():
-        if isinstance(cond, Mapping):
-            unknown = set(cond) - {"gte", "gt", "lte", "lt"}
-            if unknown:
-                raise AietlInputError(f"Unknown range operator(s) {sorted(unknown)} in filter on '{key}': use gte/gt/lte/lt.")
-            must.append(qe.FieldCondition(key=key, range=qe.RangeFloat(**{k: float(v) for k, v in cond.items()})))
-        elif isinstance(cond, list | tuple | set):
-            must.append(qe.FieldCondition(key=key, match=qe.MatchAny(any=list(cond))))
-        else:
-            must.append(qe.FieldCondition(key=key, match=qe.MatchValue(value=cond)))
-    return qe.Filter(must=must)
+    return translate_filters(filters, field_condition=qe.FieldCondition, match_value=qe.MatchValue,
+                             match_any=qe.MatchAny, range_=qe.RangeFloat, filter_=qe.Filter)
 
 
 class EdgeVectorStore:

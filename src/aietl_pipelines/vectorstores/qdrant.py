@@ -9,24 +9,15 @@ import numpy as np
 
 from aietl_pipelines.errors import AietlInputError
 from aietl_pipelines.vectorstores.base import RECORD_ID_KEY, Hit, point_id
-from aietl_pipelines.vectorstores.common import as_matrix, unknown_collection
+from aietl_pipelines.vectorstores.common import as_matrix, translate_filters, unknown_collection
 
 
 def build_filter(filters: Mapping[str, Any] | None) -> Any:
-    """Our filter dict → qdrant `Filter` (equality, any-of, ranges)."""
+    """Our filter dict → qdrant-client `Filter` (equality, any-of, ranges)."""
     from qdrant_client import models
 
-    if not filters:
-        return None
-    must = []
-    for key, cond in filters.items():
-        if isinstance(cond, Mapping):
-            must.append(models.FieldCondition(key=key, range=models.Range(**{k: cond[k] for k in cond})))
-        elif isinstance(cond, list | tuple | set):
-            must.append(models.FieldCondition(key=key, match=models.MatchAny(any=list(cond))))
-        else:
-            must.append(models.FieldCondition(key=key, match=models.MatchValue(value=cond)))
-    return models.Filter(must=must)
+    return translate_filters(filters, field_condition=models.FieldCondition, match_value=models.MatchValue,
+                             match_any=models.MatchAny, range_=models.Range, filter_=models.Filter)
 
 
 class QdrantVectorStore:
