@@ -2,6 +2,7 @@
 materialize (byte for byte), the NumPy point-in-time join against pandas merge_asof."""
 
 import sqlite3
+import time
 from datetime import timedelta
 
 import numpy as np
@@ -28,7 +29,10 @@ def source():
     return frame
 
 
-def test_bulk_materialize_writes_what_feast_writes(tmp_path, source):
+def test_bulk_materialize_writes_what_feast_writes(tmp_path, source, monkeypatch):
+    # Feast stores int(naive_utc.timestamp()), which Python reads as local time: compare on UTC, as CI runs
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
     ours = FeatureStoreService(repo_path=tmp_path / "ours", features_path=tmp_path / "f.parquet")
     ours.write_offline_source(source)
     ours.apply()
