@@ -62,8 +62,11 @@ def knn_search(queries: np.ndarray, base: np.ndarray, k: int, block: int = 2048,
     full_b = torch.from_numpy(np.ascontiguousarray(base, dtype=np.float32))
     q, b = (full_q.to(torch.bfloat16), full_b.to(torch.bfloat16)) if low else (full_q, full_b)
     tops, cosines = [], []
+    from tqdm.auto import tqdm
+
+    starts = range(0, len(queries), block)
     with torch.inference_mode():
-        for start in range(0, len(queries), block):
+        for start in tqdm(starts, desc="nearest neighbours", unit="block", disable=len(starts) < 10):
             stop = min(start + block, len(queries))
             sims = q[start:stop] @ b.T
             if self_offset is not None:
