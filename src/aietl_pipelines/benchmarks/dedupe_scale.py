@@ -11,7 +11,8 @@ are the base, the next `--new` rows arrive later. Steps, each in a fresh subproc
 4. find_duplicates on a collection of the base records (query text embedded per call): p50/p95 on the
    Qdrant Edge backend (the embedded default) and on qdrant-client local mode.
 
-`python -m aietl_pipelines.benchmarks.dedupe_scale [--records 100000] [--new 1000]`.
+`python -m aietl_pipelines.benchmarks.dedupe_scale [--records 100000] [--new 1000]`; with `--write-records DIR`
+it only writes the records, for measuring `kedro run --pipeline dedupe` on them (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -187,12 +188,21 @@ def main() -> None:
     parser.add_argument("--new", type=int, default=1_000)
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--local-points", type=int, default=100_000, help="points for qdrant-client local mode")
+    parser.add_argument("--write-records", metavar="DIR",
+                        help="only write DIR/customers_base.parquet and DIR/customers_new.parquet (for kedro run)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--provider", default="qdrant", help=argparse.SUPPRESS)
     parser.add_argument("--dir", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(WORKERS[args.worker](args)))
+        return
+    if args.write_records:
+        base, new = make_records(args.records, args.new)
+        Path(args.write_records).mkdir(parents=True, exist_ok=True)
+        base.to_parquet(Path(args.write_records) / "customers_base.parquet", index=False)
+        new.to_parquet(Path(args.write_records) / "customers_new.parquet", index=False)
+        print(f"wrote {len(base):,} + {len(new):,} records to {args.write_records}")
         return
     with tempfile.TemporaryDirectory() as tmp:
         args.dir = tmp
