@@ -68,8 +68,8 @@ def test_knn_search_bf16_finds_the_float32_neighbours():
     vectors = np.concatenate([base, base + 0.15 * rng.normal(size=base.shape).astype(np.float32)])  # twins
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     twin = np.r_[np.arange(1500, 3000), np.arange(1500)]
-    top32, cos32 = knn_search(vectors, vectors, 5, block=512, precision="float32", self_offset=0)
-    top16, cos16 = knn_search(vectors, vectors, 5, block=512, precision="bfloat16", self_offset=0)
+    top32, cos32, _ = knn_search(vectors, vectors, 5, block=512, precision="float32", self_offset=0)
+    top16, cos16, _ = knn_search(vectors, vectors, 5, block=512, precision="bfloat16", self_offset=0)
     assert not (top16 == np.arange(3000)[:, None]).any()  # never its own neighbour
     assert (top32[:, 0] == twin).all() and (top16[:, 0] == twin).mean() > 0.999
     exact = np.einsum("id,ikd->ik", vectors, vectors[top16])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -43,17 +44,29 @@ def blocking_pairs(keys: pd.DataFrame, rules: Sequence[Sequence[str]], max_block
     return _unique(np.concatenate(found) if found else np.zeros((0, 2), dtype=np.int64))
 
 
-def knn_search(queries: np.ndarray, base: np.ndarray, k: int, block: int = 2048, precision: str = "auto",
-               self_offset: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Top-k rows of `base` for each row of `queries` (normalised vectors): (indices, exact cosines), q x k.
+class Neighbours(NamedTuple):
+    """What `knn_search` finds: per query the top-k base rows and their exact cosines (q x k), and the
+    (query, base row) pairs whose similarity reaches that base row's `radius` (empty without a radius)."""
 
-    One matrix product and one top-k per block of queries (PyTorch, both cores). With ``precision="auto"`` the
-    products run in bfloat16 where the CPU has native bf16 instructions (3.5x faster than float32 at 100K
-    records; 99% of the float32 top-10 in a hard synthetic test) and the cosine of every returned pair is then
-    recomputed in float32, so scores and cuts are exact. `self_offset`: query i is base row self_offset + i and
-    is never its own neighbour.
+    indices: np.ndarray
+    cosines: np.ndarray
+    reverse: np.ndarray
+
+
+def knn_search(queries: np.ndarray, base: np.ndarray, k: int, block: int = 2048, precision: str = "auto",
+               self_offset: int | None = None, radius: np.ndarray | None = None) -> Neighbours:
+    """Top-k rows of `base` for each row of `queries` (normalised vectors), from one matrix product and one top-k
+    per block of queries (PyTorch, both cores).
+
+    With ``precision="auto"`` the products run in bfloat16 where the CPU has native bf16 instructions (3.5x
+    faster than float32 at 100K records; 99% of the float32 top-10 in a hard synthetic test) and the cosine of
+    every returned pair is then recomputed in float32, so scores and cuts are exact. `self_offset`: query i is base
+    row self_offset + i and is never its own neighbour. `radius` (one value per leading base row): also report
+    the pairs whose similarity is at least that row's radius — the base rows that would count the query among
+    their own k nearest (incremental runs), from the same products.
     """
     import torch
+    from tqdm.auto import tqdm
 
     if precision not in ("auto", "bfloat16", "float32"):
         raise ValueError(f"precision must be auto, bfloat16 or float32, not {precision!r}")
@@ -61,9 +74,8 @@ def knn_search(queries: np.ndarray, base: np.ndarray, k: int, block: int = 2048,
     full_q = torch.from_numpy(np.ascontiguousarray(queries, dtype=np.float32))
     full_b = torch.from_numpy(np.ascontiguousarray(base, dtype=np.float32))
     q, b = (full_q.to(torch.bfloat16), full_b.to(torch.bfloat16)) if low else (full_q, full_b)
-    tops, cosines = [], []
-    from tqdm.auto import tqdm
-
+    limit = torch.from_numpy(np.asarray(radius, dtype=np.float32)).to(q.dtype) if radius is not None else None
+    tops, cosines, reverse = [], [], []
     starts = range(0, len(queries), block)
     with torch.inference_mode():
         for start in tqdm(starts, desc="nearest neighbours", unit="block", disable=len(starts) < 10):
@@ -71,27 +83,35 @@ def knn_search(queries: np.ndarray, base: np.ndarray, k: int, block: int = 2048,
             sims = q[start:stop] @ b.T
             if self_offset is not None:
                 sims[torch.arange(stop - start), torch.arange(start, stop) + self_offset] = -2.0
+            if limit is not None:
+                hit = torch.nonzero(sims[:, : len(limit)] >= limit[None, :]).numpy()
+                reverse.append(hit + np.array([[start, 0]]))
             top = torch.topk(sims, k, dim=1).indices
             del sims
             tops.append(top.numpy().astype(np.int64))
             cosines.append(torch.einsum("bd,bkd->bk", full_q[start:stop], full_b[top]).numpy())  # exact
     if not tops:
-        return np.zeros((0, k), dtype=np.int64), np.zeros((0, k), dtype=np.float32)
-    return np.concatenate(tops), np.concatenate(cosines)
+        return Neighbours(np.zeros((0, k), dtype=np.int64), np.zeros((0, k), dtype=np.float32), np.zeros((0, 2), np.int64))
+    return Neighbours(np.concatenate(tops), np.concatenate(cosines),
+                      np.concatenate(reverse).astype(np.int64) if reverse else np.zeros((0, 2), dtype=np.int64))
+
+
+def neighbour_pairs(found: Neighbours, min_cosine: float, first_row: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(query row + first_row, neighbour) pairs of a `knn_search` whose cosine >= `min_cosine`, and the cosines."""
+    q, k = found.indices.shape
+    left = np.repeat(np.arange(first_row, first_row + q, dtype=np.int64), k)
+    right, cosine = found.indices.reshape(-1), found.cosines.reshape(-1).astype(np.float64)
+    keep = cosine >= min_cosine
+    return np.stack([left[keep], right[keep]], axis=1), cosine[keep]
 
 
 def knn_pairs(vectors: np.ndarray, k: int, min_cosine: float = 0.5, block: int = 2048,
               precision: str = "auto") -> tuple[np.ndarray, np.ndarray]:
     """Pairs (i, j) of each row with its k nearest neighbours whose cosine >= `min_cosine` (see `knn_search`)."""
-    n = len(vectors)
-    k = min(k, n - 1)
+    k = min(k, len(vectors) - 1)
     if k <= 0:
         return np.zeros((0, 2), dtype=np.int64), np.zeros(0)
-    top, cos = knn_search(vectors, vectors, k, block, precision, self_offset=0)
-    left = np.repeat(np.arange(n, dtype=np.int64), k)
-    right, cosine = top.reshape(-1), cos.reshape(-1).astype(np.float64)
-    keep = cosine >= min_cosine
-    return np.stack([left[keep], right[keep]], axis=1), cosine[keep]
+    return neighbour_pairs(knn_search(vectors, vectors, k, block, precision, self_offset=0), min_cosine)
 
 
 def pair_cosines(vectors: np.ndarray, left: np.ndarray, right: np.ndarray, chunk: int = 65_536) -> np.ndarray:
@@ -101,14 +121,6 @@ def pair_cosines(vectors: np.ndarray, left: np.ndarray, right: np.ndarray, chunk
         a, b = left[start:start + chunk], right[start:start + chunk]
         out[start:start + chunk] = np.einsum("ij,ij->i", vectors[a], vectors[b])
     return out
-
-
-def kth_cosine(vectors: np.ndarray, k: int, precision: str = "auto") -> np.ndarray:
-    """Cosine of each row's k-th nearest neighbour (the radius an incremental run compares new records to)."""
-    k = min(k, len(vectors) - 1)
-    if k <= 0:
-        return np.full(len(vectors), np.inf)
-    return knn_search(vectors, vectors, k, precision=precision, self_offset=0)[1].min(axis=1).astype(np.float64)
 
 
 def _unique(pairs: np.ndarray) -> np.ndarray:

@@ -21,11 +21,10 @@ from aietl_pipelines.dedupe import normalize
 from aietl_pipelines.dedupe.cluster import cluster_records
 from aietl_pipelines.dedupe.compare import compare_pairs
 from aietl_pipelines.dedupe.score import FellegiSunterModel, fit_em
-from aietl_pipelines.dedupe.textparse import parse_text
+from aietl_pipelines.dedupe.textparse import TEXT_KINDS, parse_text
 from aietl_pipelines.errors import AietlInputError
 
 logger = logging.getLogger(__name__)
-TEXT_KINDS = {"words": "tokens", "email": "email", "phone": "phone", "date": "date", "numbers": "numbers"}
 TEXT_BLOCKING = [["email"], ["phone"], ["date"], ["number_key"], ["first_word", "date"]]
 
 
@@ -131,35 +130,35 @@ def embed(prepared: pd.DataFrame, config: DedupeConfig) -> np.ndarray:
     return embed_texts(prepared["__text"].tolist(), cache_dir=config.cache_dir, show_progress=len(prepared) > 5000)
 
 
-def _candidates(prepared: pd.DataFrame, vectors: np.ndarray, config: DedupeConfig) -> tuple[pd.DataFrame, np.ndarray]:
+def _blocking_rules(prepared: pd.DataFrame, config: DedupeConfig) -> list[list[str]]:
     default = TEXT_BLOCKING if config.mode == "text" else [[c] for c in config.fields]
     # rules naming columns this mode does not have (structured rules in free-text mode) do not apply
-    rules = [r for r in config.blocking if all(c in prepared.columns for c in r)] or default
-    blocked = cand.blocking_pairs(prepared, rules, config.max_block_size)
-    knn = np.zeros((0, 2), dtype=np.int64)
-    kth = np.full(len(prepared), np.inf)
-    k = min(config.knn_k, len(prepared) - 1)
-    if vectors.shape[1] and k > 0:
-        top, cos = cand.knn_search(vectors, vectors, k, precision=config.knn_precision, self_offset=0)
-        kth = cos.min(axis=1).astype(np.float64)
-        rows = np.repeat(np.arange(len(prepared), dtype=np.int64), k)
-        keep = cos.reshape(-1) >= config.knn_min_cosine
-        knn = np.stack([rows[keep], top.reshape(-1)[keep]], axis=1)
-    pairs = cand.union_pairs(blocked, knn)
+    return [list(r) for r in config.blocking if all(c in prepared.columns for c in r)] or default
+
+
+def _pairs_frame(pairs: np.ndarray, vectors: np.ndarray) -> pd.DataFrame:
     cosine = (cand.pair_cosines(vectors, pairs[:, 0], pairs[:, 1]) if vectors.shape[1] and len(pairs)
               else np.full(len(pairs), np.nan))
-    return pd.DataFrame({"left": pairs[:, 0], "right": pairs[:, 1], "cosine": cosine}), kth
+    return pd.DataFrame({"left": pairs[:, 0], "right": pairs[:, 1], "cosine": cosine})
 
 
 def candidates_with_radius(prepared: pd.DataFrame, vectors: np.ndarray, config: DedupeConfig
                            ) -> tuple[pd.DataFrame, np.ndarray]:
-    """Candidate pairs and each record's k-th neighbour cosine (kept for incremental runs)."""
-    return _candidates(prepared, vectors, config)
+    """Blocking pairs ∪ kNN pairs with the embedding cosine of each pair, and each record's k-th neighbour
+    cosine (kept in the state for incremental runs)."""
+    groups = [cand.blocking_pairs(prepared, _blocking_rules(prepared, config), config.max_block_size)]
+    kth = np.full(len(prepared), np.inf)
+    k = min(config.knn_k, len(prepared) - 1)
+    if vectors.shape[1] and k > 0:
+        found = cand.knn_search(vectors, vectors, k, precision=config.knn_precision, self_offset=0)
+        kth = found.cosines.min(axis=1).astype(np.float64)
+        groups.append(cand.neighbour_pairs(found, config.knn_min_cosine)[0])
+    return _pairs_frame(cand.union_pairs(*groups), vectors), kth
 
 
 def candidate_pairs(prepared: pd.DataFrame, vectors: np.ndarray, config: DedupeConfig) -> pd.DataFrame:
     """Blocking pairs ∪ kNN pairs, with the embedding cosine of each pair."""
-    return _candidates(prepared, vectors, config)[0]
+    return candidates_with_radius(prepared, vectors, config)[0]
 
 
 def _kinds(config: DedupeConfig) -> dict[str, str]:
@@ -171,22 +170,26 @@ def structured_fields(config: DedupeConfig) -> list[str]:
     return list(config.fields) if config.mode == "structured" else []
 
 
+def _levels(prepared: pd.DataFrame, pairs: pd.DataFrame, vectors: np.ndarray, config: DedupeConfig
+            ) -> tuple[np.ndarray, list[str], list[int]]:
+    """Comparison levels of the given pairs, their names and level counts."""
+    use_cos = bool(vectors.shape[1]) and config.cosine_in_score
+    kinds = _kinds(config)
+    return compare_pairs({c: prepared[c].tolist() for c in kinds}, kinds, pairs["left"].to_numpy(),
+                         pairs["right"].to_numpy(), pairs["cosine"].to_numpy() if use_cos else None)
+
+
 def compare(prepared: pd.DataFrame, pairs: pd.DataFrame, vectors: np.ndarray, config: DedupeConfig
             ) -> tuple[np.ndarray, np.ndarray, list[str], list[int]]:
     """Level matrices of the candidate pairs and of random pairs (for u), names and level counts."""
-    kinds = _kinds(config)
-    values = {c: prepared[c].tolist() for c in kinds}
-    use_cos = bool(vectors.shape[1]) and config.cosine_in_score
-    levels, names, sizes = compare_pairs(values, kinds, pairs["left"].to_numpy(), pairs["right"].to_numpy(),
-                                         pairs["cosine"].to_numpy() if use_cos else None)
+    levels, names, sizes = _levels(prepared, pairs, vectors, config)
     rng = np.random.default_rng(config.seed)
     n = len(prepared)
     m = min(config.u_sample_pairs, n * (n - 1) // 2)
     a, b = rng.integers(0, n, m), rng.integers(0, n, m)
     keep = a != b
-    a, b = a[keep], b[keep]
-    cos = np.einsum("ij,ij->i", vectors[a], vectors[b]) if use_cos else None
-    random_levels, _, _ = compare_pairs(values, kinds, a, b, cos)
+    random_pairs = np.stack([a[keep], b[keep]], axis=1)
+    random_levels, _, _ = _levels(prepared, _pairs_frame(random_pairs, vectors), vectors, config)
     return levels, random_levels, names, sizes
 
 
@@ -234,11 +237,8 @@ def _matches(prepared: pd.DataFrame, pairs: pd.DataFrame, probability: np.ndarra
 
 
 def build_state(prepared: pd.DataFrame, vectors: np.ndarray, pairs: pd.DataFrame, probability: np.ndarray,
-                model: FellegiSunterModel, config: DedupeConfig, kth: np.ndarray | None = None) -> DedupeState:
-    """The state of a full run (each record's k-th neighbour cosine is computed unless given)."""
-    if kth is None:
-        kth = (cand.kth_cosine(vectors, config.knn_k, config.knn_precision) if vectors.shape[1]
-               else np.full(len(prepared), np.inf))
+                model: FellegiSunterModel, config: DedupeConfig, kth: np.ndarray) -> DedupeState:
+    """The state of a full run (`kth`: each record's k-th neighbour cosine, from `candidates_with_radius`)."""
     return DedupeState(prepared, vectors, kth, _matches(prepared, pairs, probability, config.match_threshold), model)
 
 
@@ -277,30 +277,18 @@ def run_incremental(new_records: pd.DataFrame, state: DedupeState, config: Dedup
     if new_vectors.shape[1] != state.vectors.shape[1]:
         raise AietlInputError("The earlier run's vectors have another dimension: run the full pipeline again.")
     vectors = np.concatenate([state.vectors, new_vectors]) if len(state.vectors) else new_vectors
-    default = TEXT_BLOCKING if config.mode == "text" else [[c] for c in config.fields]
-    rules = [r for r in config.blocking if all(c in prepared.columns for c in r)] or default
-    groups = [cand.blocking_pairs(prepared, rules, config.max_block_size, new_from=n_old)]
+    groups = [cand.blocking_pairs(prepared, _blocking_rules(prepared, config), config.max_block_size, new_from=n_old)]
     k = min(config.knn_k, len(prepared) - 1)
     kth_new = np.full(len(new), np.inf)
     if vectors.shape[1] and k > 0:
-        top, cos = cand.knn_search(new_vectors, vectors, k, precision="float32", self_offset=n_old)
-        kth_new = cos.min(axis=1).astype(np.float64)
-        rows = np.repeat(np.arange(n_old, len(prepared)), k)
-        keep = cos.reshape(-1) >= config.knn_min_cosine
-        groups.append(np.stack([rows[keep], top.reshape(-1)[keep]], axis=1))
-        if n_old:  # earlier records whose k-th neighbour a new record beats
-            sims = new_vectors @ state.vectors.T
-            j, i = np.nonzero((sims >= state.kth_cosine[None, :]) & (sims >= config.knn_min_cosine))
-            groups.append(np.stack([i, j + n_old], axis=1))
-    pair_array = cand.union_pairs(*groups)
-    cosine = (cand.pair_cosines(vectors, pair_array[:, 0], pair_array[:, 1]) if vectors.shape[1]
-              and len(pair_array) else np.full(len(pair_array), np.nan))
-    pairs = pd.DataFrame({"left": pair_array[:, 0], "right": pair_array[:, 1], "cosine": cosine})
-    kinds = _kinds(config)
-    values = {c: prepared[c].tolist() for c in kinds}
-    use_cos = bool(vectors.shape[1]) and config.cosine_in_score
-    levels, _, _ = compare_pairs(values, kinds, pairs["left"].to_numpy(), pairs["right"].to_numpy(),
-                                 pairs["cosine"].to_numpy() if use_cos else None)
+        # one pass over new x all: each new record's k nearest, and the earlier records whose k-th it beats
+        found = cand.knn_search(new_vectors, vectors, k, precision="float32", self_offset=n_old,
+                                radius=np.maximum(state.kth_cosine, config.knn_min_cosine))
+        kth_new = found.cosines.min(axis=1).astype(np.float64)
+        groups.append(cand.neighbour_pairs(found, config.knn_min_cosine, first_row=n_old)[0])
+        groups.append(np.stack([found.reverse[:, 1], found.reverse[:, 0] + n_old], axis=1))
+    pairs = _pairs_frame(cand.union_pairs(*groups), vectors)
+    levels, _, _ = _levels(prepared, pairs, vectors, config)
     probability = state.model.probability(levels) if len(levels) else np.zeros(0)
     pairs = pairs.assign(match_probability=probability)
     # clusters from every match so far: the earlier ones (by id) and the new ones

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from aietl_pipelines.dedupe.compare import compare_column
-from aietl_pipelines.dedupe.textparse import parse_text
+from aietl_pipelines.dedupe.textparse import TEXT_KINDS, parse_text
 
 #: A query and a record are duplicates when the model's match probability is at least this.
 DEFAULT_MATCH_THRESHOLD = 0.9
@@ -26,17 +26,16 @@ WEIGHTS = {
     "date": (0.0, 10.5, 4.0, 3.0, -3.0),
     "numbers": (0.0, 10.5, 8.0, 3.0, -5.0),
 }
-KINDS = {"words": "tokens", "email": "email", "phone": "phone", "date": "date", "numbers": "numbers"}
 
 
-def score_text_matches(query_text: str, candidate_texts: Sequence[str], cosines: np.ndarray | None = None) -> np.ndarray:
+def score_text_matches(query_text: str, candidate_texts: Sequence[str]) -> np.ndarray:
     """Match probability in [0, 1] of the query against each candidate text."""
     if not candidate_texts:
         return np.zeros(0)
     query = parse_text(query_text)
     cands = [parse_text(t) for t in candidate_texts]
     total = np.full(len(cands), np.log2(PRIOR / (1 - PRIOR)))
-    for name, kind in KINDS.items():
+    for name, kind in TEXT_KINDS.items():
         levels = compare_column(kind, [query[name]] * len(cands), [c[name] for c in cands])
         total += np.asarray(WEIGHTS[name])[levels]
     return 1.0 / (1.0 + np.power(2.0, -total))

@@ -11,6 +11,8 @@ DATE = re.compile(r"\b(\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{
 PHONE = re.compile(r"\+?\(?\d(?:(?:[ .-]|\)\s?|\s?\()?\d){8,14}")
 NUMBER = re.compile(r"\d+")
 WORD = re.compile(r"[a-z]+")
+#: The parsed parts and the comparison kind each is compared with (compare.py).
+TEXT_KINDS = {"words": "tokens", "email": "email", "phone": "phone", "date": "date", "numbers": "numbers"}
 
 
 def parse_text(text: str | None) -> dict[str, object]:
