@@ -28,7 +28,6 @@ class FeastFeatureViewDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         self._options = {"features_path": features_path, "repo_path": repo_path, "config": config,
                          "redis_url": redis_url, "registry_url": registry_url}
         self._materialize = materialize
-        self._filepath = features_path
         self.metadata = metadata
 
     def _service(self) -> FeatureStoreService:
@@ -43,6 +42,7 @@ class FeastFeatureViewDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         service.apply()
         if self._materialize and len(data):
             start = pd.Timestamp(data["event_timestamp"].min()).to_pydatetime()
+            # the bounds are inclusive; + 1 s so that the microsecond datetime still covers a nanosecond max
             end = (pd.Timestamp(data["event_timestamp"].max()) + pd.Timedelta(seconds=1)).to_pydatetime()
             service.materialize(start, end)
 

@@ -246,13 +246,23 @@ class FeatureStoreService:
             view, name = ref.split(":")
             by_view.setdefault(view, []).append(name)
         for view, names in by_view.items():
-            path, fields, ttl = self._views[view]
-            if not path.exists():
-                raise AietlInputError(f"The offline source of '{view}' ({path}) does not exist yet: run "
-                                      "`kedro run --pipeline feature_engineering` first.")
-            source = _read_source(path, names)
-            result = point_in_time_join(result, source, names, pd.Timedelta(ttl))
+            result = point_in_time_join(result, self._offline_source(view, names), names,
+                                        pd.Timedelta(self._view(view)[2]))
         return result
+
+    def _view(self, view: str) -> tuple[Path, dict[str, Any], Any]:
+        """(offline source path, features, ttl) of a view."""
+        if view not in self._views:
+            raise AietlInputError(f"Unknown feature view '{view}'. Available: {', '.join(self._views)}.")
+        return self._views[view]
+
+    def _offline_source(self, view: str, names: Sequence[str]) -> pd.DataFrame:
+        """The offline rows of a view: join key (categorical), timestamps and the named features."""
+        path = self._view(view)[0]
+        if not path.exists():
+            raise AietlInputError(f"The offline source of '{view}' ({path}) does not exist yet: run "
+                                  "`kedro run --pipeline feature_engineering` first.")
+        return _read_source(path, names)
 
     # online --------------------------------------------------------------------------------------
     def materialize(self, start_date: datetime, end_date: datetime,
@@ -285,20 +295,9 @@ class FeatureStoreService:
 
         from aietl_pipelines.features import online_writer
 
-        if view not in self._views:
-            raise AietlInputError(f"Unknown feature view '{view}'. Available: {', '.join(self._views)}.")
-        path, fields, _ = self._views[view]
-        if not path.exists():
-            raise AietlInputError(f"The offline source of '{view}' ({path}) does not exist yet: run "
-                                  "`kedro run --pipeline feature_engineering` first.")
-        columns = [defs.JOIN_KEY, "event_timestamp", *fields]
-        source = pd.read_parquet(path)
-        missing = [c for c in columns if c not in source.columns]
-        if missing:
-            raise AietlInputError(f"The offline source {path} lacks columns {missing} of view '{view}'.")
-        if "created_timestamp" not in source.columns:
-            source["created_timestamp"] = source["event_timestamp"]
-        latest = online_writer.latest_per_entity(source[[*columns, "created_timestamp"]], defs.JOIN_KEY, start, end)
+        fields = self._view(view)[1]
+        latest = online_writer.latest_per_entity(self._offline_source(view, list(fields)), defs.JOIN_KEY, start, end)
+        latest[defs.JOIN_KEY] = latest[defs.JOIN_KEY].astype(str)
         fv = self.store.get_feature_view(view)
         online = self.store.config.online_store
         if getattr(online, "type", "") == "sqlite" and not getattr(online, "vector_enabled", False):
