@@ -70,3 +70,17 @@ def test_servers_need_urls_and_weaviate_filters_translate(monkeypatch):
     assert weaviate_filter({"source": "crm", "n": {"gte": 2}}) is not None
     with pytest.raises(AietlInputError, match="Qdrant at http://127.0.0.1:9 is unreachable"):
         get_vector_store("qdrant", url="http://127.0.0.1:9")
+
+
+def test_edge_upsert_builds_the_hnsw_index_past_the_threshold(monkeypatch):
+    from aietl_pipelines.vectorstores import edge
+
+    monkeypatch.setattr(edge, "INDEXING_THRESHOLD_KB", 10)  # 160 points of 16 floats
+    store = edge.EdgeVectorStore()
+    vectors = np.random.default_rng(2).normal(size=(300, 16)).astype(np.float32)
+    store.create_collection("c", 16)
+    store.upsert("c", [f"p{i}" for i in range(100)], vectors[:100])
+    assert store._shard("c").info().indexed_vectors_count == 0  # 6 KB: searched exactly
+    store.upsert("c", [f"p{i}" for i in range(100, 300)], vectors[100:])
+    assert store._shard("c").info().indexed_vectors_count == 300
+    assert store.query("c", vectors[250], limit=1)[0].record_id == "p250"

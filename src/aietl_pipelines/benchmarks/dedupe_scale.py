@@ -151,8 +151,6 @@ def worker_search(args: argparse.Namespace) -> dict:
     t0 = time.perf_counter()
     service.store.upsert("customers", state.prepared["record_id"].tolist()[:n_points], state.vectors[:n_points],
                          [{TEXT_KEY: t} for t in texts[:n_points]])
-    if provider == "qdrant":
-        service.store.optimize("customers")  # build the HNSW index
     index_seconds = time.perf_counter() - t0
     service.find_duplicates_sync("customers", queries[0])  # load the model
     times = []
@@ -216,7 +214,7 @@ def main() -> None:
     write_report("dedupe_scale", command, table,
                  "Each step runs in a fresh process; `peak_rss_mb` is that process's peak resident memory. The cold "
                  "run starts with an empty embedding cache. For find_duplicates, `seconds` is the time to load the "
-                 "collection (and build the HNSW index for Qdrant Edge); latencies include embedding the query text "
+                 "collection (Qdrant Edge builds its HNSW index during the upsert); latencies include embedding the query text "
                  "and scoring the hits with the match model.")
 
 

@@ -1,9 +1,9 @@
 """Qdrant Edge backend (PyPI ``qdrant-edge-py``): the Qdrant engine in process, with HNSW.
 
 One ``EdgeShard`` per collection, in ``<path>/<collection>/`` (a temporary directory when no path is given).
-The same engine as a Qdrant server, without the server: cosine distance, payload filters, an HNSW index
-built by ``optimize()`` once a collection has more than ``full_scan_threshold`` points (below that, or for
-points added since the last optimisation, Qdrant searches them exactly). This is the embedded fast path for
+The same engine as a Qdrant server, without the server: cosine distance, payload filters, an HNSW index that
+`upsert` builds (``optimize()``) once the vectors outside it pass ``INDEXING_THRESHOLD_KB`` (about 6,700 MiniLM
+vectors), as a server's background optimizer would; points not yet indexed are searched exactly. This is the embedded fast path for
 ``find_duplicates``/``search`` on large collections (docs/vector_search.md).
 """
 
@@ -28,6 +28,8 @@ from aietl_pipelines.vectorstores.common import as_matrix, translate_filters, un
 _META = "aietl_collection.json"
 #: HNSW graph parameters (Qdrant's defaults: m=16, ef_construct=100).
 HNSW_M, HNSW_EF_CONSTRUCT, FULL_SCAN_THRESHOLD = 16, 100, 10_000
+#: KB of vectors outside the index at which the optimizer builds it (Qdrant's default indexing_threshold).
+INDEXING_THRESHOLD_KB = 10_000
 
 
 def build_filter(filters: Mapping[str, Any] | None) -> Any:
@@ -65,6 +67,7 @@ class EdgeVectorStore:
             vectors=qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine),
             hnsw_config=qe.HnswIndexConfig(m=HNSW_M, ef_construct=HNSW_EF_CONSTRUCT,
                                            full_scan_threshold=FULL_SCAN_THRESHOLD),
+            optimizers=qe.EdgeOptimizersConfig(indexing_threshold=INDEXING_THRESHOLD_KB),
         )
 
     def _shard(self, name: str) -> Any:
@@ -122,17 +125,21 @@ class EdgeVectorStore:
                       for r, v, p in zip(record_ids[start:start + batch_size], matrix[start:start + batch_size],
                                          payloads[start:start + batch_size], strict=True)]
             shard.update(qe.UpdateOperation.upsert_points(points))
+        info = shard.info()  # index what is past the threshold, as a server's background optimizer would
+        if (info.points_count - info.indexed_vectors_count) * self._dims[name] * 4 / 1024 >= INDEXING_THRESHOLD_KB:
+            shard.optimize()
 
     def optimize(self, name: str) -> bool:
-        """Build the HNSW index (and merge segments); returns whether anything changed."""
+        """Build the HNSW index (and merge segments) now; returns whether anything changed. `upsert` does it
+        by itself once the vectors outside the index pass ``INDEXING_THRESHOLD_KB``."""
         return bool(self._shard(name).optimize())
 
-    def _request(self, vector: np.ndarray, limit: int, filters: Mapping[str, Any] | None) -> Any:
+    def _request(self, vector: np.ndarray, limit: int, query_filter: Any) -> Any:
         import qdrant_edge as qe
 
         params = qe.SearchParams(hnsw_ef=self.hnsw_ef) if self.hnsw_ef else None
         return qe.QueryRequest(limit=int(limit), query=qe.Query.Nearest(vector.tolist()), with_payload=True,
-                               filter=build_filter(filters), params=params)
+                               filter=query_filter, params=params)
 
     @staticmethod
     def _hits(points: Sequence[Any]) -> list[Hit]:
@@ -141,7 +148,7 @@ class EdgeVectorStore:
     def query(self, name: str, vector: np.ndarray, *, limit: int = 10, filters=None) -> list[Hit]:
         shard = self._shard(name)
         query = as_matrix(vector, self._dims[name], name)[0]
-        return self._hits(shard.query(self._request(query, limit, filters)))
+        return self._hits(shard.query(self._request(query, limit, build_filter(filters))))
 
     def query_batch(self, name: str, vectors: np.ndarray, *, limit: int = 10, filters=None,
                     batch_size: int = 512) -> list[list[Hit]]:
@@ -149,9 +156,10 @@ class EdgeVectorStore:
 
         shard = self._shard(name)
         matrix = as_matrix(vectors, self._dims[name], name)
+        query_filter = build_filter(filters)
         out: list[list[Hit]] = []
         for start in range(0, len(matrix), batch_size):
-            requests = [self._request(v, limit, filters) for v in matrix[start:start + batch_size]]
+            requests = [self._request(v, limit, query_filter) for v in matrix[start:start + batch_size]]
             out.extend(self._hits(points) for points in shard.query_batch(qe.QueryBatchRequest(requests)))
         return out
 
