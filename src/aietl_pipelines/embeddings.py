@@ -79,7 +79,7 @@ def embed_query(text: str) -> np.ndarray:
     (item,) = _validate([text])
     with torch.inference_mode():
         vector = get_query_model().encode([item], convert_to_tensor=True, normalize_embeddings=True)[0]
-    out = vector.float().numpy().astype(np.float32)
+    out = vector.float().numpy()
     norm = float(np.linalg.norm(out))
     return out / norm if norm else out
 

@@ -40,11 +40,18 @@ class VectorSearchService:
         self.store = _backend(provider, options)
         self.cache_dir = cache_dir
 
-    def _embed(self, texts: list[str]) -> np.ndarray:
+    @staticmethod
+    def _texts(texts: list[Any]) -> list[str]:
         for i, t in enumerate(texts):
             if t is None or not str(t).strip():
                 raise AietlInputError(f"Text #{i} is empty: a record needs text to be indexed or searched.")
-        return embed_texts([str(t) for t in texts], cache_dir=self.cache_dir)
+        return [str(t) for t in texts]
+
+    def _embed(self, texts: list[Any]) -> np.ndarray:
+        return embed_texts(self._texts(texts), cache_dir=self.cache_dir)
+
+    def _embed_query(self, text: Any) -> np.ndarray:
+        return embed_query(self._texts([text])[0])
 
     # sync core -------------------------------------------------------------------------------------
     def create_collection_sync(self, name: str, recreate: bool = False) -> dict[str, Any]:
@@ -73,11 +80,6 @@ class VectorSearchService:
             p[TEXT_KEY] = t
         self.store.upsert(collection_name, ids.tolist(), vectors, payloads)
         return {"indexed": len(frame), "collection_name": collection_name}
-
-    def _embed_query(self, text: str) -> np.ndarray:
-        if text is None or not str(text).strip():
-            raise AietlInputError("The query text is empty: pass the record text to search for.")
-        return embed_query(str(text))
 
     def search_sync(self, collection_name: str, query: str, filters: Mapping[str, Any] | None = None,
                     limit: int = 10) -> list[dict[str, Any]]:
