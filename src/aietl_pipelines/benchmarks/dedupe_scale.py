@@ -78,24 +78,13 @@ def worker_cold(args: argparse.Namespace) -> dict:
 
 
 def worker_incremental(args: argparse.Namespace) -> dict:
-    from aietl_pipelines import embeddings
     from aietl_pipelines.dedupe import engine
+    from aietl_pipelines.embeddings import EmbeddingCache
 
     base, new = make_records(args.records, args.new)
     combined_truth = pd.factorize(pd.concat([base["true_cluster_id"], new["true_cluster_id"]]))[0]
     config = _config(f"{args.dir}/cache")
-    calls = {"texts": 0}
-    original = embeddings.get_model
-
-    class Counting:
-        def __init__(self, model):
-            self.model = model
-
-        def encode(self, texts, **kwargs):
-            calls["texts"] += len(texts)
-            return self.model.encode(texts, **kwargs)
-
-    embeddings.get_model = lambda: Counting(original())  # count what reaches the model
+    cached_before = len(EmbeddingCache(config.cache_dir))  # every text the model embeds lands in the cache
     t0 = time.perf_counter()
     state = engine.load_state(f"{args.dir}/state")
     result = engine.run_incremental(new, state, config)
@@ -103,7 +92,7 @@ def worker_incremental(args: argparse.Namespace) -> dict:
     quality = _quality(result, combined_truth)
     return {"step": f"incremental: {len(new):,} new vs {len(base):,} (state load included)", "tool": "aietl dedupe",
             "seconds": seconds, "peak_rss_mb": peak_rss_mb(), "candidate_pairs": len(result.pairs),
-            "texts embedded": calls["texts"], **{k: quality[k] for k in ("f1", "precision", "recall")}}
+            "texts embedded": len(EmbeddingCache(config.cache_dir)) - cached_before, **{k: quality[k] for k in ("f1", "precision", "recall")}}
 
 
 def worker_splink(args: argparse.Namespace) -> dict:
