@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 TORCH_SPEC  ?= torch==2.13.0
 TORCH_INDEX ?=
 
-.PHONY: setup run test test-fast lint bench bench-dedupe bench-dedupe-scale bench-drift bench-features viz mlflow-ui jupyter api services-up services-down clean
+.PHONY: setup run test test-fast lint bench bench-dedupe bench-dedupe-scale bench-dedupe-components bench-drift bench-features viz mlflow-ui jupyter api services-up services-down clean
 
 setup:  ## create .venv, install CPU torch first, then the project with pinned versions
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,13 +30,16 @@ test-fast:
 lint:
 	$(BIN)/ruff check . && $(BIN)/ruff format --check src tests
 
-bench: bench-dedupe bench-dedupe-scale bench-drift bench-features
+bench: bench-dedupe bench-dedupe-scale bench-dedupe-components bench-drift bench-features
 
 bench-dedupe:
 	$(BIN)/python -m aietl_pipelines.benchmarks.dedupe
 
 bench-dedupe-scale:
 	$(BIN)/python -m aietl_pipelines.benchmarks.dedupe_scale
+
+bench-dedupe-components:
+	$(BIN)/python -m aietl_pipelines.benchmarks.dedupe_components
 
 bench-drift:
 	$(BIN)/python -m aietl_pipelines.benchmarks.drift

@@ -60,8 +60,8 @@ def bf16_matmul_is_fast() -> bool:
 def get_query_model() -> Any:
     """The model for one query text at a time: a bfloat16 copy where the CPU has native bf16.
 
-    A single short query is bound by reading the weights (88 MB in float32); in bfloat16 it takes 4.6 ms
-    instead of 7.3 ms here, and its vector is within 0.999 cosine of the float32 one (tests/test_embeddings.py).
+    A single short query is bound by reading the weights (88 MB in float32); in bfloat16 it takes 4.4 ms
+    instead of 7.7 ms here (benchmarks/dedupe_components.py), and its vector is within 0.999 cosine of the float32 one (tests/test_embeddings.py).
     Indexed records are always embedded in float32 by `embed_texts`.
     """
     import copy

@@ -204,3 +204,10 @@ def generate_customers(n_entities: int = 2000, seed: int = 11, max_copies: int =
     frame["true_cluster_id"] = frame["true_cluster_id"].astype("int64")
     order = rng.permutation(len(frame))
     return frame.iloc[order].reset_index(drop=True)
+
+
+def hold_back_latest(records: pd.DataFrame, share: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split off the most recently updated `share` of the records as later arrivals: (earlier, later)."""
+    n_later = int(round(share * len(records)))
+    later = records["updated_at"].rank(method="first").to_numpy() > len(records) - n_later
+    return records[~later].reset_index(drop=True), records[later].reset_index(drop=True)

@@ -229,6 +229,16 @@ class DedupeResult:
     state: DedupeState | None = None
 
 
+def scored_pairs(prepared: pd.DataFrame, pairs: pd.DataFrame, probability: np.ndarray, threshold: float
+                 ) -> pd.DataFrame:
+    """Candidate pairs by record id and position, with cosine, match probability and `is_match`."""
+    ids = prepared["record_id"].to_numpy()
+    left, right = pairs["left"].to_numpy(), pairs["right"].to_numpy()
+    return pd.DataFrame({"left_id": ids[left], "right_id": ids[right], "left": left, "right": right,
+                         "cosine": pairs["cosine"].to_numpy(), "match_probability": probability,
+                         "is_match": probability >= threshold})
+
+
 def _matches(prepared: pd.DataFrame, pairs: pd.DataFrame, probability: np.ndarray, threshold: float) -> pd.DataFrame:
     keep = probability >= threshold
     ids = prepared["record_id"].to_numpy()

@@ -6,7 +6,7 @@ from typing import Any
 
 import pandas as pd
 
-from aietl_pipelines.datagen.customers import generate_customers
+from aietl_pipelines.datagen.customers import generate_customers, hold_back_latest
 from aietl_pipelines.datagen.telemetry import generate_etl_runs
 
 
@@ -23,13 +23,7 @@ def generate_customer_records(params: dict[str, Any]) -> tuple[pd.DataFrame, pd.
     """
     options = dict(params)
     share = float(options.pop("holdout_share", 0.0))
-    records = generate_customers(**options)
-    n_new = int(round(share * len(records)))
-    if n_new == 0:
-        return records, records.iloc[:0]
-    order = records["updated_at"].rank(method="first").to_numpy()
-    later = order > len(records) - n_new
-    return records[~later].reset_index(drop=True), records[later].reset_index(drop=True)
+    return hold_back_latest(generate_customers(**options), share)
 
 
 def generate_etl_run_telemetry(params: dict[str, Any]) -> pd.DataFrame:

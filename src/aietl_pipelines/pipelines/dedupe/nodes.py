@@ -34,13 +34,7 @@ def score_candidate_pairs(prepared: pd.DataFrame, pairs: pd.DataFrame, vectors: 
     config = engine.DedupeConfig.from_params(params)
     levels, random_levels, names, sizes = engine.compare(prepared, pairs, vectors, config)
     probability, model = engine.score(levels, random_levels, names, sizes, config)
-    ids = prepared["record_id"].to_numpy()
-    scored = pd.DataFrame({
-        "left_id": ids[pairs["left"].to_numpy()], "right_id": ids[pairs["right"].to_numpy()],
-        "left": pairs["left"].to_numpy(), "right": pairs["right"].to_numpy(),
-        "cosine": pairs["cosine"].to_numpy(), "match_probability": probability,
-        "is_match": probability >= config.match_threshold,
-    })
+    scored = engine.scored_pairs(prepared, pairs, probability, config.match_threshold)
     for k, name in enumerate(names):
         scored[f"level_{name}"] = levels[:, k]
     return scored, model.to_dict()

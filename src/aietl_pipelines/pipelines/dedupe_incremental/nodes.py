@@ -18,11 +18,8 @@ def add_new_records(new_records: pd.DataFrame, state: engine.DedupeState, params
     """
     config = engine.DedupeConfig.from_params(params)
     result = engine.run_incremental(new_records, state, config)
-    ids = result.prepared["record_id"].to_numpy()
-    pairs = result.pairs
-    scored = pd.DataFrame({"left_id": ids[pairs["left"].to_numpy()], "right_id": ids[pairs["right"].to_numpy()],
-                           "cosine": pairs["cosine"].to_numpy(), "match_probability": pairs["match_probability"].to_numpy(),
-                           "is_match": pairs["match_probability"].to_numpy() >= config.match_threshold})
+    scored = engine.scored_pairs(result.prepared, result.pairs, result.pairs["match_probability"].to_numpy(),
+                                 config.match_threshold)
     n_old = len(state.prepared)
     clusters = result.clusters
     new_clusters = clusters.iloc[n_old:]
