@@ -1,4 +1,15 @@
-"""Small custom Kedro datasets the project needs."""
+"""The project's custom Kedro datasets, all in one module (catalog entries use `aietl_pipelines.datasets.<Name>`).
+
+- `JSONLinesDataset`: append-only JSON-lines logs (drift summary history, promotion audit).
+- `TableDataset`: a table read by its file extension, so a run-time parameter can point at any file.
+- `DedupeStateDataset`: the state a dedupe run leaves for incremental runs.
+- `FeastFeatureViewDataset`, `FailurePredictionsDataset`: the Feast boundary (offline source, apply,
+  materialize; predictions written back to the online store).
+- `ChampionModelDataset`, `RegisteredModelDataset`: the MLflow registry boundary, so retraining nodes stay pure.
+
+Heavy back ends (Feast, MLflow) are imported inside the methods that use them, so reading a JSON-lines log
+does not import MLflow.
+"""
 
 from __future__ import annotations
 
@@ -128,3 +139,122 @@ class DedupeStateDataset(AbstractDataset[Any, Any]):
 
     def _describe(self) -> dict[str, Any]:
         return {"path": str(self._path)}
+
+
+class FeastFeatureViewDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
+    """`save(features)` writes the batch source, applies the definitions and materializes the saved range
+    into the online store; `load()` reads the batch source back.
+    """
+
+    def __init__(
+        self,
+        features_path: str,
+        repo_path: str = "feast_repo",
+        config: str = "embedded",
+        redis_url: str | None = None,
+        registry_url: str | None = None,
+        materialize: bool = True,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self._options = {"features_path": features_path, "repo_path": repo_path, "config": config,
+                         "redis_url": redis_url, "registry_url": registry_url}
+        self._materialize = materialize
+        self.metadata = metadata
+
+    def _service(self) -> Any:
+        from aietl_pipelines.features.store import FeatureStoreService
+
+        return FeatureStoreService(**self._options)
+
+    def _load(self) -> pd.DataFrame:
+        return pd.read_parquet(self._options["features_path"])
+
+    def _save(self, data: pd.DataFrame) -> None:
+        service = self._service()
+        service.write_offline_source(data)
+        service.apply()
+        if self._materialize and len(data):
+            start = pd.Timestamp(data["event_timestamp"].min()).to_pydatetime()
+            # the bounds are inclusive; + 1 s so that the microsecond datetime still covers a nanosecond max
+            end = (pd.Timestamp(data["event_timestamp"].max()) + pd.Timedelta(seconds=1)).to_pydatetime()
+            service.materialize(start, end)
+
+    def _exists(self) -> bool:
+        return Path(self._options["features_path"]).exists()
+
+    def _describe(self) -> dict[str, Any]:
+        return {k: v for k, v in self._options.items() if k != "registry_url"}
+
+
+class FailurePredictionsDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
+    """Writes failure_probability predictions back: into the online store of the `pipeline_features` view
+    (so online serving returns them at once) and to a parquet file (the offline record of predictions)."""
+
+    def __init__(self, filepath: str, repo_path: str = "feast_repo", features_path: str | None = None,
+                 config: str = "embedded", redis_url: str | None = None, registry_url: str | None = None,
+                 metadata: dict[str, Any] | None = None) -> None:
+        self._filepath = filepath
+        self._options = {"features_path": features_path, "repo_path": repo_path, "config": config,
+                         "redis_url": redis_url, "registry_url": registry_url}
+        self.metadata = metadata
+
+    def _save(self, data: pd.DataFrame) -> None:
+        from aietl_pipelines.features.store import FeatureStoreService
+
+        Path(self._filepath).parent.mkdir(parents=True, exist_ok=True)
+        data.to_parquet(self._filepath, index=False)
+        if data.empty:
+            return
+        FeatureStoreService(**self._options).write_failure_probabilities(data)
+
+    def _load(self) -> pd.DataFrame:
+        return pd.read_parquet(self._filepath)
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": self._filepath, "repo_path": self._options["repo_path"]}
+
+
+class ChampionModelDataset(AbstractDataset[None, Any]):
+    """Loads `models:/<name>@champion` (None when no champion exists yet)."""
+
+    def __init__(self, model_name: str, metadata: dict[str, Any] | None = None) -> None:
+        self._model_name = model_name
+        self.metadata = metadata
+
+    def _load(self) -> Any:
+        from aietl_pipelines.retraining.registry import load_champion
+
+        return load_champion(self._model_name)
+
+    def _save(self, data: None) -> None:
+        raise NotImplementedError("The champion is set by promotion (RegisteredModelDataset), not saved.")
+
+    def _exists(self) -> bool:
+        return True  # "no champion" is a valid state, loaded as None
+
+    def _describe(self) -> dict[str, Any]:
+        return {"model_name": self._model_name, "alias": "champion"}
+
+
+class RegisteredModelDataset(AbstractDataset[dict[str, Any], None]):
+    """`save({"model", "input_example", "promote", "tags"})` registers the model version and moves the
+    `champion` alias when `promote` is true (else aliases/tags it `challenger`). `model=None` saves nothing
+    (training was skipped)."""
+
+    def __init__(self, model_name: str, metadata: dict[str, Any] | None = None) -> None:
+        self._model_name = model_name
+        self.metadata = metadata
+
+    def _save(self, data: dict[str, Any]) -> None:
+        if not data or data.get("model") is None:
+            return
+        from aietl_pipelines.retraining.registry import register_model
+
+        register_model(data["model"], self._model_name, data["input_example"], bool(data["promote"]),
+                       data.get("tags"))
+
+    def _load(self) -> None:
+        raise NotImplementedError("Load the champion with ChampionModelDataset.")
+
+    def _describe(self) -> dict[str, Any]:
+        return {"model_name": self._model_name}

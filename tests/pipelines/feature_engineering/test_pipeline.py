@@ -2,7 +2,7 @@ from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
 from aietl_pipelines.datagen.telemetry import generate_etl_runs
-from aietl_pipelines.features.datasets import FeastFeatureViewDataset
+from aietl_pipelines.datasets import FeastFeatureViewDataset
 from aietl_pipelines.features.store import FeatureStoreService
 from aietl_pipelines.pipelines.feature_engineering import create_pipeline
 

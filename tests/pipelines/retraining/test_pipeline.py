@@ -9,9 +9,14 @@ from kedro.runner import SequentialRunner
 from kedro_datasets.json import JSONDataset
 
 from aietl_pipelines.datagen.telemetry import generate_etl_runs
-from aietl_pipelines.datasets import JSONLinesDataset
+from aietl_pipelines.datasets import (
+    ChampionModelDataset,
+    FailurePredictionsDataset,
+    FeastFeatureViewDataset,
+    JSONLinesDataset,
+    RegisteredModelDataset,
+)
 from aietl_pipelines.features.compute import compute_pipeline_features
-from aietl_pipelines.features.datasets import FailurePredictionsDataset, FeastFeatureViewDataset
 from aietl_pipelines.features.store import FeatureStoreService
 from aietl_pipelines.pipelines.drift_monitoring.nodes import (
     build_drift_summary,
@@ -20,7 +25,6 @@ from aietl_pipelines.pipelines.drift_monitoring.nodes import (
 )
 from aietl_pipelines.pipelines.retraining import create_pipeline
 from aietl_pipelines.retraining.audit import load_audit_log
-from aietl_pipelines.retraining.datasets import ChampionModelDataset, RegisteredModelDataset
 
 MODEL = "failure_model_test"
 FEATURES = ["avg_execution_time", "success_rate", "error_count", "avg_cpu_usage", "avg_memory_usage",
