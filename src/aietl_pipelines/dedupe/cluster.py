@@ -7,6 +7,8 @@ import pandas as pd
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from aietl_pipelines.dedupe.config import DedupeConfig
+
 
 def _find(parent: np.ndarray, i: int) -> int:
     while parent[i] != i:
@@ -45,3 +47,10 @@ def cluster_records(n: int, left: np.ndarray, right: np.ndarray, probability: np
         roots = np.array([_find(parent, i) for i in range(n)])
         labels = np.where(in_big, n + roots, labels)
     return pd.factorize(labels)[0]
+
+
+def cluster(prepared: pd.DataFrame, pairs: pd.DataFrame, probability: np.ndarray, config: DedupeConfig) -> pd.DataFrame:
+    """Stage 4 of dedupe: record_id → cluster_id for every input record."""
+    labels = cluster_records(len(prepared), pairs["left"].to_numpy(), pairs["right"].to_numpy(), probability,
+                             config.match_threshold, config.max_cluster_size)
+    return pd.DataFrame({"record_id": prepared["record_id"].to_numpy(), "cluster_id": labels})

@@ -1,0 +1,108 @@
+"""The dedupe configuration: one dataclass, parsed once per run, with ONE source of defaults.
+
+Every tunable default (k of the kNN, thresholds, EM iterations, survivorship rules, the engine, ...) is read
+from `conf/base/parameters_dedupe.yml`, whoever builds the configuration: the Kedro pipeline (Kedro loads that
+file, plus the environment's overrides), `deduplicate_customers` and direct `DedupeConfig(...)` calls (which read
+the same file here). Only what describes a data set has a neutral default in code: `id_column`, `fields`,
+`text_column`, `blocking`, `truth_column` (the YAML's values describe the sample customers).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from dataclasses import fields as dataclass_fields
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from aietl_pipelines.errors import AietlInputError
+
+#: Keys that describe the data set rather than the model: not taken from the YAML by direct callers.
+DATA_KEYS = ("id_column", "fields", "text_column", "blocking", "truth_column")
+
+
+def project_root() -> Path:
+    """The project checkout ($AIETL_PROJECT_ROOT, else the checkout this package is installed from)."""
+    return Path(os.environ.get("AIETL_PROJECT_ROOT") or Path(__file__).resolve().parents[3])
+
+
+@lru_cache(maxsize=1)
+def _base_params(path: str) -> dict[str, Any]:
+    file = Path(path)
+    if not file.exists():
+        raise AietlInputError(f"The dedupe defaults {file} are missing: set AIETL_PROJECT_ROOT to the project "
+                              "checkout (the folder holding conf/base/parameters_dedupe.yml).")
+    return dict(yaml.safe_load(file.read_text())["dedupe"])
+
+
+def default_params() -> dict[str, Any]:
+    """A copy of the `dedupe:` block of conf/base/parameters_dedupe.yml (the defaults of every entry point)."""
+    return copy.deepcopy(_base_params(str(project_root() / "conf" / "base" / "parameters_dedupe.yml")))
+
+
+def _default(key: str) -> Any:
+    params = default_params()
+    if key not in params:
+        raise AietlInputError(f"conf/base/parameters_dedupe.yml has no `dedupe.{key}`: add it (the defaults of "
+                              "every dedupe entry point live there).")
+    return params[key]
+
+
+def _yaml(key: str) -> Any:
+    return field(default_factory=lambda: _default(key))
+
+
+@dataclass
+class DedupeConfig:
+    """Everything tunable (`parameters_dedupe.yml`); see the YAML for what each key does."""
+
+    # the data set (neutral defaults; the pipeline takes them from its parameters)
+    id_column: str = "record_id"
+    fields: dict[str, str] = field(default_factory=dict)   # structured mode: column -> kind
+    text_column: str | None = None                          # free-text mode when set
+    blocking: list[list[str]] = field(default_factory=list)
+    truth_column: str | None = None
+    # the model: defaults from conf/base/parameters_dedupe.yml only
+    engine: str = _yaml("engine")
+    knn_k: int = _yaml("knn_k")
+    embed_kinds: list[str] = _yaml("embed_kinds")
+    knn_precision: str = _yaml("knn_precision")
+    knn_min_cosine: float = _yaml("knn_min_cosine")
+    use_embeddings: bool = _yaml("use_embeddings")
+    cosine_in_score: bool = _yaml("cosine_in_score")
+    match_threshold: float = _yaml("match_threshold")
+    max_cluster_size: int = _yaml("max_cluster_size")
+    max_block_size: int = _yaml("max_block_size")
+    em_iterations: int = _yaml("em_iterations")
+    u_sample_pairs: int = _yaml("u_sample_pairs")
+    seed: int = _yaml("seed")
+    cache_dir: str | None = _yaml("cache_dir")
+    survivorship: dict[str, Any] = _yaml("survivorship")
+
+    def __post_init__(self) -> None:
+        # paths in the parameters are relative to the project, as for Kedro's catalog (cwd may be elsewhere)
+        if self.cache_dir and not Path(self.cache_dir).is_absolute() and "://" not in str(self.cache_dir):
+            self.cache_dir = str(project_root() / self.cache_dir)
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any]) -> DedupeConfig:
+        """The configuration of one run from the `dedupe` parameters (unknown keys such as input paths ignored)."""
+        names = {f.name for f in dataclass_fields(cls)}
+        config = cls(**{k: v for k, v in params.items() if k in names})
+        if not config.fields and not config.text_column:
+            raise AietlInputError("Declare `dedupe.fields` (column: kind) for structured records or "
+                                  "`dedupe.text_column` for free text.")
+        return config
+
+    @property
+    def mode(self) -> str:
+        return "text" if self.text_column else "structured"
+
+    def structured_fields(self) -> list[str]:
+        """Fields compared in structured mode (none in free-text mode)."""
+        return list(self.fields) if self.mode == "structured" else []

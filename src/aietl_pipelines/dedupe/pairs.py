@@ -1,0 +1,69 @@
+"""Stage 2 of dedupe: candidate pairs (blocking keys ∪ vector kNN) for a full run or for new records only.
+
+The low-level searches live in `candidates.py`; this module picks the rules and assembles the pair frame.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from aietl_pipelines.dedupe import candidates as cand
+from aietl_pipelines.dedupe.config import DedupeConfig
+
+TEXT_BLOCKING = [["email"], ["phone"], ["date"], ["number_key"], ["first_word", "date"]]
+
+
+def blocking_rules(prepared: pd.DataFrame, config: DedupeConfig) -> list[list[str]]:
+    """The configured rules whose columns this mode has, else one rule per field (free text: TEXT_BLOCKING)."""
+    default = TEXT_BLOCKING if config.mode == "text" else [[c] for c in config.fields]
+    # rules naming columns this mode does not have (structured rules in free-text mode) do not apply
+    return [list(r) for r in config.blocking if all(c in prepared.columns for c in r)] or default
+
+
+def pairs_frame(pairs: np.ndarray, vectors: np.ndarray) -> pd.DataFrame:
+    """left, right (row positions) and the embedding cosine of each pair (NaN without embeddings)."""
+    cosine = (cand.pair_cosines(vectors, pairs[:, 0], pairs[:, 1]) if vectors.shape[1] and len(pairs)
+              else np.full(len(pairs), np.nan))
+    return pd.DataFrame({"left": pairs[:, 0], "right": pairs[:, 1], "cosine": cosine})
+
+
+def candidates_with_radius(prepared: pd.DataFrame, vectors: np.ndarray, config: DedupeConfig
+                           ) -> tuple[pd.DataFrame, np.ndarray]:
+    """Blocking pairs ∪ kNN pairs with the embedding cosine of each pair, and each record's k-th neighbour
+    cosine (kept in the state for incremental runs)."""
+    groups = [cand.blocking_pairs(prepared, blocking_rules(prepared, config), config.max_block_size)]
+    kth = np.full(len(prepared), np.inf)
+    k = min(config.knn_k, len(prepared) - 1)
+    if vectors.shape[1] and k > 0:
+        found = cand.knn_search(vectors, vectors, k, precision=config.knn_precision, self_offset=0)
+        kth = found.cosines.min(axis=1).astype(np.float64)
+        groups.append(cand.neighbour_pairs(found, config.knn_min_cosine)[0])
+    return pairs_frame(cand.union_pairs(*groups), vectors), kth
+
+
+def candidate_pairs(prepared: pd.DataFrame, vectors: np.ndarray, config: DedupeConfig) -> pd.DataFrame:
+    """Blocking pairs ∪ kNN pairs, with the embedding cosine of each pair."""
+    return candidates_with_radius(prepared, vectors, config)[0]
+
+
+def new_record_candidates(prepared: pd.DataFrame, vectors: np.ndarray, n_old: int, old_kth: np.ndarray,
+                          config: DedupeConfig) -> tuple[pd.DataFrame, np.ndarray]:
+    """Pairs with at least one record at or after row `n_old` (the new ones), and the new records' k-th cosine.
+
+    Candidates of a new record: the blocking keys it shares with any record, its k nearest neighbours among
+    all records, and every earlier record whose k-th neighbour (`old_kth`) it beats, so the pairs are those a
+    full run would find.
+    """
+    new_vectors = vectors[n_old:]
+    groups = [cand.blocking_pairs(prepared, blocking_rules(prepared, config), config.max_block_size, new_from=n_old)]
+    k = min(config.knn_k, len(prepared) - 1)
+    kth_new = np.full(len(prepared) - n_old, np.inf)
+    if vectors.shape[1] and k > 0:
+        # one pass over new x all: each new record's k nearest, and the earlier records whose k-th it beats
+        found = cand.knn_search(new_vectors, vectors, k, precision="float32", self_offset=n_old,
+                                radius=np.maximum(old_kth, config.knn_min_cosine))
+        kth_new = found.cosines.min(axis=1).astype(np.float64)
+        groups.append(cand.neighbour_pairs(found, config.knn_min_cosine, first_row=n_old)[0])
+        groups.append(np.stack([found.reverse[:, 1], found.reverse[:, 0] + n_old], axis=1))
+    return pairs_frame(cand.union_pairs(*groups), vectors), kth_new

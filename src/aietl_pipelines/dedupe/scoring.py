@@ -1,0 +1,75 @@
+"""Stage 3 of dedupe: comparison levels of the candidate pairs and their match probability.
+
+The comparisons live in `compare.py` and the Fellegi-Sunter model in `score.py`; this module feeds them the
+prepared records and pairs of one run.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from aietl_pipelines.dedupe.compare import compare_pairs
+from aietl_pipelines.dedupe.config import DedupeConfig
+from aietl_pipelines.dedupe.pairs import pairs_frame
+from aietl_pipelines.dedupe.score import FellegiSunterModel, fit_em
+from aietl_pipelines.dedupe.textparse import TEXT_KINDS
+
+
+def comparison_kinds(config: DedupeConfig) -> dict[str, str]:
+    """Column -> comparison kind: the declared fields, or the parts parsed out of free text."""
+    return dict(config.fields) if config.mode == "structured" else dict(TEXT_KINDS)
+
+
+def pair_levels(prepared: pd.DataFrame, pairs: pd.DataFrame, vectors: np.ndarray, config: DedupeConfig
+                ) -> tuple[np.ndarray, list[str], list[int]]:
+    """Comparison levels of the given pairs, their names and level counts."""
+    use_cos = bool(vectors.shape[1]) and config.cosine_in_score
+    kinds = comparison_kinds(config)
+    return compare_pairs({c: prepared[c].tolist() for c in kinds}, kinds, pairs["left"].to_numpy(),
+                         pairs["right"].to_numpy(), pairs["cosine"].to_numpy() if use_cos else None)
+
+
+def random_pairs(n: int, config: DedupeConfig) -> np.ndarray:
+    """Up to `u_sample_pairs` random pairs of distinct records (u, the non-match level frequencies)."""
+    rng = np.random.default_rng(config.seed)
+    m = min(config.u_sample_pairs, n * (n - 1) // 2)
+    a, b = rng.integers(0, n, m), rng.integers(0, n, m)
+    keep = a != b
+    return np.stack([a[keep], b[keep]], axis=1)
+
+
+def compare(prepared: pd.DataFrame, pairs: pd.DataFrame, vectors: np.ndarray, config: DedupeConfig
+            ) -> tuple[np.ndarray, np.ndarray, list[str], list[int]]:
+    """Level matrices of the candidate pairs and of random pairs (for u), names and level counts."""
+    levels, names, sizes = pair_levels(prepared, pairs, vectors, config)
+    sample = pairs_frame(random_pairs(len(prepared), config), vectors)
+    random_levels, _, _ = pair_levels(prepared, sample, vectors, config)
+    return levels, random_levels, names, sizes
+
+
+def score(levels: np.ndarray, random_levels: np.ndarray, names: list[str], sizes: list[int], config: DedupeConfig,
+          model: FellegiSunterModel | None = None) -> tuple[np.ndarray, FellegiSunterModel]:
+    """Match probability of each candidate pair (EM-fitted model unless one is given)."""
+    if model is None:
+        model = fit_em(levels, random_levels, names, sizes, iterations=config.em_iterations)
+    return (model.probability(levels) if len(levels) else np.zeros(0)), model
+
+
+def scored_pairs(prepared: pd.DataFrame, pairs: pd.DataFrame, probability: np.ndarray, threshold: float
+                 ) -> pd.DataFrame:
+    """Candidate pairs by record id and position, with cosine, match probability and `is_match`."""
+    ids = prepared["record_id"].to_numpy()
+    left, right = pairs["left"].to_numpy(), pairs["right"].to_numpy()
+    return pd.DataFrame({"left_id": ids[left], "right_id": ids[right], "left": left, "right": right,
+                         "cosine": pairs["cosine"].to_numpy(), "match_probability": probability,
+                         "is_match": probability >= threshold})
+
+
+def matched_pairs(prepared: pd.DataFrame, pairs: pd.DataFrame, probability: np.ndarray, threshold: float
+                  ) -> pd.DataFrame:
+    """The pairs at or above the threshold by record id: left_id, right_id, match_probability."""
+    keep = probability >= threshold
+    ids = prepared["record_id"].to_numpy()
+    return pd.DataFrame({"left_id": ids[pairs["left"].to_numpy()[keep]],
+                         "right_id": ids[pairs["right"].to_numpy()[keep]], "match_probability": probability[keep]})

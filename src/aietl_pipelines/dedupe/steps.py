@@ -1,0 +1,97 @@
+"""One interface per dedupe step, and one implementation of each per engine, chosen by `dedupe.engine`.
+
+The pandas/NumPy engine (in process) is registered here. Another engine (Spark) registers its own `Steps`
+with `register_engine("spark", Steps(...))`, reusing the steps it does not replace, so that nodes, the
+service and `engine.run` call `steps_for(config).candidates(...)` and never branch on the engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from aietl_pipelines.dedupe import cluster as clustering
+from aietl_pipelines.dedupe import pairs, prepare, scoring
+from aietl_pipelines.dedupe.config import DedupeConfig
+from aietl_pipelines.dedupe.score import FellegiSunterModel
+from aietl_pipelines.errors import AietlInputError
+
+
+class Prepare(Protocol):
+    def __call__(self, records: pd.DataFrame, config: DedupeConfig) -> pd.DataFrame: ...
+
+
+class Embed(Protocol):
+    def __call__(self, prepared: pd.DataFrame, config: DedupeConfig) -> np.ndarray: ...
+
+
+class Candidates(Protocol):
+    def __call__(self, prepared: pd.DataFrame, vectors: np.ndarray, config: DedupeConfig
+                 ) -> tuple[pd.DataFrame, np.ndarray]: ...
+
+
+class NewCandidates(Protocol):
+    def __call__(self, prepared: pd.DataFrame, vectors: np.ndarray, n_old: int, old_kth: np.ndarray,
+                 config: DedupeConfig) -> tuple[pd.DataFrame, np.ndarray]: ...
+
+
+class Compare(Protocol):
+    def __call__(self, prepared: pd.DataFrame, pairs: pd.DataFrame, vectors: np.ndarray, config: DedupeConfig
+                 ) -> tuple[np.ndarray, np.ndarray, list[str], list[int]]: ...
+
+
+class Levels(Protocol):
+    def __call__(self, prepared: pd.DataFrame, pairs: pd.DataFrame, vectors: np.ndarray, config: DedupeConfig
+                 ) -> tuple[np.ndarray, list[str], list[int]]: ...
+
+
+class Score(Protocol):
+    def __call__(self, levels: np.ndarray, random_levels: np.ndarray, names: list[str], sizes: list[int],
+                 config: DedupeConfig, model: FellegiSunterModel | None = None
+                 ) -> tuple[np.ndarray, FellegiSunterModel]: ...
+
+
+class Cluster(Protocol):
+    def __call__(self, prepared: pd.DataFrame, pairs: pd.DataFrame, probability: np.ndarray,
+                 config: DedupeConfig) -> pd.DataFrame: ...
+
+
+@dataclass(frozen=True)
+class Steps:
+    """The implementation of each step for one engine."""
+
+    prepare: Prepare
+    embed: Embed
+    candidates: Candidates           # full run: pairs and each record's k-th neighbour cosine
+    new_candidates: NewCandidates    # incremental run: pairs with a new record
+    compare: Compare                 # candidate levels + random-pair levels (for u)
+    levels: Levels                   # levels of given pairs only (incremental runs score with a saved model)
+    score: Score
+    cluster: Cluster
+
+
+PANDAS = Steps(prepare=prepare.prepare_records, embed=prepare.embed, candidates=pairs.candidates_with_radius,
+               new_candidates=pairs.new_record_candidates, compare=scoring.compare, levels=scoring.pair_levels,
+               score=scoring.score, cluster=clustering.cluster)
+
+_ENGINES: dict[str, Steps | Callable[[], Steps]] = {"pandas": PANDAS}
+
+
+def register_engine(name: str, steps: Steps | Callable[[], Steps]) -> None:
+    """Make `dedupe.engine: <name>` available (a `Steps`, or a function building it on first use)."""
+    _ENGINES[name] = steps
+
+
+def steps_for(config: DedupeConfig | Any) -> Steps:
+    """The steps of the engine `config.engine` names."""
+    name = getattr(config, "engine", "pandas")
+    if name not in _ENGINES:
+        raise AietlInputError(f"Unknown dedupe engine {name!r} in `dedupe.engine`: use one of {sorted(_ENGINES)}.")
+    found = _ENGINES[name]
+    if not isinstance(found, Steps):
+        found = _ENGINES[name] = found()
+    return found
