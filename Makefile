@@ -8,14 +8,29 @@ BIN    := $(VENV)/bin
 TORCH_SPEC  ?= torch==2.13.0
 TORCH_INDEX ?=
 
-.PHONY: setup run test test-fast lint bench bench-dedupe bench-dedupe-scale bench-dedupe-components bench-drift bench-features viz mlflow-ui jupyter api services-up services-down clean
+.PHONY: setup run test test-fast lint bench bench-dedupe bench-dedupe-scale bench-dedupe-components bench-drift bench-features viz mlflow-ui jupyter api metrics-secrets setup-system services-up services-down clean
 
-setup:  ## create .venv, install CPU torch first, then the project with pinned versions
+setup: setup-system  ## create .venv, install CPU torch first, then the project with pinned versions
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24" wheel setuptools
 	$(BIN)/python -m pip install --quiet $(TORCH_INDEX) $(TORCH_SPEC)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,bench]"
 	@echo "set-up done: activate with 'source $(BIN)/activate'"
+
+# Debian's prometheus + prometheus-pushgateway for tests/monitoring (skipped when not root, without apt-get
+# or offline: those tests then skip with the reason).
+APT_METRICS := prometheus prometheus-pushgateway
+setup-system:  ## Debian packages the tests use, when root
+	@if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then \
+	  echo "setup-system: not root or no apt-get: skipping $(APT_METRICS) (their tests will skip)"; \
+	elif command -v promtool >/dev/null && command -v prometheus-pushgateway >/dev/null; then \
+	  echo "setup-system: $(APT_METRICS) already installed"; \
+	else \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  { flock /tmp/aietl-apt.lock apt-get install -y -q --no-install-recommends $(APT_METRICS) \
+	    || { flock /tmp/aietl-apt.lock apt-get update -q && flock /tmp/aietl-apt.lock apt-get install -y -q --no-install-recommends $(APT_METRICS); }; } \
+	    || echo "setup-system: could not install $(APT_METRICS) (offline?): their tests will skip"; \
+	fi
 
 run:  ## the main job: every pipeline on embedded defaults
 	$(BIN)/kedro run
@@ -56,10 +71,18 @@ mlflow-ui:
 jupyter:
 	$(BIN)/kedro jupyter lab
 
+API_HOST ?= 127.0.0.1
+API_PORT ?= 8000
+# TLS when AIETL_TLS_CERT and AIETL_TLS_KEY name a certificate and its key (PEM)
 api:
-	$(BIN)/uvicorn aietl_pipelines.api.app:app --host 127.0.0.1 --port 8000
+	$(BIN)/uvicorn aietl_pipelines.api.app:app --host $(API_HOST) --port $(API_PORT) \
+	  $(if $(AIETL_TLS_CERT),--ssl-certfile "$(AIETL_TLS_CERT)" --ssl-keyfile "$(AIETL_TLS_KEY)")
+
+metrics-secrets:  ## deploy/secrets/ for docker-compose: TLS cert, Prometheus web.yml, scrape credentials
+	$(BIN)/python -m aietl_pipelines.monitoring.webconfig
 
 services-up:
+	test -f deploy/secrets/web.yml || $(MAKE) metrics-secrets
 	docker compose --env-file .env up -d
 
 services-down:

@@ -10,7 +10,6 @@ import hashlib
 import logging
 import math
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from kedro.framework.hooks import hook_impl
 
 from aietl_pipelines import monitoring
 from aietl_pipelines.errors import AietlInputError
+from aietl_pipelines.monitoring import kedro_hooks
 from aietl_pipelines.validation import check_frame
 
 logger = logging.getLogger(__name__)
@@ -38,6 +38,10 @@ def _describe(catalog: Any, name: str) -> str:
     dataset = catalog.get(name)
     path = getattr(dataset, "_filepath", None) or getattr(dataset, "filepath", None)
     return str(path) if path is not None else type(dataset).__name__
+
+
+#: The dataset being loaded right now (sequential runner), for the one-line report of a failed read.
+LOADING: dict[str, str | None] = {"name": None}
 
 
 class InputValidationHooks:
@@ -73,8 +77,14 @@ class InputValidationHooks:
             )
 
     @hook_impl
+    def before_dataset_loaded(self, dataset_name: str) -> None:
+        """Remember which dataset is being read, so that a failed read is reported by its name (cli.py)."""
+        LOADING["name"] = dataset_name
+
+    @hook_impl
     def after_dataset_loaded(self, dataset_name: str, data: Any) -> None:
         """Check declared columns and emptiness of inputs that declare them in `metadata.aietl`."""
+        LOADING["name"] = None
         if self._catalog is None:
             return
         spec = _dataset_expectations(self._catalog, dataset_name)
@@ -168,40 +178,8 @@ class RunTaggingHooks:
         mlflow.set_tag(f"data.{dataset_name}", f"rows={len(data)} sha1={frame_fingerprint(data)}")
 
 
-class PrometheusHooks:
-    """Node and pipeline durations, exported at the end of every run (textfile + optional Pushgateway)."""
-
-    def __init__(self) -> None:
-        self._pipeline = "__default__"
-        self._started: dict[str, float] = {}
-        self._t0 = time.perf_counter()
-
-    @hook_impl
-    def before_pipeline_run(self, run_params: dict[str, Any]) -> None:
-        self._pipeline = pipeline_label(run_params)
-        self._t0 = time.perf_counter()
-
-    @hook_impl
-    def before_node_run(self, node: Any) -> None:
-        self._started[node.name] = time.perf_counter()
-
-    @hook_impl
-    def after_node_run(self, node: Any) -> None:
-        start = self._started.pop(node.name, None)
-        if start is not None:
-            monitoring.observe_node(self._pipeline, node.name, time.perf_counter() - start)
-
-    @hook_impl
-    def after_pipeline_run(self) -> None:
-        monitoring.observe_pipeline(self._pipeline, time.perf_counter() - self._t0, success=True)
-        monitoring.export_metrics()
-
-    @hook_impl
-    def on_pipeline_error(self, error: Exception) -> None:
-        monitoring.observe_pipeline(self._pipeline, time.perf_counter() - self._t0, success=False)
-        monitoring.export_metrics()
-        if isinstance(error, AietlInputError):
-            logger.error("%s", error)
+# Node/run metrics and the Pushgateway push live with the metrics (registered in settings.py from here).
+PrometheusHooks = kedro_hooks.PrometheusHooks
 
 
 def flatten_metrics(dataset_name: str, value: Any) -> dict[str, float]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
 from collections.abc import Iterable, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -22,6 +23,7 @@ import pandas as pd
 
 from aietl_pipelines.errors import AietlInputError
 from aietl_pipelines.features import definitions as defs
+from aietl_pipelines.monitoring.metrics import record_online_read
 
 PUSH_TARGETS = ("online", "offline", "online_and_offline")
 
@@ -320,10 +322,12 @@ class FeatureStoreService:
         if isinstance(pipeline_ids, str):
             pipeline_ids = [pipeline_ids]
         refs = self._resolve(features)
+        start = time.perf_counter()
         response = self.store.get_online_features(
             features=refs, entity_rows=[{defs.JOIN_KEY: pid} for pid in pipeline_ids]
         )
-        return pd.DataFrame(response.to_dict())
+        seconds = time.perf_counter() - start  # latency and freshness metrics: aietl_pipelines.monitoring
+        return pd.DataFrame(record_online_read(response.to_dict(include_event_timestamps=True), refs, seconds))
 
     def write_failure_probabilities(self, predictions: pd.DataFrame) -> None:
         """Write model predictions into the online store as the latest `failure_probability` per pipeline,

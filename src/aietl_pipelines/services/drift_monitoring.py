@@ -19,6 +19,7 @@ from aietl_pipelines.drift.report import render_html_report
 from aietl_pipelines.drift.statistics import compute_drift
 from aietl_pipelines.drift.summary import DEFAULT_RULES, should_trigger_retraining, summarize_drift
 from aietl_pipelines.errors import AietlInputError
+from aietl_pipelines.monitoring.instrument import drift_detection
 
 
 class DriftMonitoringService:
@@ -37,6 +38,7 @@ class DriftMonitoringService:
         self.rules = {**DEFAULT_RULES, **(retraining_rules or {})}
 
     # sync core -------------------------------------------------------------------------------------
+    @drift_detection("service")
     def detect_data_drift_sync(
         self,
         reference_data: pd.DataFrame,

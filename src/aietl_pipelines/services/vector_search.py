@@ -19,6 +19,7 @@ import pandas as pd
 from aietl_pipelines.dedupe.matcher import DEFAULT_MATCH_THRESHOLD, score_text_matches
 from aietl_pipelines.embeddings import EMBEDDING_DIM, embed_query, embed_texts
 from aietl_pipelines.errors import AietlInputError
+from aietl_pipelines.monitoring.instrument import vector_search_operation
 from aietl_pipelines.vectorstores import VectorStore, get_vector_store
 
 TEXT_KEY = "text"
@@ -54,16 +55,19 @@ class VectorSearchService:
         return embed_query(self._texts([text])[0])
 
     # sync core -------------------------------------------------------------------------------------
+    @vector_search_operation("create_collection")
     def create_collection_sync(self, name: str, recreate: bool = False) -> dict[str, Any]:
         self.store.create_collection(name, EMBEDDING_DIM, recreate=recreate)
         return {"collection_name": name, "dimension": EMBEDDING_DIM, "provider": self.provider}
 
+    @vector_search_operation("index")
     def index_record_sync(self, collection_name: str, record_id: str, text: str,
                           metadata: Mapping[str, Any] | None = None) -> dict[str, Any]:
         vector = self._embed([text])
         self.store.upsert(collection_name, [str(record_id)], vector, [{**(metadata or {}), TEXT_KEY: text}])
         return {"record_id": str(record_id), "indexed": True}
 
+    @vector_search_operation("batch_index")
     def batch_index_sync(self, collection_name: str, records: Iterable[Mapping[str, Any]] | pd.DataFrame,
                          text_field: str = "text", id_field: str = "id") -> dict[str, Any]:
         frame = records if isinstance(records, pd.DataFrame) else pd.DataFrame(list(records))
@@ -81,11 +85,13 @@ class VectorSearchService:
         self.store.upsert(collection_name, ids.tolist(), vectors, payloads)
         return {"indexed": len(frame), "collection_name": collection_name}
 
+    @vector_search_operation("search")
     def search_sync(self, collection_name: str, query: str, filters: Mapping[str, Any] | None = None,
                     limit: int = 10) -> list[dict[str, Any]]:
         hits = self.store.query(collection_name, self._embed_query(query), limit=limit, filters=filters)
         return [{"record_id": h.record_id, "score": h.score, "metadata": dict(h.payload)} for h in hits]
 
+    @vector_search_operation("find_duplicates")
     def find_duplicates_sync(self, collection_name: str, text: str, threshold: float = DEFAULT_MATCH_THRESHOLD,
                              limit: int = 10) -> list[dict[str, Any]]:
         """Nearest records scored by the dedupe match model: similarity_score = match probability."""
