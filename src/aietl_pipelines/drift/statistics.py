@@ -276,7 +276,17 @@ def align_frames(
             raise AietlInputError(
                 f"The {label} data has no rows. Widen the window or check the input; drift needs data on both sides."
             )
+    for label, frame in (("reference", reference), ("current", current)):
+        duplicated = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
+        if duplicated:
+            raise AietlInputError(
+                f"The {label} data has duplicate column name(s) {duplicated}. Rename or drop the duplicates "
+                "(e.g. `df.loc[:, ~df.columns.duplicated()]`) so every column is monitored once."
+            )
     wanted = list(columns) if columns else list(reference.columns)
+    repeated = sorted({str(c) for c in wanted if wanted.count(c) > 1})
+    if repeated:
+        raise AietlInputError(f"columns= names {repeated} more than once; list each column once.")
     missing = {
         label: [c for c in wanted if c not in frame.columns]
         for label, frame in (("reference", reference), ("current", current))
@@ -307,6 +317,55 @@ def align_frames(
         else:
             keep.append(col)
     return reference[keep], current[keep], skipped
+
+
+MIN_ROWS_PER_SIDE = 30  # below this, the tests have little power (a rule of thumb, not tuned to a data set)
+
+
+def input_warnings(
+    reference: pd.DataFrame, current: pd.DataFrame, columns: Iterable[str] | None = None
+) -> list[str]:
+    """Notes on inputs that drift can be computed on but that make the result unreliable.
+
+    Extra columns in the current data that are not monitored, too few rows on a side, missing timestamps,
+    and a current window whose rows all appear in the reference (a window selection error)."""
+    notes: list[str] = []
+    if columns is None:
+        extra = [str(c) for c in current.columns if c not in reference.columns]
+        if extra:
+            notes.append(
+                f"current data has column(s) {extra} that the reference lacks: not monitored. Add them to the "
+                "reference, or pass columns= (drift_monitoring.columns) to choose the monitored columns."
+            )
+    n_ref, n_cur = len(reference), len(current)
+    if min(n_ref, n_cur) < MIN_ROWS_PER_SIDE:
+        notes.append(
+            f"only {n_cur:,} current row(s) against {n_ref:,} reference row(s): below {MIN_ROWS_PER_SIDE} rows "
+            "on a side the tests can neither confirm nor rule out drift. Widen the window."
+        )
+    for label, frame in (("reference", reference), ("current", current)):
+        for col in frame.columns:
+            if pd.api.types.is_datetime64_any_dtype(frame[col]) and len(frame):
+                missing = int(frame[col].isna().sum())
+                if missing:
+                    notes.append(
+                        f"{label} column '{col}' has {missing:,} of {len(frame):,} timestamps missing (NaT): "
+                        "rows without a time cannot be placed in a window. Fill or drop them upstream."
+                    )
+    common = [c for c in (list(columns) if columns else list(reference.columns)) if c in current.columns]
+    if common and n_cur and n_ref:
+        try:
+            ref_rows = pd.util.hash_pandas_object(reference[common], index=False).to_numpy()
+            cur_rows = pd.util.hash_pandas_object(current[common], index=False).to_numpy()
+        except TypeError:  # unhashable cells (lists, dicts): no subset check
+            ref_rows = cur_rows = None
+        # only meaningful when the reference rows are mostly distinct (not a few categorical combinations)
+        if ref_rows is not None and len(np.unique(ref_rows)) > n_ref / 2 and np.isin(cur_rows, ref_rows).all():
+            notes.append(
+                f"every current row ({n_cur:,}) also appears in the reference: the current window looks like a "
+                "subset of the reference, so drift will read low. Check how the two windows are selected."
+            )
+    return notes
 
 
 def compute_drift(
@@ -356,11 +415,24 @@ def compute_drift(
             raise AietlInputError(f"Text column '{col}' (drift_monitoring.text_columns) is not in both frames.")
         rows.append(text_drift(reference[col], current[col]))
         skipped.pop(col, None)
-    table = pd.DataFrame(rows).reindex(columns=[*ColumnDrift.__dataclass_fields__, *(["mmd"] if text_columns else [])])
+    return drift_table(rows, skipped, correction, ["mmd"] if text_columns else []), skipped
+
+
+def drift_table(rows: list[dict], skipped: Mapping[str, str], correction: str | None = None,
+                extra_columns: Iterable[str] = ()) -> pd.DataFrame:
+    """The per-column table of every engine: one row per tested column (ColumnDrift fields), with the
+    Benjamini-Hochberg correction on the p-value tests when `correction == "bh"`."""
+    if not rows:
+        reasons = "; ".join(f"'{c}': {why}" for c, why in skipped.items()) or "no columns given"
+        raise AietlInputError(
+            f"No column could be tested for drift ({reasons}). A drift share over zero columns means nothing: "
+            "monitor at least one numeric or categorical column (drift_monitoring.columns / columns=)."
+        )
+    table = pd.DataFrame(rows).reindex(columns=[*ColumnDrift.__dataclass_fields__, *extra_columns])
     if correction == "bh" and not table.empty:
         mask = table["test"].isin(P_VALUE_TESTS | {"embedding_mmd"})
         if mask.any():
             adjusted = stats.false_discovery_control(table.loc[mask, "score"].to_numpy(), method="bh")
             table.loc[mask, "score"] = adjusted
             table.loc[mask, "drifted"] = adjusted < table.loc[mask, "threshold"]
-    return table, skipped
+    return table
