@@ -9,10 +9,10 @@ The result keeps every entity row, in the caller's order. See docs/features.md.
 
 from __future__ import annotations
 
-import fcntl
 import os
+import re
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -23,6 +23,7 @@ import pandas as pd
 
 from aietl_pipelines.errors import AietlInputError
 from aietl_pipelines.features import definitions as defs
+from aietl_pipelines.features.files import appended_parquet, atomic_write_parquet, file_lock
 from aietl_pipelines.monitoring.metrics import record_online_read
 
 PUSH_TARGETS = ("online", "offline", "online_and_offline")
@@ -36,20 +37,20 @@ def _repo_config(
 
     data = repo_path / "data"
     data.mkdir(parents=True, exist_ok=True)
-    if config == "embedded":
-        from feast.infra.online_stores.sqlite import SqliteOnlineStoreConfig
+    from aietl_pipelines.features import feast_stores
 
-        online = SqliteOnlineStoreConfig(path=str(data / "online_store.db"))
-        registry = RegistryConfig(path=str(data / "registry.db"), cache_ttl_seconds=0)
+    if config == "embedded":
+        online = feast_stores.ThreadLocalSqliteOnlineStoreConfig(path=str(data / "online_store.db"))
+        registry = RegistryConfig(path=str(data / "registry.db"), cache_ttl_seconds=0,
+                                  registry_store_type=feast_stores.REGISTRY_STORE_TYPE)
     elif config == "server":
-        from feast.infra.online_stores.redis import RedisOnlineStoreConfig
         from feast.infra.registry.sql import SqlRegistryConfig
 
         redis = redis_url or os.environ.get("FEAST_REDIS_CONNECTION", "127.0.0.1:6379")
         sql = registry_url or os.environ.get(
             "FEAST_REGISTRY_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
         )
-        online = RedisOnlineStoreConfig(connection_string=redis.removeprefix("redis://"))
+        online = feast_stores.TransactionalRedisOnlineStoreConfig(connection_string=redis.removeprefix("redis://"))
         registry = SqlRegistryConfig(registry_type="sql", path=sql, cache_ttl_seconds=0)
     else:
         raise AietlInputError(f"Unknown feature store config '{config}': use 'embedded' or 'server'.")
@@ -59,23 +60,112 @@ def _repo_config(
     )
 
 
+_OFFSET = re.compile(r"(?:Z|UTC|[+-]\d{2}(?::?\d{2})?)$", re.IGNORECASE)
+
+
+def _is_naive(value: Any) -> bool:
+    if isinstance(value, str):
+        return not _OFFSET.search(value.strip())
+    if isinstance(value, datetime):  # pd.Timestamp too
+        return value.tzinfo is None
+    return False  # nulls and non-timestamps are reported by the parser
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def _utc_column(frame: pd.DataFrame, column: str, name: str) -> pd.Series:
+    """A column of UTC timestamps (tz-aware datetimes or ISO 8601 strings with a zone, offsets may differ
+    row to row), else one clear AietlInputError."""
     if column not in frame.columns:
         raise AietlInputError(f"{name} has no '{column}' column (columns: {list(frame.columns)}).")
     values = frame[column]
-    if not pd.api.types.is_datetime64_any_dtype(values):
+    if isinstance(values, pd.DataFrame):
+        raise AietlInputError(f"{name} has {values.shape[1]} columns named '{column}': keep one.")
+    naive_fix = (f"{name}.{column} is timezone-naive. Feature timestamps are UTC: use "
+                 f"`df['{column}'] = df['{column}'].dt.tz_localize('UTC')` (or tz_convert if it is another zone).")
+    if pd.api.types.is_datetime64_any_dtype(values):
+        if values.dt.tz is None:
+            raise AietlInputError(naive_fix)
+        parsed = values
+    elif pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        raise AietlInputError(f"{name}.{column} holds numbers ({values.dtype}), not timestamps: pass tz-aware "
+                              "datetimes or ISO 8601 strings with a zone (e.g. 2026-01-01T00:00:00Z).")
+    else:
+        naive = values.map(_is_naive).to_numpy(dtype=bool)
+        if naive.any():
+            raise AietlInputError(f"{naive_fix} First naive value: {values[naive].iloc[0]!r}.")
         try:
-            values = pd.to_datetime(values, format="ISO8601")
-        except (ValueError, TypeError) as exc:
-            raise AietlInputError(f"{name}.{column} holds values that are not timestamps: {exc}") from None
-    if values.dt.tz is None:
+            parsed = pd.to_datetime(values, format="ISO8601", utc=True)
+        except (ValueError, TypeError, OverflowError) as exc:
+            raise AietlInputError(f"{name}.{column} holds values that are not timestamps: {_first_line(exc)} "
+                                  "(expected ISO 8601 with a zone, e.g. 2026-01-01T00:00:00Z).") from None
+    if parsed.isna().any():
+        raise AietlInputError(f"{name}.{column} has {int(parsed.isna().sum())} missing timestamps.")
+    try:
+        return parsed.dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
+    except (ValueError, OverflowError) as exc:
+        raise AietlInputError(f"{name}.{column} is out of the supported range (1677-2262): {_first_line(exc)}.") from None
+
+
+def _check_ids(values: pd.Series, name: str) -> None:
+    """Every pipeline id a non-empty string, else one clear AietlInputError."""
+    bad = values.map(lambda v: not isinstance(v, str) or not v.strip()).to_numpy(dtype=bool)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
         raise AietlInputError(
-            f"{name}.{column} is timezone-naive. Feature timestamps are UTC: use "
-            f"`df['{column}'] = df['{column}'].dt.tz_localize('UTC')` (or tz_convert if it is another zone)."
+            f"{name}.{defs.JOIN_KEY} must be non-empty strings; {int(bad.sum())} row(s) are not (first: row {row}, "
+            f"{values.iloc[row]!r}). Fix: drop rows without an id and use `df['{defs.JOIN_KEY}'] = "
+            f"df['{defs.JOIN_KEY}'].astype(str)`.")
+
+
+def _numeric_feature(values: pd.Series, name: str, integer_flag: bool) -> pd.Series:
+    """A pushed feature column as float64 (or 0/1 int64 for a flag), else one clear AietlInputError."""
+    if pd.api.types.is_bool_dtype(values) and integer_flag:
+        return values.astype("int64")
+    numbers = pd.to_numeric(values.map(lambda v: np.nan if isinstance(v, bool) and not integer_flag else v)
+                            if values.dtype == object else values, errors="coerce")
+    if pd.api.types.is_bool_dtype(numbers):
+        numbers = numbers.astype("int64")
+    numbers = numbers.astype("float64")
+    bad = ~np.isfinite(numbers.to_numpy())
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise AietlInputError(f"pushed frame.{name} must be finite numbers; {int(bad.sum())} row(s) are not "
+                              f"(first: row {row}, {values.iloc[row]!r}). Push complete, numeric readings.")
+    if integer_flag:
+        off = ~numbers.isin([0.0, 1.0]).to_numpy()
+        if off.any():
+            row = int(np.flatnonzero(off)[0])
+            raise AietlInputError(f"pushed frame.{name} is a flag: 0 or 1 (or False/True); {int(off.sum())} "
+                                  f"row(s) are not (first: row {row}, {values.iloc[row]!r}).")
+        return numbers.astype("int64")
+    return numbers
+
+
+def check_push_frame(df: Any, push_source_name: str = defs.PUSH_SOURCE) -> pd.DataFrame:
+    """The rows of a push, validated and typed (pipeline_id str, event_timestamp UTC, float64 readings,
+    0/1 anomaly flag), in the push source's column order; any bad value is one AietlInputError."""
+    if not isinstance(df, pd.DataFrame):
+        raise AietlInputError(f"push_features needs a pandas DataFrame, got {type(df).__name__}.")
+    if df.columns.duplicated().any():
+        raise AietlInputError(f"Pushed frame has duplicate columns {sorted(set(df.columns[df.columns.duplicated()]))}.")
+    expected = {defs.JOIN_KEY, "event_timestamp", *defs.REALTIME_FIELDS}
+    missing, extra = sorted(expected - set(df.columns)), sorted(set(df.columns) - expected, key=str)
+    if missing or extra:
+        raise AietlInputError(
+            f"Pushed frame does not match '{push_source_name}': missing {missing}, extra {extra}. "
+            f"Expected exactly {sorted(expected)}."
         )
-    if values.isna().any():
-        raise AietlInputError(f"{name}.{column} has {int(values.isna().sum())} missing timestamps.")
-    return values.dt.tz_convert("UTC").astype("datetime64[ns, UTC]")
+    frame = df.reset_index(drop=True)
+    _check_ids(frame[defs.JOIN_KEY], "pushed frame")
+    out = pd.DataFrame({defs.JOIN_KEY: frame[defs.JOIN_KEY].astype(str),
+                        "event_timestamp": _utc_column(frame, "event_timestamp", "pushed frame")})
+    for name, dtype in defs.REALTIME_FIELDS.items():
+        out[name] = _numeric_feature(frame[name], name, integer_flag=str(dtype) == "Int64")
+    return out
 
 
 def _ns(values: pd.Series) -> np.ndarray:
@@ -162,15 +252,25 @@ def _aware(value: datetime, name: str) -> datetime:
     return stamp.to_pydatetime()
 
 
+def _lock_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}.lock")
+
+
 @contextmanager
-def _file_lock(path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+def _online_errors(where: str) -> Iterator[None]:
+    """A down Redis online store as one clear line (Feast lets redis-py's ConnectionError through)."""
+    try:
+        yield
+    except Exception as exc:
         try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+            from redis.exceptions import ConnectionError as RedisConnectionError
+            from redis.exceptions import TimeoutError as RedisTimeoutError
+        except ImportError:  # pragma: no cover - redis is a dependency of the server config only
+            raise exc from None
+        if isinstance(exc, RedisConnectionError | RedisTimeoutError):
+            raise AietlInputError(f"The Redis online store at {where} is unreachable ({_first_line(exc)}): start it "
+                                  "(make services-up) or set FEAST_REDIS_CONNECTION. Nothing was written.") from None
+        raise
 
 
 class FeatureStoreService:
@@ -193,20 +293,26 @@ class FeatureStoreService:
         self.realtime_path = Path(realtime_path or self.repo_path / "data" / "pipeline_realtime.parquet").resolve()
         self.definitions = defs.build_definitions(str(self.features_path), str(self.realtime_path))
         self.store = FeatureStore(config=_repo_config(self.repo_path, config, redis_url, registry_url, project))
+        online = self.store.config.online_store
+        self._where = getattr(online, "connection_string", None) or getattr(online, "path", "")
+        #: Writers of the online store and registry (apply, materialize, pushes) take this lock, in every
+        #: thread and process; offline files have their own lock, always taken before this one.
+        self.online_lock_path = self.repo_path / "data" / ".online_store.lock"
         self._views = {defs.FEATURE_VIEW: (self.features_path, defs.BATCH_FIELDS, defs.TTL),
                        defs.REALTIME_VIEW: (self.realtime_path, defs.REALTIME_FIELDS, pd.Timedelta(hours=1))}
 
     # definitions ---------------------------------------------------------------------------------
     def apply(self) -> None:
         """Register the entity, sources, feature views and feature service (`feast apply`)."""
-        if not self.realtime_path.exists():  # the push source's batch source must exist for offline pushes
-            empty = pd.DataFrame({defs.JOIN_KEY: pd.Series(dtype="string"),
-                                  "event_timestamp": pd.Series(dtype="datetime64[ns, UTC]"),
-                                  **{n: pd.Series(dtype="float64" if n != "anomaly_detected" else "int64")
-                                     for n in defs.REALTIME_FIELDS}})
-            self.realtime_path.parent.mkdir(parents=True, exist_ok=True)
-            empty.to_parquet(self.realtime_path, index=False)
-        self.store.apply(list(self.definitions.values()))
+        with file_lock(_lock_path(self.realtime_path)):
+            if not self.realtime_path.exists():  # the push source's batch source must exist for offline pushes
+                empty = pd.DataFrame({defs.JOIN_KEY: pd.Series(dtype="string"),
+                                      "event_timestamp": pd.Series(dtype="datetime64[ns, UTC]"),
+                                      **{n: pd.Series(dtype="float64" if n != "anomaly_detected" else "int64")
+                                         for n in defs.REALTIME_FIELDS}})
+                atomic_write_parquet(self.realtime_path, empty)
+        with file_lock(self.online_lock_path), _online_errors(self._where):
+            self.store.apply(list(self.definitions.values()))
 
     def feature_references(self) -> list[str]:
         """Every `view:feature` reference this store serves."""
@@ -227,11 +333,10 @@ class FeatureStoreService:
 
     # offline -------------------------------------------------------------------------------------
     def write_offline_source(self, features: pd.DataFrame) -> None:
-        """Replace the batch source parquet (atomically)."""
-        self.features_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.features_path.with_suffix(".tmp.parquet")
-        features.to_parquet(tmp, index=False)
-        os.replace(tmp, self.features_path)
+        """Replace the batch source parquet atomically (unique temporary file, fsync, rename): readers see
+        the old file or the new one, concurrent writers never share a temporary file."""
+        with file_lock(_lock_path(self.features_path)):
+            atomic_write_parquet(self.features_path, features)
 
     def get_historical_features(self, entity_df: pd.DataFrame, features: Sequence[str] | None = None) -> pd.DataFrame:
         """Point-in-time correct features for every row of entity_df (pipeline_id, event_timestamp, ...)."""
@@ -239,8 +344,12 @@ class FeatureStoreService:
             raise AietlInputError("entity_df must be a pandas DataFrame with pipeline_id and event_timestamp.")
         if defs.JOIN_KEY not in entity_df.columns:
             raise AietlInputError(f"entity_df has no join key column '{defs.JOIN_KEY}' (columns: {list(entity_df.columns)}).")
+        if entity_df.columns.duplicated().any():
+            dupes = sorted(set(entity_df.columns[entity_df.columns.duplicated()]), key=str)
+            raise AietlInputError(f"entity_df has duplicate columns {dupes}: keep one of each.")
         if entity_df[defs.JOIN_KEY].isna().any():
             raise AietlInputError(f"entity_df.{defs.JOIN_KEY} has missing values; every row needs a pipeline id.")
+        _check_ids(entity_df[defs.JOIN_KEY], "entity_df")
         _utc_column(entity_df, "event_timestamp", "entity_df")
         result = entity_df.copy()
         by_view: dict[str, list[str]] = {}
@@ -278,18 +387,20 @@ class FeatureStoreService:
         start, end = _aware(start_date, "start_date"), _aware(end_date, "end_date")
         if end < start:
             raise AietlInputError(f"materialize: end_date {end} is before start_date {start}.")
-        return sum(self._materialize_view(view, start, end) for view in feature_views)
+        with file_lock(self.online_lock_path), _online_errors(self._where):
+            return sum(self._materialize_view(view, start, end) for view in feature_views)
 
     def materialize_incremental(self, end_date: datetime,
                                 feature_views: Sequence[str] = (defs.FEATURE_VIEW,)) -> int:
         """Load everything new since the last materialization (or end_date - ttl) up to end_date."""
         end = _aware(end_date, "end_date")
         written = 0
-        for view in feature_views:
-            fv = self.store.get_feature_view(view)
-            start = fv.most_recent_end_time
-            start = _aware(start, "most_recent_end_time") if start is not None else end - pd.Timedelta(fv.ttl)
-            written += self._materialize_view(view, start, end)
+        with file_lock(self.online_lock_path), _online_errors(self._where):
+            for view in feature_views:
+                fv = self.store.get_feature_view(view)
+                start = fv.most_recent_end_time
+                start = _aware(start, "most_recent_end_time") if start is not None else end - pd.Timedelta(fv.ttl)
+                written += self._materialize_view(view, start, end)
         return written
 
     def _materialize_view(self, view: str, start: datetime, end: datetime) -> int:
@@ -302,7 +413,9 @@ class FeatureStoreService:
         latest[defs.JOIN_KEY] = latest[defs.JOIN_KEY].astype(str)
         fv = self.store.get_feature_view(view)
         online = self.store.config.online_store
-        if getattr(online, "type", "") == "sqlite" and not getattr(online, "vector_enabled", False):
+        from feast.infra.online_stores.sqlite import SqliteOnlineStoreConfig
+
+        if isinstance(online, SqliteOnlineStoreConfig) and not getattr(online, "vector_enabled", False):
             db = Path(online.path)
             db = db if db.is_absolute() else self.repo_path / db
             table = compute_table_id(self.store.project, fv,
@@ -321,11 +434,19 @@ class FeatureStoreService:
         """Latest online values for each pipeline id (one row per id, in order)."""
         if isinstance(pipeline_ids, str):
             pipeline_ids = [pipeline_ids]
+        try:
+            ids = pd.Series(list(pipeline_ids), dtype=object)
+        except TypeError:
+            raise AietlInputError(f"pipeline_ids must be a list of pipeline ids, got {type(pipeline_ids).__name__}.") from None
+        if ids.empty:
+            raise AietlInputError("pipeline_ids is empty: pass at least one pipeline id, e.g. ['pipeline_001'].")
+        _check_ids(ids, "pipeline_ids")
         refs = self._resolve(features)
         start = time.perf_counter()
-        response = self.store.get_online_features(
-            features=refs, entity_rows=[{defs.JOIN_KEY: pid} for pid in pipeline_ids]
-        )
+        with _online_errors(self._where):
+            response = self.store.get_online_features(
+                features=refs, entity_rows=[{defs.JOIN_KEY: pid} for pid in ids]
+            )
         seconds = time.perf_counter() - start  # latency and freshness metrics: aietl_pipelines.monitoring
         return pd.DataFrame(record_online_read(response.to_dict(include_event_timestamps=True), refs, seconds))
 
@@ -340,14 +461,18 @@ class FeatureStoreService:
             event_timestamp=pd.to_datetime(latest["event_timestamp"], utc=True).to_numpy(),
         )
         rows["created_timestamp"] = pd.Timestamp.now(tz="UTC")
-        self.store.write_to_online_store(defs.FEATURE_VIEW, rows)
+        with file_lock(self.online_lock_path), _online_errors(self._where):
+            self.store.write_to_online_store(defs.FEATURE_VIEW, rows)
 
     # push ----------------------------------------------------------------------------------------
     def push_features(self, push_source_name: str, df: pd.DataFrame, to: str = "online") -> int:
         """Push rows through a push source; returns the number of rows written.
 
-        The frame must hold exactly pipeline_id, event_timestamp and the view's features: anything missing or
-        extra is an error and nothing is written.
+        The frame must hold exactly pipeline_id, event_timestamp and the view's features: anything missing,
+        extra or of the wrong type is one AietlInputError and nothing is written. A push is all or nothing:
+        online, one transaction of the online store under the store's write lock (threads and processes);
+        offline, an atomic append (the file is rewritten next to the old one and renamed over it), so a
+        reader or a ``kill -9`` never sees a partial file. See docs/operations.md (fault tests).
         """
         from feast.data_source import PushMode
 
@@ -355,25 +480,27 @@ class FeatureStoreService:
             raise AietlInputError(f"Unknown push source '{push_source_name}'. Available: {defs.PUSH_SOURCE}.")
         if to not in PUSH_TARGETS:
             raise AietlInputError(f"`to` must be one of {PUSH_TARGETS}, got '{to}'.")
-        expected = {defs.JOIN_KEY, "event_timestamp", *defs.REALTIME_FIELDS}
-        missing, extra = sorted(expected - set(df.columns)), sorted(set(df.columns) - expected)
-        if missing or extra:
-            raise AietlInputError(
-                f"Pushed frame does not match '{push_source_name}': missing {missing}, extra {extra}. "
-                f"Expected exactly {sorted(expected)}."
-            )
-        frame = df.copy()
-        frame["event_timestamp"] = _utc_column(frame, "event_timestamp", "pushed frame")
-        frame["anomaly_detected"] = frame["anomaly_detected"].astype("int64")
-        for name in ("current_cpu_usage", "current_memory_usage"):
-            frame[name] = frame[name].astype("float64")
-        mode = {"online": PushMode.ONLINE, "offline": PushMode.OFFLINE,
-                "online_and_offline": PushMode.ONLINE_AND_OFFLINE}[to]
+        frame = check_push_frame(df, push_source_name)
+        if frame.empty:
+            return 0
         if to == "online":
-            self.store.push(push_source_name, frame, to=mode)
-        else:  # Feast's file store rewrites the parquet on append: serialise writers so no row is lost
-            with _file_lock(self.realtime_path.with_suffix(".lock")):
-                self.store.push(push_source_name, frame, to=mode)
+            with file_lock(self.online_lock_path), _online_errors(self._where):
+                self.store.push(push_source_name, frame, to=PushMode.ONLINE)
+            return len(frame)
+        # offline: the appended file is staged next to the old one and replaces it only after the online write
+        # (if any) committed; an error in either leaves both stores as they were
+        with file_lock(_lock_path(self.realtime_path)):
+            try:
+                with appended_parquet(self.realtime_path, frame):
+                    if to == "online_and_offline":
+                        with file_lock(self.online_lock_path), _online_errors(self._where):
+                            self.store.push(push_source_name, frame, to=PushMode.ONLINE)
+            except AietlInputError:
+                raise
+            except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+                raise AietlInputError(f"The offline push target {self.realtime_path} cannot be appended to "
+                                      f"({_first_line(exc)}); nothing was written. Restore or move the file away."
+                                      ) from None
         return len(frame)
 
 
