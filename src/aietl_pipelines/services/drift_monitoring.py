@@ -7,6 +7,9 @@ the suffix ``_sync`` for notebooks and scripts. The pipeline and the service sha
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import threading
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,6 +23,15 @@ from aietl_pipelines.drift.statistics import compute_drift
 from aietl_pipelines.drift.summary import DEFAULT_RULES, should_trigger_retraining, summarize_drift
 from aietl_pipelines.errors import AietlInputError
 from aietl_pipelines.monitoring.instrument import drift_detection
+from aietl_pipelines.paths import project_path
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    try:
+        return int(raw) if raw else default
+    except ValueError:
+        raise AietlInputError(f"{name}={raw!r} is not a whole number; set it to e.g. {default}.") from None
 
 
 class DriftMonitoringService:
@@ -27,15 +39,48 @@ class DriftMonitoringService:
 
     def __init__(
         self,
-        report_dir: str | Path = "data/08_reporting/drift_reports",
-        history_path: str | Path = "data/08_reporting/drift_history.jsonl",
+        report_dir: str | Path | None = None,
+        history_path: str | Path | None = None,
         alert_threshold: float = 0.3,
         retraining_rules: Mapping[str, Any] | None = None,
+        max_reports: int | None = None,
+        max_report_bytes: int | None = None,
+        max_history: int | None = None,
     ) -> None:
-        self.report_dir = Path(report_dir)
-        self.history = JSONLinesDataset(str(history_path))
+        # defaults under the project root (aietl_pipelines.paths), whatever the working directory
+        self.report_dir = project_path(report_dir or "data/08_reporting/drift_reports")
+        self.history_path = project_path(history_path or "data/08_reporting/drift_history.jsonl")
+        self.history = JSONLinesDataset(str(self.history_path))
         self.alert_threshold = alert_threshold
         self.rules = {**DEFAULT_RULES, **(retraining_rules or {})}
+        # retention: newest reports kept by count and total bytes, newest history lines by count
+        self.max_reports = max_reports or _env_int("AIETL_DRIFT_REPORTS_KEEP", 50)
+        self.max_report_bytes = max_report_bytes or _env_int("AIETL_DRIFT_REPORTS_MAX_BYTES", 256 * 1024 * 1024)
+        self.max_history = max_history or _env_int("AIETL_DRIFT_HISTORY_KEEP", 10_000)
+        self._lock = threading.RLock()
+
+    def apply_retention(self) -> dict[str, int]:
+        """Delete the oldest HTML reports past ``max_reports`` or ``max_report_bytes`` and the oldest history
+        lines past ``max_history``; returns what was removed."""
+        removed = {"reports": 0, "history_lines": 0}
+        with self._lock:
+            if self.report_dir.is_dir():
+                reports = sorted(self.report_dir.glob("drift_report_*.html"), key=lambda p: p.name, reverse=True)
+                total = 0
+                for i, path in enumerate(reports):
+                    size = path.stat().st_size
+                    total += size
+                    if i >= self.max_reports or (i > 0 and total > self.max_report_bytes):
+                        path.unlink(missing_ok=True)
+                        removed["reports"] += 1
+            history = self.history.load()
+            if len(history) > self.max_history:
+                keep = history[-self.max_history:]
+                tmp = self.history_path.with_suffix(".jsonl.tmp")
+                tmp.write_text("".join(json.dumps(h, default=str) + "\n" for h in keep), encoding="utf-8")
+                os.replace(tmp, self.history_path)
+                removed["history_lines"] = len(history) - len(keep)
+        return removed
 
     # sync core -------------------------------------------------------------------------------------
     @drift_detection("service")
@@ -64,10 +109,12 @@ class DriftMonitoringService:
             path = self.report_dir / f"drift_report_{stamp}.html"
             path.write_text(render_html_report(report, reference_data, current_data), encoding="utf-8")
             report["report_path"] = str(path)
-        self.history.save(
-            {k: report[k] for k in ("generated_at", "drift_share", "drifted_columns", "alert_triggered",
-                                    "target_drifted", "retraining_recommendation", "n_columns")}
-        )
+        with self._lock:  # no append lost to a concurrent retention rewrite
+            self.history.save(
+                {k: report[k] for k in ("generated_at", "drift_share", "drifted_columns", "alert_triggered",
+                                        "target_drifted", "retraining_recommendation", "n_columns")}
+            )
+        self.apply_retention()
         return report
 
     def should_trigger_retraining_sync(self, report: Mapping[str, Any]) -> tuple[bool, str]:
@@ -111,10 +158,17 @@ class DriftMonitoringService:
                 "drift_share": last["drift_share"]}
 
     # async API of the guide ----------------------------------------------------------------------
-    async def detect_data_drift(self, reference_data, current_data, target_column=None, save_report=True):
+    async def detect_data_drift(self, reference_data, current_data, target_column=None, save_report=True,
+                                columns=None):
         return await asyncio.to_thread(
-            self.detect_data_drift_sync, reference_data, current_data, target_column, save_report
+            self.detect_data_drift_sync, reference_data, current_data, target_column, save_report, columns
         )
+
+    async def summary(self, days: int = 7) -> dict[str, Any]:
+        return await asyncio.to_thread(self.summary_sync, days)
+
+    async def retraining_status(self) -> dict[str, Any]:
+        return await asyncio.to_thread(self.retraining_status_sync)
 
     async def should_trigger_retraining(self, report):
         return self.should_trigger_retraining_sync(report)
@@ -126,5 +180,7 @@ class DriftMonitoringService:
 
 
 def get_drift_monitoring_service(**options: Any) -> DriftMonitoringService:
-    """The drift monitoring service (options: report_dir, history_path, alert_threshold, retraining_rules)."""
+    """The drift monitoring service (options: report_dir, history_path, alert_threshold, retraining_rules,
+    max_reports, max_report_bytes, max_history; defaults under the project root and from
+    AIETL_DRIFT_REPORTS_KEEP / AIETL_DRIFT_REPORTS_MAX_BYTES / AIETL_DRIFT_HISTORY_KEEP)."""
     return DriftMonitoringService(**options)

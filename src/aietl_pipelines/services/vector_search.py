@@ -40,6 +40,7 @@ class VectorSearchService:
         self.provider = provider
         self.store = _backend(provider, options)
         self.cache_dir = cache_dir
+        self._known: set[str] = set()  # collections seen to exist (skips a lookup per query)
 
     @staticmethod
     def _texts(texts: list[Any]) -> list[str]:
@@ -54,15 +55,26 @@ class VectorSearchService:
     def _embed_query(self, text: Any) -> np.ndarray:
         return embed_query(self._texts([text])[0])
 
+    def _require(self, collection_name: str) -> None:
+        """Unknown collection: a clear error that names only the caller's collection (never the others)."""
+        if collection_name in self._known:
+            return
+        if not isinstance(collection_name, str) or not self.store.has_collection(collection_name):
+            raise AietlInputError(f"Unknown collection '{collection_name}': create it first "
+                                  "(create_collection, or POST /api/v1/vector-search/collections).")
+        self._known.add(collection_name)
+
     # sync core -------------------------------------------------------------------------------------
     @vector_search_operation("create_collection")
     def create_collection_sync(self, name: str, recreate: bool = False) -> dict[str, Any]:
         self.store.create_collection(name, EMBEDDING_DIM, recreate=recreate)
+        self._known.add(name)
         return {"collection_name": name, "dimension": EMBEDDING_DIM, "provider": self.provider}
 
     @vector_search_operation("index")
     def index_record_sync(self, collection_name: str, record_id: str, text: str,
                           metadata: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        self._require(collection_name)
         vector = self._embed([text])
         self.store.upsert(collection_name, [str(record_id)], vector, [{**(metadata or {}), TEXT_KEY: text}])
         return {"record_id": str(record_id), "indexed": True}
@@ -70,6 +82,7 @@ class VectorSearchService:
     @vector_search_operation("batch_index")
     def batch_index_sync(self, collection_name: str, records: Iterable[Mapping[str, Any]] | pd.DataFrame,
                          text_field: str = "text", id_field: str = "id") -> dict[str, Any]:
+        self._require(collection_name)
         frame = records if isinstance(records, pd.DataFrame) else pd.DataFrame(list(records))
         missing = [c for c in (text_field, id_field) if c not in frame.columns]
         if missing:
@@ -88,6 +101,7 @@ class VectorSearchService:
     @vector_search_operation("search")
     def search_sync(self, collection_name: str, query: str, filters: Mapping[str, Any] | None = None,
                     limit: int = 10) -> list[dict[str, Any]]:
+        self._require(collection_name)
         hits = self.store.query(collection_name, self._embed_query(query), limit=limit, filters=filters)
         return [{"record_id": h.record_id, "score": h.score, "metadata": dict(h.payload)} for h in hits]
 
@@ -95,6 +109,7 @@ class VectorSearchService:
     def find_duplicates_sync(self, collection_name: str, text: str, threshold: float = DEFAULT_MATCH_THRESHOLD,
                              limit: int = 10) -> list[dict[str, Any]]:
         """Nearest records scored by the dedupe match model: similarity_score = match probability."""
+        self._require(collection_name)
         hits = self.store.query(collection_name, self._embed_query(text), limit=limit)
         scores = score_text_matches(text, [str(h.payload.get(TEXT_KEY, "")) for h in hits])
         out = [{"record_id": h.record_id, "similarity_score": float(s), "cosine": h.score,
@@ -104,7 +119,7 @@ class VectorSearchService:
 
     # async API of the guide ----------------------------------------------------------------------
     async def create_collection(self, name: str) -> dict[str, Any]:
-        return self.create_collection_sync(name)
+        return await asyncio.to_thread(self.create_collection_sync, name)
 
     async def index_record(self, collection_name, record_id, text, metadata=None):
         return await asyncio.to_thread(self.index_record_sync, collection_name, record_id, text, metadata)

@@ -1,0 +1,92 @@
+"""API settings, read from the environment once when the app is built (restart to change them).
+
+| variable | meaning | default |
+| --- | --- | --- |
+| ``AIETL_API_AUTH`` | ``required`` or ``disabled`` (local development only) | ``required`` |
+| ``AIETL_API_KEYS`` | comma-separated keys with full rights (reads and writes) | none |
+| ``AIETL_API_READ_KEYS`` | comma-separated read-only keys | none |
+| ``AIETL_API_MAX_BODY_BYTES`` | largest request body, every route but drift detection | 4 MiB |
+| ``AIETL_API_MAX_DRIFT_BODY_BYTES`` | largest body of ``POST /drift-monitoring/detect`` (inline rows) | 32 MiB |
+| ``AIETL_API_MAX_DRIFT_ROWS`` | rows per frame for drift detection (inline or read by path) | 1,000,000 |
+| ``AIETL_API_MAX_DRIFT_FILE_BYTES`` | largest file read by ``*_data_path`` | 1 GiB |
+| ``AIETL_API_MAX_TEXT_CHARS`` | longest text to index or search | 10,000 |
+| ``AIETL_DATA_ROOTS`` | where ``*_data_path`` may point: local folders and ``s3://bucket/prefix`` | ``<project>/data`` |
+| ``AIETL_VECTOR_PROVIDER`` | vector store when a request names none | ``qdrant`` |
+| ``AIETL_VECTOR_PATH`` | folder of the embedded Qdrant (Edge) collections; unset = a temporary folder | unset |
+| ``AIETL_API_WARMUP`` | ``0``: do not build the services and load the model at start-up | ``1`` |
+
+Text and row limits are also part of the request models (and so of the OpenAPI schema), so they are read at
+import time.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+from aietl_pipelines.errors import AietlInputError
+from aietl_pipelines.paths import project_path
+
+MiB = 1024 * 1024
+
+
+def _int_env(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw.replace("_", ""))
+    except ValueError:
+        raise AietlInputError(f"{name}={raw!r} is not a whole number; set it to e.g. {default}.") from None
+    if value <= 0:
+        raise AietlInputError(f"{name}={raw!r} must be positive; set it to e.g. {default}.")
+    return value
+
+
+def _keys(name: str) -> tuple[str, ...]:
+    return tuple(k.strip() for k in os.environ.get(name, "").split(",") if k.strip())
+
+
+#: Longest text accepted by index/search/duplicates (characters).
+MAX_TEXT_CHARS = _int_env("AIETL_API_MAX_TEXT_CHARS", 10_000)
+#: Rows per frame for drift detection.
+MAX_DRIFT_ROWS = _int_env("AIETL_API_MAX_DRIFT_ROWS", 1_000_000)
+#: Bounds of every `limit` parameter.
+MAX_LIMIT = 1000
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """What the app reads from the environment (see the module docstring)."""
+
+    auth_required: bool = True
+    full_keys: tuple[str, ...] = ()
+    read_keys: tuple[str, ...] = ()
+    max_body_bytes: int = 4 * MiB
+    max_drift_body_bytes: int = 32 * MiB
+    max_drift_rows: int = MAX_DRIFT_ROWS
+    max_drift_file_bytes: int = 1024 * MiB
+    data_roots: tuple[str, ...] = field(default_factory=tuple)
+    vector_provider: str = "qdrant"
+    vector_path: str | None = None
+    warm_up: bool = True
+
+    @classmethod
+    def from_env(cls) -> ApiSettings:
+        mode = os.environ.get("AIETL_API_AUTH", "required").strip().lower() or "required"
+        if mode not in ("required", "disabled"):
+            raise AietlInputError(f"AIETL_API_AUTH={mode!r}: use 'required' (default) or 'disabled'.")
+        roots = tuple(r.strip() for r in os.environ.get("AIETL_DATA_ROOTS", "").split(",") if r.strip())
+        return cls(
+            auth_required=mode == "required",
+            full_keys=_keys("AIETL_API_KEYS"),
+            read_keys=_keys("AIETL_API_READ_KEYS"),
+            max_body_bytes=_int_env("AIETL_API_MAX_BODY_BYTES", 4 * MiB),
+            max_drift_body_bytes=_int_env("AIETL_API_MAX_DRIFT_BODY_BYTES", 32 * MiB),
+            max_drift_rows=MAX_DRIFT_ROWS,
+            max_drift_file_bytes=_int_env("AIETL_API_MAX_DRIFT_FILE_BYTES", 1024 * MiB),
+            data_roots=roots or (str(project_path("data")),),
+            vector_provider=os.environ.get("AIETL_VECTOR_PROVIDER", "qdrant").strip() or "qdrant",
+            vector_path=os.environ.get("AIETL_VECTOR_PATH") or None,
+            warm_up=os.environ.get("AIETL_API_WARMUP", "1").strip() != "0",
+        )

@@ -1,0 +1,80 @@
+"""The services of one API process, each built once (on first use, or at start-up) and then shared.
+
+Building a Feast `FeatureStore` or loading the embedding model takes from milliseconds to seconds; a
+request only reads. `ServiceRegistry` holds the feature store, the drift service and one vector search
+service per provider; the app's lifespan creates it and `Depends(services)` hands it to the routes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from fastapi import Request
+
+from aietl_pipelines.api.config import ApiSettings
+
+logger = logging.getLogger(__name__)
+
+
+def _load_query_model() -> None:
+    from aietl_pipelines.embeddings import embed_query
+
+    embed_query("warm-up")
+
+
+class ServiceRegistry:
+    """Lazily built, then cached, services of the app (thread-safe)."""
+
+    def __init__(self, settings: ApiSettings) -> None:
+        self.settings = settings
+        self._lock = threading.Lock()
+        self._built: dict[Any, Any] = {}
+
+    def _get(self, key: Any, build) -> Any:
+        found = self._built.get(key)
+        if found is not None:
+            return found
+        with self._lock:
+            if key not in self._built:
+                self._built[key] = build()
+            return self._built[key]
+
+    def features(self) -> Any:
+        """The awaitable feature store service (services.feature_store)."""
+        from aietl_pipelines.services.feature_store import get_feature_store_service
+
+        return self._get("features", get_feature_store_service)
+
+    def drift(self) -> Any:
+        """The drift monitoring service (services.drift_monitoring)."""
+        from aietl_pipelines.services.drift_monitoring import get_drift_monitoring_service
+
+        return self._get("drift", get_drift_monitoring_service)
+
+    def vector(self, provider: str | None = None) -> Any:
+        """The vector search service of a provider (the configured default when None)."""
+        from aietl_pipelines.services.vector_search import get_vector_search_service
+
+        name = provider or self.settings.vector_provider
+        options = {"path": self.settings.vector_path} if self.settings.vector_path and name == "qdrant" else {}
+        return self._get(("vector", name), lambda: get_vector_search_service(name, **options))
+
+    def warm_up(self) -> None:
+        """Build the services and load the embedding model now, so the first requests do not wait for it
+        (run in a background thread by the app's lifespan; failures are logged, requests then report them)."""
+        for name, step in (("features", self.features), ("drift", self.drift), ("vector search", self.vector),
+                           ("embedding model", _load_query_model)):
+            try:
+                step()
+            except Exception as exc:  # noqa: BLE001 - a missing repo or server must not stop the API
+                logger.warning("warm-up: %s not ready (%s); requests will retry", name, type(exc).__name__)
+
+    def built(self) -> list[str]:
+        return [k if isinstance(k, str) else ":".join(k) for k in self._built]
+
+
+def services(request: Request) -> ServiceRegistry:
+    """FastAPI dependency: the app's `ServiceRegistry`."""
+    return request.app.state.services
