@@ -66,6 +66,27 @@ class JSONLinesDataset(AbstractDataset[list[dict[str, Any]], list[dict[str, Any]
         return {"filepath": str(self._filepath), "mode": self._mode}
 
 
+def first_undecodable_byte(path: Path, encoding: str, chunk_size: int = 1 << 20) -> int | None:
+    """Offset in the file of the first byte that `encoding` cannot decode (None if it all decodes)."""
+    import codecs
+
+    decoder = codecs.getincrementaldecoder(encoding)()
+    offset = 0
+    with open(path, "rb") as handle:
+        while True:
+            chunk = handle.read(chunk_size)
+            final = not chunk
+            try:
+                decoder.decode(chunk, final=final)
+            except UnicodeDecodeError as exc:
+                # the decoder's buffer holds the undecoded tail of the previous chunk
+                pending = len(exc.object) - len(chunk)
+                return offset - pending + exc.start
+            if final:
+                return None
+            offset += len(chunk)
+
+
 class TableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
     """A table read by its file extension (.parquet, .csv, .json/.jsonl), so that a run-time parameter can
     point a pipeline at any file: ``filepath: ${runtime_params:dedupe.input_path, data/01_raw/customers.parquet}``.
@@ -88,15 +109,37 @@ class TableDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
 
     def _load(self) -> pd.DataFrame:
         kind = self._kind()
+        path = Path(self._filepath)
+        if path.is_file() and path.stat().st_size == 0:
+            raise AietlInputError(
+                f"'{self._filepath}' is empty (0 bytes): expected a {kind} table. Replace it with the real file."
+            )
         if kind == "parquet":
-            return pd.read_parquet(self._filepath, **self._load_args)
-        if kind == "csv":
             try:
-                return pd.read_csv(self._filepath, dtype=str, keep_default_na=True, encoding="utf-8", **self._load_args)
+                return pd.read_parquet(self._filepath, **self._load_args)
+            except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+                if path.exists():
+                    raise AietlInputError(
+                        f"'{self._filepath}' is not a readable parquet file ({type(exc).__name__}: "
+                        f"{str(exc).splitlines()[0][:160]}). Replace it, or give a .csv/.json file instead."
+                    ) from None
+                raise
+        if kind == "csv":
+            # the caller's load_args win (e.g. `load_args: {encoding: latin-1}`); the defaults fill the rest
+            args = {"dtype": str, "keep_default_na": True, "encoding": "utf-8", **self._load_args}
+            try:
+                return pd.read_csv(self._filepath, **args)
             except UnicodeDecodeError as exc:
+                offset = first_undecodable_byte(path, args["encoding"])
+                where = f"at offset {offset:,}" if offset is not None else f"({exc.reason})"
                 raise AietlInputError(
-                    f"'{self._filepath}' is not valid UTF-8 ({exc.reason} at byte {exc.start}). Re-save it as UTF-8 "
-                    "(e.g. `iconv -f latin1 -t utf-8`) or pass load_args: {encoding: latin-1}."
+                    f"'{self._filepath}' is not valid {args['encoding']}: undecodable byte {where}. Re-save it "
+                    "as UTF-8 (e.g. `iconv -f latin1 -t utf-8`) or add `load_args: {encoding: latin-1}` (the "
+                    "file's real encoding) to its catalog entry."
+                ) from None
+            except pd.errors.EmptyDataError:
+                raise AietlInputError(
+                    f"'{self._filepath}' holds no CSV header or rows. Replace it with the real file."
                 ) from None
         return pd.read_json(self._filepath, lines=kind == "jsonl", **self._load_args)
 

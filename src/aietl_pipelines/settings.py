@@ -8,9 +8,14 @@ from aietl_pipelines.hooks import (
     PrometheusHooks,
     RunTaggingHooks,
 )
+from aietl_pipelines.publish import RunPublishHooks
+from aietl_pipelines.tracking import TrackingCheckHooks
 
 # kedro-mlflow registers its own hooks through its entry point (one MLflow run per `kedro run`).
-HOOKS = (InputValidationHooks(), RunTaggingHooks(), MetricsHooks(), PrometheusHooks())
+# TrackingCheckHooks runs first (tryfirst) so that an unreachable server is one line, not minutes of retries;
+# RunPublishHooks stages the run's file outputs and publishes them together after success.
+HOOKS = (InputValidationHooks(), RunTaggingHooks(), MetricsHooks(), PrometheusHooks(), TrackingCheckHooks(),
+         RunPublishHooks())
 
 CONFIG_LOADER_ARGS = {
     "base_env": "base",

@@ -28,3 +28,37 @@ def test_retraining_rules_share_critical_persistence_cooldown():
     blocked, reason = should_trigger_retraining(high, {"cooldown_days": 3}, last_retrained_at="2026-11-23T00:00:00+00:00", now=now)
     assert blocked is False and "cooldown" in reason
     assert should_trigger_retraining(high, {"cooldown_days": 3}, last_retrained_at="2026-11-01T00:00:00+00:00", now=now)[0]
+
+
+def test_bad_reports_and_rules_are_clear_errors():
+    import pytest
+
+    from aietl_pipelines.errors import AietlInputError
+
+    with pytest.raises(AietlInputError, match=r"'drift_share' must be a number between 0 and 1, got 'high'"):
+        should_trigger_retraining({"drift_share": "high"})
+    with pytest.raises(AietlInputError, match="'drift_share' must be a number between 0 and 1, got 1.5"):
+        should_trigger_retraining({"drift_share": 1.5})
+    with pytest.raises(AietlInputError, match="'drifted_columns' must be a list of column names"):
+        should_trigger_retraining({"drift_share": 0.5, "drifted_columns": "x"})
+    with pytest.raises(AietlInputError, match="must be a dict"):
+        should_trigger_retraining(["not", "a", "report"])
+    with pytest.raises(AietlInputError, match="history entry's 'drift_share'"):
+        should_trigger_retraining({"drift_share": 0.9}, {"consecutive_windows": 2}, history=[{"drift_share": None}])
+    with pytest.raises(AietlInputError, match="'consecutive_windows' must be a number"):
+        should_trigger_retraining({"drift_share": 0.9}, {"consecutive_windows": "two"})
+
+
+def test_a_rerun_on_identical_data_is_not_another_window():
+    high = {**summarize_drift(_table([True, True, False]), fingerprint="aaa")}
+    rules = {"consecutive_windows": 2}
+    # the same data again (same fingerprint) does not make two windows
+    assert should_trigger_retraining(high, rules, history=[high])[0] is False
+    assert should_trigger_retraining(high, rules, history=[high, high, high])[0] is False
+    other = {**high, "data_fingerprint": "bbb"}
+    assert should_trigger_retraining(high, rules, history=[other, other])[0] is True
+
+
+def test_summary_lists_warnings_and_skipped_columns():
+    summary = summarize_drift(_table([False]), {"when": "datetime column"}, warnings=["few rows"])
+    assert summary["warnings"][0] == "few rows" and "'when' (datetime column)" in summary["warnings"][1]

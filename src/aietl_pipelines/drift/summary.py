@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import math
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
+
+from aietl_pipelines.errors import AietlInputError
 
 DEFAULT_RULES: dict[str, Any] = {
     "alert_threshold": 0.3,        # alert when the share of drifted columns is strictly above this
@@ -17,19 +21,41 @@ DEFAULT_RULES: dict[str, Any] = {
 }
 
 
+def data_fingerprint(*frames: pd.DataFrame) -> str:
+    """Content hash of the compared frames (values, column names and order): the identity of a drift window,
+    so that a rerun on identical data is recognised (no second history entry, no extra window counted)."""
+    digest = hashlib.sha1()
+    for frame in frames:
+        digest.update(repr([str(c) for c in frame.columns]).encode())
+        try:
+            digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+        except TypeError:  # unhashable cells: fall back on their text
+            digest.update(frame.astype(str).to_csv(index=False).encode())
+    return digest.hexdigest()[:16]
+
+
 def summarize_drift(
     table: pd.DataFrame,
     skipped: Mapping[str, str] | None = None,
     alert_threshold: float = 0.3,
     target_column: str | None = None,
+    warnings: Sequence[str] = (),
+    fingerprint: str | None = None,
 ) -> dict[str, Any]:
     """Summary of a column table from `compute_drift`.
 
     Returns:
         drift_share, drifted_columns, n_columns, alert_triggered (share > alert_threshold), target_drifted,
-        per_column (list of dicts), skipped_columns, generated_at.
+        per_column (list of dicts), skipped_columns, warnings (notes on unreliable inputs, from
+        `statistics.input_warnings`, plus skipped columns), data_fingerprint, generated_at.
     """
     n = len(table)
+    notes = list(warnings)
+    if skipped:
+        notes.append(f"{len(skipped)} column(s) not tested: "
+                     + "; ".join(f"'{c}' ({why})" for c, why in skipped.items()))
+    if n == 0:
+        notes.append("no column was tested: drift_share 0.0 says nothing about the data")
     drifted = table.loc[table["drifted"], "column"].tolist() if n else []
     share = len(drifted) / n if n else 0.0
     return {
@@ -43,8 +69,32 @@ def summarize_drift(
         "target_drifted": bool(target_column in drifted) if target_column else False,
         "per_column": table.to_dict(orient="records"),
         "skipped_columns": dict(skipped or {}),
+        "warnings": notes,
+        "data_fingerprint": fingerprint,
         "generated_at": datetime.now(UTC).isoformat(),
     }
+
+
+def _checked_report(report: Any, what: str = "report") -> tuple[float, set[str]]:
+    """(drift_share, drifted columns) of a summary, or a clear error naming the bad field."""
+    if not isinstance(report, Mapping):
+        raise AietlInputError(
+            f"The drift {what} must be a dict as returned by detect_data_drift, got {type(report).__name__}."
+        )
+    share = report.get("drift_share", 0.0)
+    if isinstance(share, bool) or not isinstance(share, int | float) or not math.isfinite(share) \
+            or not 0.0 <= share <= 1.0:
+        raise AietlInputError(
+            f"The drift {what}'s 'drift_share' must be a number between 0 and 1, got {share!r}. "
+            "Pass the dict detect_data_drift returned (or a share such as 0.4)."
+        )
+    drifted = report.get("drifted_columns", [])
+    if isinstance(drifted, str) or not isinstance(drifted, Sequence | set) \
+            or not all(isinstance(c, str) for c in drifted):
+        raise AietlInputError(
+            f"The drift {what}'s 'drifted_columns' must be a list of column names, got {drifted!r}."
+        )
+    return float(share), set(drifted)
 
 
 def should_trigger_retraining(
@@ -66,18 +116,33 @@ def should_trigger_retraining(
     Returns:
         (retrain?, human-readable reason).
     """
+    if rules is not None and not isinstance(rules, Mapping):
+        raise AietlInputError(f"Retraining rules must be a dict (keys {list(DEFAULT_RULES)}), got {type(rules).__name__}.")
     r = {**DEFAULT_RULES, **(rules or {})}
-    share = float(report.get("drift_share", 0.0))
-    drifted = set(report.get("drifted_columns", []))
+    for key in ("drift_share_threshold", "consecutive_windows", "cooldown_days"):
+        if isinstance(r[key], bool) or not isinstance(r[key], int | float):
+            raise AietlInputError(f"Retraining rule '{key}' must be a number, got {r[key]!r}.")
+    share, drifted = _checked_report(report)
     critical = sorted(drifted & set(r["critical_columns"] or []))
     if report.get("target_drifted"):
         critical = sorted(set(critical) | {str(report.get("target_column"))})
 
     def breaches(summary: Mapping[str, Any]) -> bool:
-        cols = set(summary.get("drifted_columns", []))
-        return float(summary.get("drift_share", 0.0)) > r["drift_share_threshold"] or bool(
+        past_share, cols = _checked_report(summary, "history entry")
+        return past_share > r["drift_share_threshold"] or bool(
             cols & set(r["critical_columns"] or [])
         ) or bool(summary.get("target_drifted"))
+
+    # a window is its data: reruns on identical data (same fingerprint) count once, and not the current one
+    windows: list[Mapping[str, Any]] = []
+    seen = {report.get("data_fingerprint")} - {None}
+    for past in reversed(list(history)):
+        key = past.get("data_fingerprint") if isinstance(past, Mapping) else None
+        if key is not None and key in seen:
+            continue
+        if key is not None:
+            seen.add(key)
+        windows.append(past)
 
     if not (share > r["drift_share_threshold"] or critical):
         return False, (
@@ -86,7 +151,7 @@ def should_trigger_retraining(
         )
     needed = int(r["consecutive_windows"])
     streak = 1
-    for past in reversed(list(history)):
+    for past in windows:
         if not breaches(past):
             break
         streak += 1

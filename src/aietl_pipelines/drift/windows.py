@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+
 import pandas as pd
 
 from aietl_pipelines.errors import AietlInputError
+
+logger = logging.getLogger(__name__)
 
 
 def split_windows(
@@ -26,7 +30,24 @@ def split_windows(
             f"Time column '{time_column}' not found (columns: {list(frame.columns)}). "
             "Set `drift_monitoring.time_column` to the column holding the event time."
         )
-    times = pd.to_datetime(frame[time_column], utc=True)
+    try:
+        times = pd.to_datetime(frame[time_column], utc=True)
+    except (ValueError, TypeError) as exc:
+        raise AietlInputError(
+            f"Time column '{time_column}' holds values that are not timestamps ({str(exc)[:120]}). "
+            "Store ISO timestamps or datetimes there."
+        ) from None
+    missing = int(times.isna().sum())
+    if missing == len(times):
+        raise AietlInputError(
+            f"Time column '{time_column}' has no timestamps (all {missing:,} values missing): no window can be cut. "
+            "Fill the column or point `drift_monitoring.time_column` at another one."
+        )
+    if missing:
+        logger.warning(
+            "Time column '%s': %s of %s timestamps missing (NaT); those rows are in no window.",
+            time_column, f"{missing:,}", f"{len(times):,}",
+        )
     first, last = times.min(), times.max()
     ref_mask = (times >= first + pd.Timedelta(days=reference_days[0])) & (
         times < first + pd.Timedelta(days=reference_days[1])

@@ -40,6 +40,22 @@ def build_training_set(labels: pd.DataFrame, features: pd.DataFrame, feature_nam
 
 
 def split_by_time(frame: pd.DataFrame, holdout_days: float) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Train = everything before the last `holdout_days`; holdout = the most recent `holdout_days`."""
+    """Train = everything before the last `holdout_days`; holdout = the most recent `holdout_days`.
+
+    A clear error when either side is empty (too few runs: a label needs a next run of the same pipeline)."""
+    if frame.empty:
+        raise AietlInputError(
+            "'etl_runs' gives no labelled rows to train or evaluate on (a row is labelled by the next run of the "
+            "same pipeline, so each pipeline needs at least two runs, and features at their time). "
+            "Collect more runs or run `kedro run --pipeline data_generation` for the sample data."
+        )
     cut = frame["event_timestamp"].max() - pd.Timedelta(days=holdout_days)
-    return frame[frame["event_timestamp"] <= cut].reset_index(drop=True), frame[frame["event_timestamp"] > cut].reset_index(drop=True)
+    train = frame[frame["event_timestamp"] <= cut].reset_index(drop=True)
+    holdout = frame[frame["event_timestamp"] > cut].reset_index(drop=True)
+    if train.empty:
+        span = frame["event_timestamp"].max() - frame["event_timestamp"].min()
+        raise AietlInputError(
+            f"'etl_runs' covers {span} of labelled runs: nothing is left to train on before the "
+            f"{holdout_days}-day holdout. Collect more days of runs or lower `retraining.holdout_days`."
+        )
+    return train, holdout

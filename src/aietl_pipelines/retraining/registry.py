@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import mlflow
@@ -12,6 +16,29 @@ from mlflow.models import infer_signature
 from aietl_pipelines.tracking import check_tracking_server
 
 CHAMPION, CHALLENGER = "champion", "challenger"
+#: Model version tag holding `training_fingerprint`: a rerun on identical data registers no new version.
+FINGERPRINT_TAG = "data_fingerprint"
+
+logger = logging.getLogger(__name__)
+
+
+def training_fingerprint(train: pd.DataFrame, features: Sequence[str], model_params: Mapping[str, Any]) -> str:
+    """Content hash of what a model is trained from: the training rows, the feature list and the model
+    parameters (training is deterministic by seed, so equal fingerprints mean the same model)."""
+    digest = hashlib.sha1(pd.util.hash_pandas_object(train, index=False).to_numpy().tobytes())
+    digest.update(json.dumps([list(features), dict(model_params)], sort_keys=True, default=str).encode())
+    return digest.hexdigest()[:16]
+
+
+def find_version_by_fingerprint(model_name: str, fingerprint: str) -> str | None:
+    """The registered version of `model_name` trained from the same data and parameters, if any."""
+    client = mlflow.MlflowClient()
+    try:
+        versions = client.search_model_versions(f"name='{model_name}'")
+    except MlflowException:
+        return None
+    same = [v for v in versions if (v.tags or {}).get(FINGERPRINT_TAG) == fingerprint]
+    return str(max(int(v.version) for v in same)) if same else None
 
 
 def _requirements() -> list[str]:
@@ -42,6 +69,16 @@ def register_model(model: Any, model_name: str, input_example: pd.DataFrame, pro
         The registered version.
     """
     check_tracking_server()
+    fingerprint = (tags or {}).get(FINGERPRINT_TAG)
+    existing = find_version_by_fingerprint(model_name, str(fingerprint)) if fingerprint else None
+    if existing is not None:
+        client = mlflow.MlflowClient()
+        if promote:
+            client.set_registered_model_alias(model_name, CHAMPION, existing)
+            client.set_model_version_tag(model_name, existing, "role", CHAMPION)
+        logger.info("Model '%s' version %s was trained from identical data and parameters (%s=%s): "
+                    "no new version registered.", model_name, existing, FINGERPRINT_TAG, fingerprint)
+        return existing
     started = mlflow.active_run() is None
     run = mlflow.start_run(run_name="retraining") if started else mlflow.active_run()
     try:

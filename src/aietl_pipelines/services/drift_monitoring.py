@@ -19,8 +19,13 @@ import pandas as pd
 
 from aietl_pipelines.datasets import JSONLinesDataset
 from aietl_pipelines.drift.report import render_html_report
-from aietl_pipelines.drift.statistics import compute_drift
-from aietl_pipelines.drift.summary import DEFAULT_RULES, should_trigger_retraining, summarize_drift
+from aietl_pipelines.drift.statistics import compute_drift, input_warnings
+from aietl_pipelines.drift.summary import (
+    DEFAULT_RULES,
+    data_fingerprint,
+    should_trigger_retraining,
+    summarize_drift,
+)
 from aietl_pipelines.errors import AietlInputError
 from aietl_pipelines.monitoring.instrument import drift_detection
 from aietl_pipelines.paths import project_path
@@ -93,14 +98,19 @@ class DriftMonitoringService:
         columns: Sequence[str] | None = None,
     ) -> dict[str, Any]:
         """Drift report: alert_triggered, drift_share, drifted_columns, per_column, report_path."""
+        if columns is not None and (isinstance(columns, str) or not all(isinstance(c, str) for c in columns)):
+            raise AietlInputError(f"columns must be a list of column names, got {columns!r}.")
         table, skipped = compute_drift(reference_data, current_data, columns)
         if target_column and target_column not in table["column"].tolist():
             raise AietlInputError(
                 f"target_column '{target_column}' is not a monitored column of both frames "
                 f"(monitored: {table['column'].tolist()}, skipped: {list(skipped)})."
             )
-        report = summarize_drift(table, skipped, self.alert_threshold, target_column)
-        retrain, reason = should_trigger_retraining(report, self.rules, self.history.load())
+        notes = input_warnings(reference_data, current_data, columns)
+        fingerprint = data_fingerprint(reference_data, current_data)
+        report = summarize_drift(table, skipped, self.alert_threshold, target_column, notes, fingerprint)
+        history = self.history.load()
+        retrain, reason = should_trigger_retraining(report, self.rules, history)
         report["retraining_recommendation"] = {"should_retrain": retrain, "reason": reason}
         report["report_path"] = None
         if save_report:
@@ -109,11 +119,13 @@ class DriftMonitoringService:
             path = self.report_dir / f"drift_report_{stamp}.html"
             path.write_text(render_html_report(report, reference_data, current_data), encoding="utf-8")
             report["report_path"] = str(path)
-        with self._lock:  # no append lost to a concurrent retention rewrite
-            self.history.save(
-                {k: report[k] for k in ("generated_at", "drift_share", "drifted_columns", "alert_triggered",
-                                        "target_drifted", "retraining_recommendation", "n_columns")}
-            )
+        if not history or history[-1].get("data_fingerprint") != fingerprint:  # a rerun adds no window
+            with self._lock:  # no append lost to a concurrent retention rewrite
+                self.history.save(
+                    {k: report[k] for k in ("generated_at", "drift_share", "drifted_columns", "alert_triggered",
+                                            "target_drifted", "retraining_recommendation", "n_columns",
+                                            "data_fingerprint")}
+                )
         self.apply_retention()
         return report
 

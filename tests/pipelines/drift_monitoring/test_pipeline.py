@@ -35,7 +35,7 @@ def test_drift_episode_raises_alert_and_recommends_retraining(tmp_path):
     assert summary["retraining_recommendation"]["should_retrain"]
     assert out["drift_metrics"]["drift_share"] == summary["drift_share"]
     assert "ALERT" in out["drift_report_html"] and "duration_seconds" in out["drift_report_html"]
-    assert out["drift_history_new_entry"]["drift_share"] == summary["drift_share"]
+    assert out["drift_history_new_entry"][0]["drift_share"] == summary["drift_share"]
 
 
 def test_evidently_report_by_parameter(tmp_path):

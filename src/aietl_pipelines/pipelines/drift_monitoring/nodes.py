@@ -6,10 +6,9 @@ from typing import Any
 
 import pandas as pd
 
+from aietl_pipelines.drift.engines import drift_steps
 from aietl_pipelines.drift.report import render_evidently_report, render_html_report
-from aietl_pipelines.drift.statistics import compute_drift
 from aietl_pipelines.drift.summary import should_trigger_retraining, summarize_drift
-from aietl_pipelines.drift.windows import split_windows
 
 
 def select_drift_windows(runs: pd.DataFrame, params: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -22,7 +21,7 @@ def select_drift_windows(runs: pd.DataFrame, params: dict[str, Any]) -> tuple[pd
     Returns:
         (reference, current) frames.
     """
-    reference, current = split_windows(
+    reference, current = drift_steps(params.get("engine")).split_windows(
         runs, params["time_column"], tuple(params["reference_days"]), params["current_last_days"]
     )
     columns = params.get("columns") or [c for c in runs.columns if c != params["time_column"]]
@@ -33,7 +32,7 @@ def detect_column_drift(
     reference: pd.DataFrame, current: pd.DataFrame, params: dict[str, Any]
 ) -> tuple[pd.DataFrame, dict[str, str]]:
     """One row per monitored column: test, score, threshold, verdict, PSI; plus the skipped columns."""
-    return compute_drift(
+    return drift_steps(params.get("engine")).compute_drift(
         reference,
         current,
         tests=params.get("tests") or None,
@@ -48,10 +47,16 @@ def build_drift_summary(
     skipped: dict[str, str],
     history: list[dict[str, Any]],
     params: dict[str, Any],
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
 ) -> dict[str, Any]:
-    """Summary with alert and retraining recommendation (rules in ``drift_monitoring.retraining_rules``)."""
+    """Summary with alert, input warnings, the windows' data fingerprint and the retraining recommendation
+    (rules in ``drift_monitoring.retraining_rules``; a rerun on identical windows counts as the same window)."""
+    steps = drift_steps(params.get("engine"))
     summary = summarize_drift(
-        column_results, skipped, params["alert_threshold"], params.get("target_column")
+        column_results, skipped, params["alert_threshold"], params.get("target_column"),
+        steps.input_warnings(reference, current, params.get("columns") or None),
+        steps.data_fingerprint(reference, current),
     )
     retrain, reason = should_trigger_retraining(summary, params.get("retraining_rules"), history)
     summary["retraining_recommendation"] = {"should_retrain": retrain, "reason": reason}
@@ -61,17 +66,22 @@ def build_drift_summary(
 def render_drift_report(summary: dict[str, Any], reference: pd.DataFrame, current: pd.DataFrame,
                         params: dict[str, Any]) -> str:
     """HTML report: ours (the summary's numbers and distribution plots, fast) or, with
-    `drift_monitoring.report_engine: evidently`, Evidently's own DataDriftPreset report."""
+    `drift_monitoring.report_engine: evidently`, Evidently's own DataDriftPreset report. The plots are drawn
+    from the engine's bounded pandas sample of each window (the whole windows on the pandas engine)."""
+    reference, current = drift_steps(params.get("engine")).report_frames(reference, current)
     if params.get("report_engine", "aietl") == "evidently":
         return render_evidently_report(reference, current)
     return render_html_report(summary, reference, current)
 
 
-def drift_history_entry(summary: dict[str, Any]) -> dict[str, Any]:
-    """The compact record appended to the drift history (no per-column detail)."""
+def drift_history_entry(summary: dict[str, Any], history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The compact record appended to the drift history (no per-column detail); nothing when the last entry
+    has the same data fingerprint (a rerun on identical data is not a new window)."""
+    if history and summary.get("data_fingerprint") and history[-1].get("data_fingerprint") == summary["data_fingerprint"]:
+        return []
     keep = ("generated_at", "drift_share", "drifted_columns", "alert_triggered", "target_drifted",
-            "retraining_recommendation", "n_columns")
-    return {k: summary.get(k) for k in keep}
+            "retraining_recommendation", "n_columns", "data_fingerprint")
+    return [{k: summary.get(k) for k in keep}]
 
 
 def drift_metrics(summary: dict[str, Any]) -> dict[str, float]:

@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 
-from aietl_pipelines.retraining import dataset, evaluate, model
+from aietl_pipelines.retraining import dataset, evaluate, model, registry
 from aietl_pipelines.retraining.decision import decide_retraining
 
 
@@ -70,7 +70,8 @@ def registration_request(candidate: dict[str, Any], evaluation: dict[str, Any], 
     metrics = evaluation["candidate"]
     return {"model": candidate, "input_example": train[params["features"]].head(5).astype("float64"),
             "promote": evaluation["promote"],
-            "tags": {"promotion_reason": evaluation["promotion_reason"], **{f"holdout_{k}": f"{v:.4f}" for k, v in metrics.items()}}}
+            "tags": {"promotion_reason": evaluation["promotion_reason"], **{f"holdout_{k}": f"{v:.4f}" for k, v in metrics.items()},
+                     registry.FINGERPRINT_TAG: registry.training_fingerprint(train, params["features"], params["model"])}}
 
 
 def audit_entry(evaluation: dict[str, Any], training_data: pd.DataFrame) -> dict[str, Any]:
