@@ -8,13 +8,13 @@ BIN    := $(VENV)/bin
 TORCH_SPEC  ?= torch==2.13.0
 TORCH_INDEX ?=
 
-.PHONY: setup run test test-fast lint bench bench-dedupe bench-dedupe-scale bench-dedupe-components bench-drift bench-features viz mlflow-ui jupyter api metrics-secrets setup-system services-up services-down clean
+.PHONY: setup run test test-fast lint bench bench-dedupe bench-dedupe-scale bench-dedupe-components bench-drift bench-features viz mlflow-ui jupyter api metrics-secrets setup-system setup-java services-up services-down clean
 
-setup: setup-system  ## create .venv, install CPU torch first, then the project with pinned versions
+setup: setup-system setup-java  ## create .venv, install CPU torch first, then the project with pinned versions
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24" wheel setuptools
 	$(BIN)/python -m pip install --quiet $(TORCH_INDEX) $(TORCH_SPEC)
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,bench]"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,bench,spark]"
 	@echo "set-up done: activate with 'source $(BIN)/activate'"
 
 # Debian's prometheus + prometheus-pushgateway for tests/monitoring (skipped when not root, without apt-get
@@ -30,6 +30,19 @@ setup-system:  ## Debian packages the tests use, when root
 	  { flock /tmp/aietl-apt.lock apt-get install -y -q --no-install-recommends $(APT_METRICS) \
 	    || { flock /tmp/aietl-apt.lock apt-get update -q && flock /tmp/aietl-apt.lock apt-get install -y -q --no-install-recommends $(APT_METRICS); }; } \
 	    || echo "setup-system: could not install $(APT_METRICS) (offline?): their tests will skip"; \
+	fi
+
+# Java 17 for pyspark (Spark tests and `kedro run --env spark`); the Spark tests skip with the reason without it.
+setup-java:  ## Debian's openjdk-17-jre-headless when java is missing, when root
+	@if command -v java >/dev/null || [ -n "$$JAVA_HOME" ]; then \
+	  echo "setup-java: java present"; \
+	elif [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then \
+	  echo "setup-java: no java and not root: install Java 17 yourself (Spark tests will skip)"; \
+	else \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  { flock /tmp/aietl-apt.lock apt-get install -y -q --no-install-recommends openjdk-17-jre-headless \
+	    || { flock /tmp/aietl-apt.lock apt-get update -q && flock /tmp/aietl-apt.lock apt-get install -y -q --no-install-recommends openjdk-17-jre-headless; }; } \
+	    || echo "setup-java: could not install openjdk-17-jre-headless (offline?): Spark tests will skip"; \
 	fi
 
 run:  ## the main job: every pipeline on embedded defaults

@@ -53,11 +53,27 @@ def _is_numeric(dtype: Any) -> bool:
     return isinstance(dtype, T.NumericType) and not isinstance(dtype, T.DecimalType)
 
 
+def as_spark(frame: Any) -> Any:
+    """A Spark DataFrame as it is; a pandas frame handed to the Spark engine (e.g. from a pandas catalog entry)
+    converted on the process's session, timestamps at microseconds as Spark stores them."""
+    if not isinstance(frame, pd.DataFrame):
+        return frame
+    from aietl_pipelines.spark.session import get_spark
+
+    frame = frame.copy()
+    for col in frame.columns:
+        if pd.api.types.is_datetime64_any_dtype(frame[col]):
+            frame[col] = frame[col].astype(frame[col].dtype.name.replace("[ns", "[us"))
+    return get_spark().createDataFrame(frame)
+
+
 def split_windows(frame: Any, time_column: str, reference_days: tuple[float, float],
                   current_last_days: float) -> tuple[Any, Any]:
     """Spark twin of `drift.windows.split_windows`: reference = days [start, end) from the first timestamp,
     current = the last N days."""
     from pyspark.sql import functions as F
+
+    frame = as_spark(frame)
 
     if time_column not in frame.columns:
         raise AietlInputError(

@@ -6,7 +6,8 @@ from typing import Any
 
 import pandas as pd
 
-from aietl_pipelines.features.compute import compute_pipeline_features, feature_summary
+from aietl_pipelines.features.compute import feature_summary
+from aietl_pipelines.features.engines import feature_builder
 
 
 def build_pipeline_features(runs: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
@@ -16,7 +17,7 @@ def build_pipeline_features(runs: pd.DataFrame, params: dict[str, Any]) -> pd.Da
         runs: ETL run telemetry.
         params: ``feature_engineering`` parameters (short_window, long_window).
     """
-    return compute_pipeline_features(runs, params["short_window"], params["long_window"])
+    return feature_builder(params.get("engine"))(runs, params["short_window"], params["long_window"])
 
 
 def summarize_features(features: pd.DataFrame) -> dict[str, float]:
