@@ -1,6 +1,19 @@
-"""Clusters from scored pairs: connected components with a guard against chaining."""
+"""Clusters from scored pairs: connected components of the matches, split where links are weak.
+
+A component of the match graph (pairs at or above the threshold) is kept whole unless the scored pairs inside
+it also hold evidence against it: a candidate pair of two of its records scored below the threshold. Such a
+component is rebuilt by average-link agglomeration on the signed evidence of its pairs (correlation
+clustering): each pair votes v = clip(log2 odds(p) - log2 odds(threshold), ±one threshold's worth) / that
+worth, so a pair just at the threshold votes 0, a sure match +1 and a sure non-match -1; two groups merge,
+strongest link first, only while the votes between them sum above 0. So 1,000 records of one person stay one
+cluster whatever their number (every vote is +1), while A-B-C with A-C scored a non-match is cut at its weakest
+link. Every split is logged and counted (`component_id` keeps the component each cluster came from). An optional
+hard cap (`max_cluster_size`, off by default) applies after that, as the old guard did, and is counted too.
+"""
 
 from __future__ import annotations
+
+import logging
 
 import numpy as np
 import pandas as pd
@@ -8,6 +21,8 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from aietl_pipelines.dedupe.config import DedupeConfig
+
+logger = logging.getLogger(__name__)
 
 
 def _find(parent: np.ndarray, i: int) -> int:
@@ -17,40 +32,114 @@ def _find(parent: np.ndarray, i: int) -> int:
     return i
 
 
-def cluster_records(n: int, left: np.ndarray, right: np.ndarray, probability: np.ndarray, threshold: float,
-                    max_cluster_size: int) -> np.ndarray:
-    """Cluster label (0..k-1) of each of the n records; every record gets exactly one.
+def _votes(probability: np.ndarray, threshold: float) -> np.ndarray:
+    eps = 1e-12
+    p = np.clip(probability, eps, 1 - eps)
+    t = float(np.clip(threshold, 1e-6, 1 - 1e-6))
+    worth = max(abs(np.log2(t / (1 - t))), 1.0)
+    return np.clip((np.log2(p / (1 - p)) - np.log2(t / (1 - t))) / worth, -1.0, 1.0)
 
-    Pairs at or above `threshold` link records. A component larger than `max_cluster_size` (a chain of weak
-    links) is rebuilt greedily from its strongest links, refusing any link that would grow a cluster past the
-    limit.
-    """
-    keep = probability >= threshold
-    a, b, p = left[keep], right[keep], probability[keep]
-    graph = coo_matrix((np.ones(len(a)), (a, b)), shape=(n, n))
-    _, labels = connected_components(graph, directed=False)
-    sizes = np.bincount(labels)
-    big = np.flatnonzero(sizes > max_cluster_size)
-    if len(big):
-        parent = np.arange(n)
-        size = np.ones(n, dtype=int)
-        in_big = np.isin(labels, big)
-        order = np.argsort(-p, kind="stable")
-        for e in order:
-            i, j = a[e], b[e]
-            if not in_big[i]:
+
+def _agglomerate(n: int, a: np.ndarray, b: np.ndarray, vote: np.ndarray) -> np.ndarray:
+    """Root of each record after average-link merging on signed votes (only the records of `a`/`b` move)."""
+    parent = np.arange(n)
+    adjacency: dict[int, dict[int, float]] = {}
+    for i, j, v in zip(a.tolist(), b.tolist(), vote.tolist(), strict=True):
+        if i == j:
+            continue
+        adjacency.setdefault(i, {})[j] = adjacency.setdefault(i, {}).get(j, 0.0) + v
+        adjacency.setdefault(j, {})[i] = adjacency.setdefault(j, {}).get(i, 0.0) + v
+    order = np.argsort(-vote, kind="stable")
+    order = order[vote[order] >= 0]
+    merged = True
+    while merged:  # a refused merge may become possible after other merges: repeat until nothing changes
+        merged = False
+        for e in order.tolist():
+            ri, rj = _find(parent, int(a[e])), _find(parent, int(b[e]))
+            if ri == rj or adjacency[ri].get(rj, 0.0) <= 0:
                 continue
-            ri, rj = _find(parent, i), _find(parent, j)
-            if ri != rj and size[ri] + size[rj] <= max_cluster_size:
-                parent[rj] = ri
-                size[ri] += size[rj]
-        roots = np.array([_find(parent, i) for i in range(n)])
-        labels = np.where(in_big, n + roots, labels)
-    return pd.factorize(labels)[0]
+            big, small = (ri, rj) if len(adjacency[ri]) >= len(adjacency[rj]) else (rj, ri)
+            parent[small] = big
+            for other, v in adjacency.pop(small).items():
+                if other == big:
+                    adjacency[big].pop(small, None)
+                    continue
+                adjacency[big][other] = adjacency[big].get(other, 0.0) + v
+                row = adjacency[other]
+                row.pop(small, None)
+                row[big] = row.get(big, 0.0) + v
+            merged = True
+    return np.array([_find(parent, i) for i in range(n)])
+
+
+def _cap(n: int, a: np.ndarray, b: np.ndarray, p: np.ndarray, labels: np.ndarray, max_size: int) -> np.ndarray:
+    """The old last-resort guard: rebuild clusters above `max_size` from their strongest links."""
+    sizes = np.bincount(labels)
+    big = np.flatnonzero(sizes > max_size)
+    if not len(big):
+        return labels
+    parent, size = np.arange(n), np.ones(n, dtype=int)
+    in_big = np.isin(labels, big)
+    for e in np.argsort(-p, kind="stable"):
+        i, j = a[e], b[e]
+        if not (in_big[i] and labels[i] == labels[j]):
+            continue
+        ri, rj = _find(parent, i), _find(parent, j)
+        if ri != rj and size[ri] + size[rj] <= max_size:
+            parent[rj] = ri
+            size[ri] += size[rj]
+    roots = np.array([_find(parent, i) for i in range(n)])
+    return np.where(in_big, n + roots, labels)
+
+
+def cluster_with_components(n: int, left: np.ndarray, right: np.ndarray, probability: np.ndarray,
+                            threshold: float, max_cluster_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Cluster label (0..k-1) of each of the n records, and the match-graph component each came from."""
+    left, right = np.asarray(left, dtype=np.int64), np.asarray(right, dtype=np.int64)
+    probability = np.asarray(probability, dtype=float)
+    keep = probability >= threshold
+    graph = coo_matrix((np.ones(int(keep.sum())), (left[keep], right[keep])), shape=(n, n))
+    _, components = connected_components(graph, directed=False)
+    labels = components.copy()
+    # components holding a scored pair below the threshold (evidence against) between two of their records
+    against = ~keep & (components[left] == components[right]) & (left != right)
+    suspect = np.unique(components[left[against]])
+    if len(suspect):
+        inside = np.isin(components[left], suspect) & (components[left] == components[right])
+        roots = _agglomerate(n, left[inside], right[inside], _votes(probability[inside], threshold))
+        moved = np.isin(components, suspect)
+        labels = np.where(moved, n + roots, labels)
+    if max_cluster_size:
+        labels = _cap(n, left[keep], right[keep], probability[keep], labels, int(max_cluster_size))
+    labels = pd.factorize(labels)[0]
+    pieces = pd.Series(labels).groupby(components).nunique()
+    split = pieces[pieces > 1]
+    if len(split):
+        sizes = np.bincount(components)
+        logger.warning("Split %d match component(s) at weak links into %d clusters (largest component: %d records)",
+                       len(split), int(split.sum()), int(sizes[split.index.to_numpy()].max()))
+    return labels, components
+
+
+def cluster_records(n: int, left: np.ndarray, right: np.ndarray, probability: np.ndarray, threshold: float,
+                    max_cluster_size: int | None = None) -> np.ndarray:
+    """Cluster label (0..k-1) of each of the n records; every record gets exactly one (see the module doc)."""
+    return cluster_with_components(n, left, right, probability, threshold, max_cluster_size)[0]
+
+
+def split_counts(clusters: pd.DataFrame) -> dict[str, float]:
+    """How many match components were split, and into how many clusters (from `cluster`'s output)."""
+    pieces = clusters.groupby("component_id")["cluster_id"].nunique()
+    split = pieces[pieces > 1]
+    return {"n_split_components": float(len(split)), "n_clusters_from_splits": float(split.sum())}
 
 
 def cluster(prepared: pd.DataFrame, pairs: pd.DataFrame, probability: np.ndarray, config: DedupeConfig) -> pd.DataFrame:
-    """Stage 4 of dedupe: record_id → cluster_id for every input record."""
-    labels = cluster_records(len(prepared), pairs["left"].to_numpy(), pairs["right"].to_numpy(), probability,
-                             config.match_threshold, config.max_cluster_size)
-    return pd.DataFrame({"record_id": prepared["record_id"].to_numpy(), "cluster_id": labels})
+    """Stage 4 of dedupe: record_id → cluster_id (and the match component it came from) for every record."""
+    labels, components = cluster_with_components(len(prepared), pairs["left"].to_numpy(), pairs["right"].to_numpy(),
+                                                 probability, config.match_threshold, config.max_cluster_size)
+    out = pd.DataFrame({"record_id": prepared["record_id"].to_numpy(), "cluster_id": labels,
+                        "component_id": components})
+    if len(out) != len(prepared) or out["record_id"].duplicated().any():  # the contract every caller relies on
+        raise AssertionError("dedupe clustering lost or duplicated a record id")
+    return out

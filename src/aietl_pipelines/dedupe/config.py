@@ -76,7 +76,7 @@ class DedupeConfig:
     use_embeddings: bool = _yaml("use_embeddings")
     cosine_in_score: bool = _yaml("cosine_in_score")
     match_threshold: float = _yaml("match_threshold")
-    max_cluster_size: int = _yaml("max_cluster_size")
+    max_cluster_size: int | None = _yaml("max_cluster_size")
     max_block_size: int = _yaml("max_block_size")
     em_iterations: int = _yaml("em_iterations")
     u_sample_pairs: int = _yaml("u_sample_pairs")

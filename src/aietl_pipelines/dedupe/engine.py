@@ -9,22 +9,28 @@ same steps as nodes. The names below are re-exported so that `engine.X` keeps wo
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from aietl_pipelines.dedupe.cluster import cluster
+from aietl_pipelines.dedupe.cluster import cluster, split_counts
 from aietl_pipelines.dedupe.config import DedupeConfig, default_params
-from aietl_pipelines.dedupe.pairs import TEXT_BLOCKING, candidate_pairs, candidates_with_radius
+from aietl_pipelines.dedupe.pairs import (
+    TEXT_BLOCKING,
+    candidate_pairs,
+    candidates_with_radius,
+    oversized_blocks,
+)
 from aietl_pipelines.dedupe.prepare import embed, prepare_records
 from aietl_pipelines.dedupe.score import FellegiSunterModel
-from aietl_pipelines.dedupe.scoring import compare, matched_pairs, score, scored_pairs
+from aietl_pipelines.dedupe.scoring import compare, score, scored_pairs
 from aietl_pipelines.dedupe.state import (
     DedupeState,
     build_state,
     check_new_records,
     earlier_match_positions,
+    evidence_pairs,
     load_state,
     save_state,
 )
@@ -49,6 +55,7 @@ class DedupeResult:
     clusters: pd.DataFrame
     model: FellegiSunterModel
     state: DedupeState | None = None
+    metrics: dict[str, float] = field(default_factory=dict)  # dropped blocks, split components
 
 
 def run(records: pd.DataFrame, config: DedupeConfig, keep_state: bool = False) -> DedupeResult:
@@ -61,7 +68,14 @@ def run(records: pd.DataFrame, config: DedupeConfig, keep_state: bool = False) -
     probability, model = steps.score(levels, random_levels, names, sizes, config)
     pairs = pairs.assign(match_probability=probability)
     state = build_state(prepared, vectors, pairs, probability, model, config, kth) if keep_state else None
-    return DedupeResult(prepared, pairs, steps.cluster(prepared, pairs, probability, config), model, state)
+    clusters = steps.cluster(prepared, pairs, probability, config)
+    return DedupeResult(prepared, pairs, clusters, model, state, run_counts(prepared, clusters, config))
+
+
+def run_counts(prepared: pd.DataFrame, clusters: pd.DataFrame, config: DedupeConfig,
+               new_from: int | None = None) -> dict[str, float]:
+    """What a run skipped or split: blocks above max_block_size, match components split at weak links."""
+    return {**oversized_blocks(prepared, config, new_from), **split_counts(clusters)}
 
 
 def run_incremental(new_records: pd.DataFrame, state: DedupeState, config: DedupeConfig) -> DedupeResult:
@@ -88,7 +102,9 @@ def run_incremental(new_records: pd.DataFrame, state: DedupeState, config: Dedup
     every = pd.concat([earlier_match_positions(prepared, state.matches), pairs[["left", "right", "match_probability"]]],
                       ignore_index=True)
     clusters = steps.cluster(prepared, every, every["match_probability"].to_numpy(dtype=float), config)
-    matches = pd.concat([state.matches, matched_pairs(prepared, pairs, probability, config.match_threshold)],
+    matches = pd.concat([state.matches, evidence_pairs(prepared, every, every["match_probability"].to_numpy(),
+                                                       config.match_threshold).iloc[len(state.matches):]],
                         ignore_index=True)
     new_state = DedupeState(prepared, vectors, np.r_[state.kth_cosine, kth_new], matches, state.model)
-    return DedupeResult(prepared, pairs, clusters, state.model, new_state)
+    return DedupeResult(prepared, pairs, clusters, state.model, new_state,
+                        run_counts(prepared, clusters, config, new_from=n_old))

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 
 import pandas as pd
+
+from aietl_pipelines.dedupe import transliterate
 
 STREET_TYPES = {
     "st": "street", "str": "street", "ave": "avenue", "av": "avenue", "rd": "road", "blvd": "boulevard",
@@ -47,7 +48,7 @@ def fold(value: object) -> str | None:
         return None
     if isinstance(value, bytes):
         value = value.decode("utf-8", errors="replace")
-    text = unicodedata.normalize("NFKD", str(value)).encode("ascii", "ignore").decode("ascii").lower()
+    text = transliterate.to_ascii(str(value)).lower()  # other scripts transliterated, not erased
     text = _SPACES.sub(" ", _PUNCT.sub(" ", text)).strip()
     return text or None
 

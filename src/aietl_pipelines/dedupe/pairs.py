@@ -5,12 +5,15 @@ The low-level searches live in `candidates.py`; this module picks the rules and 
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pandas as pd
 
 from aietl_pipelines.dedupe import candidates as cand
 from aietl_pipelines.dedupe.config import DedupeConfig
 
+logger = logging.getLogger(__name__)
 TEXT_BLOCKING = [["email"], ["phone"], ["date"], ["number_key"], ["first_word", "date"]]
 
 
@@ -19,6 +22,34 @@ def blocking_rules(prepared: pd.DataFrame, config: DedupeConfig) -> list[list[st
     default = TEXT_BLOCKING if config.mode == "text" else [[c] for c in config.fields]
     # rules naming columns this mode does not have (structured rules in free-text mode) do not apply
     return [list(r) for r in config.blocking if all(c in prepared.columns for c in r)] or default
+
+
+def oversized_blocks(prepared: pd.DataFrame, config: DedupeConfig, new_from: int | None = None) -> dict[str, float]:
+    """Blocks larger than `max_block_size` (skipped by `blocking_pairs`): how many, and the records they hold.
+
+    With `new_from`, only the blocks holding a record at or after that row (incremental runs)."""
+    blocks = records = 0
+    for rule in blocking_rules(prepared, config):
+        sub = prepared[list(rule)]
+        valid = sub.notna().all(axis=1).to_numpy()
+        if not valid.any():
+            continue
+        keys = sub[valid].astype(str).agg("\x1f".join, axis=1) if len(rule) > 1 else sub[valid].iloc[:, 0].astype(str)
+        sizes = keys.value_counts()
+        big = sizes[sizes > config.max_block_size]
+        if new_from is not None and len(big):
+            fresh = set(keys[np.flatnonzero(valid) >= new_from])
+            big = big[[k in fresh for k in big.index]]
+        blocks += len(big)
+        records += int(big.sum())
+    return {"n_dropped_blocks": float(blocks), "n_records_in_dropped_blocks": float(records)}
+
+
+def _log_dropped(report: dict[str, float], config: DedupeConfig) -> None:
+    if report["n_dropped_blocks"]:
+        logger.warning("Skipped %d blocking block(s) larger than max_block_size=%d (%d records): their pairs come "
+                       "only from the other rules and the kNN search", report["n_dropped_blocks"],
+                       config.max_block_size, report["n_records_in_dropped_blocks"])
 
 
 def pairs_frame(pairs: np.ndarray, vectors: np.ndarray) -> pd.DataFrame:
@@ -33,6 +64,7 @@ def candidates_with_radius(prepared: pd.DataFrame, vectors: np.ndarray, config: 
     """Blocking pairs ∪ kNN pairs with the embedding cosine of each pair, and each record's k-th neighbour
     cosine (kept in the state for incremental runs)."""
     groups = [cand.blocking_pairs(prepared, blocking_rules(prepared, config), config.max_block_size)]
+    _log_dropped(oversized_blocks(prepared, config), config)
     kth = np.full(len(prepared), np.inf)
     k = min(config.knn_k, len(prepared) - 1)
     if vectors.shape[1] and k > 0:
@@ -57,6 +89,7 @@ def new_record_candidates(prepared: pd.DataFrame, vectors: np.ndarray, n_old: in
     """
     new_vectors = vectors[n_old:]
     groups = [cand.blocking_pairs(prepared, blocking_rules(prepared, config), config.max_block_size, new_from=n_old)]
+    _log_dropped(oversized_blocks(prepared, config, new_from=n_old), config)
     k = min(config.knn_k, len(prepared) - 1)
     kth_new = np.full(len(prepared) - n_old, np.inf)
     if vectors.shape[1] and k > 0:

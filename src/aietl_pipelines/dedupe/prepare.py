@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections import Counter
 
 import numpy as np
 import pandas as pd
 
-from aietl_pipelines.dedupe import normalize
+from aietl_pipelines.dedupe import normalize, transliterate
 from aietl_pipelines.dedupe.config import DedupeConfig
 from aietl_pipelines.dedupe.textparse import TEXT_KINDS, parse_text
 from aietl_pipelines.errors import AietlInputError
 
 logger = logging.getLogger(__name__)
+#: Field kinds whose values may be written in another script (their original form is kept beside).
+SCRIPT_KINDS = {"name", "street", "text", "state", "organisation", "organization", "city", "address"}
 
 
 def _drop_boilerplate_words(parsed: list[dict[str, object]], max_share: float = 0.05) -> None:
@@ -29,15 +32,45 @@ def _drop_boilerplate_words(parsed: list[dict[str, object]], max_share: float = 
 
 
 def validate_ids(records: pd.DataFrame, config: DedupeConfig) -> pd.Series:
-    """The id column, checked: present, no missing id, unique."""
+    """The id column, checked: no missing id, one type (not 1 and "1"), unique once written as text."""
     ids = records[config.id_column]
     if ids.isna().any():
         raise AietlInputError(f"{int(ids.isna().sum())} record(s) have no id in '{config.id_column}'.")
-    dupes = ids[ids.duplicated()].astype(str).unique().tolist()
+    textual = np.array([isinstance(v, str | bytes) for v in ids.tolist()])
+    if textual.any() and not textual.all():
+        number = ids[~textual].iloc[0]
+        raise AietlInputError(f"Record ids in '{config.id_column}' mix text and numbers (e.g. {number!r} and "
+                              f"{ids[textual].iloc[0]!r}); 1 and '1' would collide: give every id one type.")
+    as_text = ids.astype(str)
+    dupes = as_text[as_text.duplicated()].unique().tolist()
     if dupes:
         raise AietlInputError(f"Duplicate record ids in '{config.id_column}': {dupes[:10]}"
                               f"{' ...' if len(dupes) > 10 else ''}. Ids must be unique.")
-    return ids
+    return as_text
+
+
+def _objects(values: list) -> pd.Series:
+    """A column of Python values with None for missing (never NaN, whatever pandas infers: pandas 3 strings)."""
+    return pd.Series([None if v is None or (isinstance(v, float) and np.isnan(v)) else v for v in values],
+                     dtype=object)
+
+
+def python_values(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` with every text column as Python objects and None for missing (e.g. after a parquet read)."""
+    out = frame.copy()
+    for col in out.columns:
+        if not pd.api.types.is_numeric_dtype(out[col]) and not pd.api.types.is_bool_dtype(out[col]):
+            out[col] = _objects(out[col].tolist())
+    return out
+
+
+def _text_value(value: object) -> str | None:
+    """A free-text cell as clean text (bytes decoded, lone surrogates replaced); None when missing."""
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", errors="replace")
+    if value is None or (pd.api.types.is_scalar(value) and not isinstance(value, str) and pd.isna(value)):
+        return None
+    return transliterate.clean_text(str(value))
 
 
 def prepare_records(records: pd.DataFrame, config: DedupeConfig) -> pd.DataFrame:
@@ -50,24 +83,31 @@ def prepare_records(records: pd.DataFrame, config: DedupeConfig) -> pd.DataFrame
         raise AietlInputError(f"Declared column(s) {missing} are not in the records (columns: {list(records.columns)}). "
                               "Fix `dedupe.fields` / `dedupe.text_column` / `dedupe.id_column`.")
     ids = validate_ids(records, config)
-    out = pd.DataFrame({"record_id": ids.astype(str).to_numpy()})
+    out = pd.DataFrame({"record_id": pd.Series(ids.to_numpy(), dtype=object)})
     if config.mode == "structured":
-        norm = normalize.normalize_frame(records, config.fields).reset_index(drop=True)
+        raw = records[list(config.fields)].reset_index(drop=True)
+        norm = normalize.normalize_frame(raw, config.fields)
         for col in config.fields:
-            out[col] = norm[col].to_numpy()
+            out[col] = _objects(norm[col].tolist())
+        originals = [{c: o for c in config.fields if config.fields[c] in SCRIPT_KINDS
+                      and (o := transliterate.original_form(row[c])) is not None}
+                     for row in raw.to_dict("records")]
         embedded = [c for c, kind in config.fields.items() if kind in config.embed_kinds] or list(config.fields)
-        out["__text"] = [" ".join(v for v in row if v) for row in norm[embedded].itertuples(index=False)]
+        texts = [" ".join(v for v in row if v) for row in out[embedded].itertuples(index=False)]
+        # the embedded text keeps the original script beside its transliteration
+        out["__text"] = _objects([" ".join([t, *[o[c] for c in embedded if c in o]]).strip()
+                                  for t, o in zip(texts, originals, strict=True)])
     else:
-        texts = records[config.text_column].tolist()
-        clean = [t.decode("utf-8", errors="replace") if isinstance(t, bytes) else (None if pd.isna(t) else str(t))
-                 for t in texts]
+        clean = [_text_value(t) for t in records[config.text_column].tolist()]
         parsed = [parse_text(t) for t in clean]
         _drop_boilerplate_words(parsed)
         for key in TEXT_KINDS:
-            out[key] = [p[key] for p in parsed]
-        out["number_key"] = [" ".join(sorted(p["numbers"])) if p["numbers"] else None for p in parsed]
-        out["first_word"] = [p["words"].split()[0] if p["words"] else None for p in parsed]
-        out["__text"] = [t or "" for t in clean]
+            out[key] = _objects([p[key] for p in parsed])
+        out["number_key"] = _objects([" ".join(sorted(p["numbers"])) if p["numbers"] else None for p in parsed])
+        out["first_word"] = _objects([p["words"].split()[0] if p["words"] else None for p in parsed])
+        originals = [{"words": o} if (o := transliterate.original_form(t)) else {} for t in clean]
+        out["__text"] = _objects([t or "" for t in clean])
+    out["__original"] = _objects([json.dumps(o, ensure_ascii=False) if o else None for o in originals])
     empty = (out["__text"].str.strip() == "").sum()
     if empty:
         logger.warning("%d record(s) have no text or field values: each stays a cluster of its own", empty)

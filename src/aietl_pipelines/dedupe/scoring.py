@@ -6,10 +6,12 @@ prepared records and pairs of one run.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 
-from aietl_pipelines.dedupe.compare import compare_pairs
+from aietl_pipelines.dedupe.compare import compare_column, compare_pairs
 from aietl_pipelines.dedupe.config import DedupeConfig
 from aietl_pipelines.dedupe.pairs import pairs_frame
 from aietl_pipelines.dedupe.score import FellegiSunterModel, fit_em
@@ -26,8 +28,30 @@ def pair_levels(prepared: pd.DataFrame, pairs: pd.DataFrame, vectors: np.ndarray
     """Comparison levels of the given pairs, their names and level counts."""
     use_cos = bool(vectors.shape[1]) and config.cosine_in_score
     kinds = comparison_kinds(config)
-    return compare_pairs({c: prepared[c].tolist() for c in kinds}, kinds, pairs["left"].to_numpy(),
-                         pairs["right"].to_numpy(), pairs["cosine"].to_numpy() if use_cos else None)
+    levels, names, sizes = compare_pairs({c: prepared[c].tolist() for c in kinds}, kinds, pairs["left"].to_numpy(),
+                                         pairs["right"].to_numpy(), pairs["cosine"].to_numpy() if use_cos else None)
+    if "__original" in prepared.columns:
+        _keep_scripts_apart(levels, names, kinds, prepared["__original"].tolist(), pairs["left"].to_numpy(),
+                            pairs["right"].to_numpy())
+    return levels, names, sizes
+
+
+def _keep_scripts_apart(levels: np.ndarray, names: list[str], kinds: dict[str, str], originals: list,
+                        left: np.ndarray, right: np.ndarray) -> None:
+    """Two values both written in a non-Latin script are compared in that script, not by their transliterations
+    (王伟 and 汪伟 are both "wang wei"; Arabic loses its short vowels): their level is the original-script one."""
+    has = np.array([o is not None for o in originals], dtype=bool)
+    if not has.any() or not len(left):
+        return
+    rows = np.flatnonzero(has[left] & has[right])
+    parsed = {i: json.loads(originals[i]) for i in np.unique(np.r_[left[rows], right[rows]]).tolist()}
+    for k, name in enumerate(names):
+        if name not in kinds:
+            continue
+        both = [e for e in rows.tolist() if name in parsed[int(left[e])] and name in parsed[int(right[e])]]
+        if both:
+            levels[both, k] = compare_column(kinds[name], [parsed[int(left[e])][name] for e in both],
+                                             [parsed[int(right[e])][name] for e in both])
 
 
 def random_pairs(n: int, config: DedupeConfig) -> np.ndarray:

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from aietl_pipelines.dedupe.config import DedupeConfig
+from aietl_pipelines.dedupe.prepare import python_values
 from aietl_pipelines.dedupe.score import FellegiSunterModel
 from aietl_pipelines.dedupe.scoring import matched_pairs
 from aietl_pipelines.errors import AietlInputError
@@ -25,15 +30,28 @@ class DedupeState:
     prepared: pd.DataFrame
     vectors: np.ndarray
     kth_cosine: np.ndarray
-    matches: pd.DataFrame            # left_id, right_id, match_probability (pairs at or above the threshold)
+    matches: pd.DataFrame   # left_id, right_id, match_probability: the matches + non-matches inside their components
     model: FellegiSunterModel
 
 
 def build_state(prepared: pd.DataFrame, vectors: np.ndarray, pairs: pd.DataFrame, probability: np.ndarray,
                 model: FellegiSunterModel, config: DedupeConfig, kth: np.ndarray) -> DedupeState:
     """The state of a full run (`kth`: each record's k-th neighbour cosine, from `candidates_with_radius`)."""
-    return DedupeState(prepared, vectors, kth, matched_pairs(prepared, pairs, probability, config.match_threshold),
+    return DedupeState(prepared, vectors, kth, evidence_pairs(prepared, pairs, probability, config.match_threshold),
                        model)
+
+
+def evidence_pairs(prepared: pd.DataFrame, pairs: pd.DataFrame, probability: np.ndarray, threshold: float
+                   ) -> pd.DataFrame:
+    """What later clustering needs from these pairs: the matches, and the pairs scored below the threshold
+    whose two records the matches connect (the evidence that splits a chain, `cluster.py`)."""
+    left, right = pairs["left"].to_numpy(), pairs["right"].to_numpy()
+    keep = probability >= threshold
+    n = len(prepared)
+    graph = coo_matrix((np.ones(int(keep.sum())), (left[keep], right[keep])), shape=(n, n))
+    components = connected_components(graph, directed=False)[1]
+    inside = keep | (components[left] == components[right])
+    return matched_pairs(prepared, pairs[inside], probability[inside], -np.inf)
 
 
 def check_new_records(new: pd.DataFrame, state: DedupeState) -> None:
@@ -55,15 +73,41 @@ def earlier_match_positions(prepared: pd.DataFrame, matches: pd.DataFrame) -> pd
                          "match_probability": matches["match_probability"].to_numpy(dtype=float)})
 
 
+def _storable(prepared: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Set-valued columns (free text's `numbers`) as sorted lists, which parquet stores; and their names."""
+    out, set_columns = prepared.copy(), []
+    for col in out.columns:
+        if out[col].dtype == object and any(isinstance(v, set | frozenset) for v in out[col].head(1000)):
+            out[col] = [sorted(v) if isinstance(v, set | frozenset) else v for v in out[col]]
+            set_columns.append(col)
+    return out, set_columns
+
+
 def save_state(state: DedupeState, path: str | Path) -> None:
-    """Write a state directory: prepared.parquet, vectors.npy, kth_cosine.npy, matches.parquet, model.json."""
+    """Write a state directory: prepared.parquet, vectors.npy, kth_cosine.npy, matches.parquet, model.json.
+
+    The files are written to a new directory that then replaces the old one, so a failed save leaves the
+    earlier state whole."""
     folder = Path(path)
-    folder.mkdir(parents=True, exist_ok=True)
-    state.prepared.to_parquet(folder / "prepared.parquet", index=False)
-    np.save(folder / "vectors.npy", state.vectors)
-    np.save(folder / "kth_cosine.npy", state.kth_cosine)
-    state.matches.to_parquet(folder / "matches.parquet", index=False)
-    (folder / "model.json").write_text(json.dumps(state.model.to_dict()))
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = folder.with_name(f".{folder.name}.writing-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        prepared, set_columns = _storable(state.prepared)
+        prepared.to_parquet(tmp / "prepared.parquet", index=False)
+        np.save(tmp / "vectors.npy", state.vectors)
+        np.save(tmp / "kth_cosine.npy", state.kth_cosine)
+        state.matches.to_parquet(tmp / "matches.parquet", index=False)
+        (tmp / "model.json").write_text(json.dumps({**state.model.to_dict(), "set_columns": set_columns}))
+    except Exception:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
+    if folder.exists():
+        folder.rename(old)
+    tmp.rename(folder)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def load_state(path: str | Path) -> DedupeState:
@@ -73,6 +117,11 @@ def load_state(path: str | Path) -> DedupeState:
     if missing:
         raise AietlInputError(f"No complete dedupe state in {folder} (missing {missing}): run the full dedupe "
                               "pipeline first (`kedro run --pipeline dedupe`).")
-    return DedupeState(pd.read_parquet(folder / "prepared.parquet"), np.load(folder / "vectors.npy"),
-                       np.load(folder / "kth_cosine.npy"), pd.read_parquet(folder / "matches.parquet"),
-                       FellegiSunterModel.from_dict(json.loads((folder / "model.json").read_text())))
+    model = json.loads((folder / "model.json").read_text())
+    prepared = python_values(pd.read_parquet(folder / "prepared.parquet"))
+    for col in model.get("set_columns", []):
+        prepared[col] = pd.Series([frozenset(v) if v is not None else frozenset() for v in prepared[col]],
+                                  dtype=object)
+    matches = pd.read_parquet(folder / "matches.parquet").astype({"left_id": object, "right_id": object})
+    return DedupeState(prepared, np.load(folder / "vectors.npy"), np.load(folder / "kth_cosine.npy"), matches,
+                       FellegiSunterModel.from_dict(model))

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from aietl_pipelines.dedupe.config import DedupeConfig
+from aietl_pipelines.dedupe.engine import run_counts
 from aietl_pipelines.dedupe.evaluate import bcubed, candidate_quality, pairwise_scores
 from aietl_pipelines.dedupe.score import FellegiSunterModel
 from aietl_pipelines.dedupe.scoring import scored_pairs
@@ -70,9 +71,10 @@ def build_golden_records(records: pd.DataFrame, clusters: pd.DataFrame, config: 
 
 def evaluate_dedupe(records: pd.DataFrame, prepared: pd.DataFrame, pairs: pd.DataFrame, clusters: pd.DataFrame,
                     model: dict[str, Any], config: DedupeConfig) -> dict[str, float]:
-    """Counts always; pairwise P/R/F1, B-cubed, pair completeness and reduction ratio when ground truth exists."""
+    """Counts always (incl. skipped blocks and split components); pairwise P/R/F1, B-cubed, pair completeness and reduction ratio when ground truth exists."""
     metrics = {"n_records": float(len(prepared)), "n_clusters": float(clusters["cluster_id"].nunique()),
-               "n_candidate_pairs": float(len(pairs)), "em_prior": float(model["prior"])}
+               "n_candidate_pairs": float(len(pairs)), "em_prior": float(model["prior"]),
+               **run_counts(prepared, clusters, config)}
     if config.truth_column and config.truth_column in records.columns:
         truth = pd.factorize(records[config.truth_column].reset_index(drop=True))[0]
         predicted = clusters["cluster_id"].to_numpy()

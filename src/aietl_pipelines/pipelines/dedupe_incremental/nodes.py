@@ -33,5 +33,5 @@ def add_new_records(new_records: pd.DataFrame, state: DedupeState, config: Dedup
     joined = int(new_clusters["cluster_id"].isin(clusters.iloc[:n_old]["cluster_id"]).sum())
     metrics = {"n_records": float(len(clusters)), "n_new_records": float(len(new_records)),
                "n_new_candidate_pairs": float(len(scored)), "n_new_matches": float(scored["is_match"].sum()),
-               "n_new_joined_existing_cluster": float(joined), "n_clusters": float(clusters["cluster_id"].nunique())}
+               "n_new_joined_existing_cluster": float(joined), "n_clusters": float(clusters["cluster_id"].nunique()), **result.metrics}
     return clusters, scored, result.state, metrics
