@@ -226,3 +226,28 @@ def test_the_error_hook_never_raises_even_when_the_push_breaks(monkeypatch):
     hooks.before_pipeline_run({"pipeline_names": ["unit_broken"]}, Pipeline([]))
     hooks.on_pipeline_error(RuntimeError("the run failed"))  # no exception out of the hook
     assert value("aietl_pipeline_last_success", {"pipeline": "unit_broken"}) == 0
+
+
+def _generate(params: dict) -> pd.DataFrame:
+    return pd.DataFrame({"x": [1.0, 2.0]})
+
+
+def _summary(frame: pd.DataFrame, history: list) -> dict:
+    return {"drift_share": 0.75, "n_drifted": 3, "n_columns": 4, "alert_triggered": True}
+
+
+@pytest.mark.parametrize("with_generator", [True, False])
+def test_drift_metrics_are_labelled_with_the_input_dataset_in_partial_and_whole_runs(with_generator):
+    nodes = [node(_summary, ["unit_runs", "drift_history"], "drift_summary", name="unit_summary")]
+    if with_generator:  # a whole-project run generates the input too
+        nodes.insert(0, node(_generate, "params:unit", "unit_runs", name="unit_generate"))
+    pipeline = Pipeline(nodes)
+    hooks = PrometheusHooks()
+    hooks.before_pipeline_run({"pipeline_names": ["unit_drift_run"]}, pipeline)
+    for unit in pipeline.nodes:
+        inputs = {"unit_runs": _generate({}), "drift_history": []} if unit.name == "unit_summary" else {}
+        hooks.before_node_run(unit, inputs)
+        outputs = {"drift_summary": _summary(*inputs.values())} if inputs else {"unit_runs": _generate({})}
+        hooks.after_node_run(unit, outputs)
+    assert value("aietl_drift_share", {"dataset": "unit_runs"}) == 0.75
+    assert value("aietl_drift_drifted_columns", {"dataset": "unit_runs"}) == 3

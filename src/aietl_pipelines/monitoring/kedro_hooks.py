@@ -68,13 +68,18 @@ class PrometheusHooks:
         self._t0 = time.perf_counter()
 
     def _source_dataset(self, output: str) -> str:
-        """The DataFrame datasets (not params, not produced in the run) an output was computed from."""
+        """The DataFrame dataset(s) an output was computed from: the run's free inputs it depends on, or,
+        when the run generated them too (a whole-project run), the frames its generator nodes produced."""
         try:
-            sources = self._pipeline.to_outputs(output).inputs()
+            sub = self._pipeline.to_outputs(output)
+            names = {n for n in sub.inputs() if n in self._frames}
+            if not names:
+                used = sub.all_inputs()
+                names = {o for nd in sub.nodes if not any(i in self._frames for i in nd.inputs)
+                         for o in nd.outputs if o in self._frames and o in used}
         except Exception:  # noqa: BLE001 - a partial pipeline or a test double: fall back to the output
             return output
-        names = sorted(n for n in sources if n in self._frames)
-        return ",".join(names) or output
+        return ",".join(sorted(names)) or output
 
     @hook_impl
     def before_pipeline_run(self, run_params: dict[str, Any], pipeline: Any) -> None:
