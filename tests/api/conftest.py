@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
+import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pandas as pd
 import pytest
@@ -17,6 +24,34 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextmanager
+def uvicorn_server(cwd: Path, **env: str) -> Iterator[str]:
+    """`uvicorn aietl_pipelines.api.app:app` on a free 127.0.0.1 port, started in `cwd` with the current
+    environment (plus `env`); yields the base URL, stops the process after."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "aietl_pipelines.api.app:app", "--host", "127.0.0.1",
+                             "--port", str(port), "--log-level", "warning"], cwd=cwd, env={**os.environ, **env})
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 300  # a loaded 2-core machine imports Feast and torch slowly
+    try:
+        while True:
+            try:
+                if httpx.get(base + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"uvicorn did not start (exit code {proc.poll()})")
+            time.sleep(0.3)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 @pytest.fixture

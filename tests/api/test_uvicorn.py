@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
-import sys
 import time
 
 import httpx
 import pytest
 
-from tests.api.conftest import free_port
+from tests.api.conftest import uvicorn_server
 from tests.api.guide import (
     DRIFT,
     FEATURE_STORE,
@@ -29,24 +26,8 @@ def server(feature_repo, s3_bucket, api_env, tmp_path):
     """uvicorn with the test keys, S3 and feature repo, its cwd an empty folder (not the project)."""
     cwd = tmp_path / "elsewhere"
     cwd.mkdir()
-    port = free_port()
-    env = {**os.environ, "AIETL_API_MAX_BODY_BYTES": str(4 * 1024 * 1024)}
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "aietl_pipelines.api.app:app", "--host", "127.0.0.1",
-                             "--port", str(port), "--log-level", "warning"], cwd=cwd, env=env)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 300  # a loaded 2-core machine imports Feast+torch slowly
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(base + "/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail("uvicorn did not start within 300 s")
-    yield base, cwd
-    proc.terminate()
-    proc.wait(timeout=20)
+    with uvicorn_server(cwd) as base:
+        yield base, cwd
 
 
 def send(base: str, requests: list) -> list:

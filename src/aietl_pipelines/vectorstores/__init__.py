@@ -47,7 +47,7 @@ def get_vector_store(backend: str = "numpy", **options: Any) -> VectorStore:
         url = options.get("url") or os.environ.get("WEAVIATE_URL")
         if not url:
             raise AietlInputError("Weaviate backend needs a URL: pass url=... or set WEAVIATE_URL.")
-        return WeaviateVectorStore(url=url)
+        return WeaviateVectorStore(url=url, api_key=options.get("api_key") or os.environ.get("WEAVIATE_API_KEY"))
     raise AietlInputError(f"Unknown vector store backend '{backend}'. Use one of {BACKENDS}.")
 
 

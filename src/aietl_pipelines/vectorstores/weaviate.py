@@ -44,14 +44,16 @@ def build_filter(filters: Mapping[str, Any] | None) -> Any:
 class WeaviateVectorStore:
     """`VectorStore` over a Weaviate server (bring-your-own vectors, cosine distance)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, api_key: str | None = None) -> None:
         import weaviate
+        from weaviate.classes.init import Auth
 
         parsed = urlparse(url)
         try:
             self.client = weaviate.connect_to_custom(
                 http_host=parsed.hostname, http_port=parsed.port or 8080, http_secure=parsed.scheme == "https",
                 grpc_host=parsed.hostname, grpc_port=50051, grpc_secure=parsed.scheme == "https",
+                auth_credentials=Auth.api_key(api_key) if api_key else None,  # WEAVIATE_API_KEY
             )
         except Exception as exc:  # noqa: BLE001
             raise AietlInputError(f"Weaviate at {url} is unreachable: {exc}. Start it (make services-up).") from None

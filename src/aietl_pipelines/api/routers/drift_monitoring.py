@@ -28,7 +28,7 @@ DataPath = Annotated[str, Field(min_length=1, max_length=1024, pattern=r"^[^\x00
     "a .parquet or .csv file: a local path (relative to the project root) or s3://bucket/key, under one of "
     "the server's AIETL_DATA_ROOTS"))]
 # finite numbers only, and small enough that squaring them in the statistics stays finite
-Number = Annotated[float, Field(allow_inf_nan=False, ge=-1e150, le=1e150)]
+Number = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=-1e150, le=1e150)]
 Value = Annotated[str, Field(max_length=10_000)] | StrictBool | StrictInt | Number | None
 Rows = Annotated[list[Annotated[dict[ColumnName, Value], Field(max_length=1000)]],
                  Field(min_length=1, max_length=MAX_DRIFT_ROWS)]

@@ -131,7 +131,7 @@ class MaterializeResponse(BaseModel):
     end_date: str
 
 
-PushValue = StrictInt | StrictBool | Annotated[float, Field(allow_inf_nan=False)] | Timestamp
+PushValue = StrictInt | StrictBool | Annotated[float, Field(strict=True, allow_inf_nan=False)] | Timestamp
 
 
 class PushRequest(BaseModel):

@@ -34,17 +34,17 @@ FieldName = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^\x00
 Scalar = Annotated[str, Field(max_length=4096)] | StrictInt | StrictFloat | StrictBool | None
 MetadataValue = Scalar | Annotated[list[Scalar], Field(max_length=100)]
 Metadata = Annotated[dict[FieldName, MetadataValue], Field(max_length=50)]
-Limit = Annotated[int, Field(ge=1, le=MAX_LIMIT, description=f"1 to {MAX_LIMIT}")]
+Limit = Annotated[int, Field(strict=True, ge=1, le=MAX_LIMIT, description=f"1 to {MAX_LIMIT}")]
 
 
 class RangeFilter(BaseModel):
     """A numeric range: any of gte, gt, lte, lt (finite numbers)."""
 
     model_config = ConfigDict(extra="forbid")
-    gte: float | None = Field(None, allow_inf_nan=False)
-    gt: float | None = Field(None, allow_inf_nan=False)
-    lte: float | None = Field(None, allow_inf_nan=False)
-    lt: float | None = Field(None, allow_inf_nan=False)
+    gte: float | None = Field(None, strict=True, allow_inf_nan=False)
+    gt: float | None = Field(None, strict=True, allow_inf_nan=False)
+    lte: float | None = Field(None, strict=True, allow_inf_nan=False)
+    lt: float | None = Field(None, strict=True, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _one_bound(self) -> RangeFilter:
@@ -113,7 +113,7 @@ class DuplicatesRequest(BaseModel):
         "threshold": 0.9}]})
     collection_name: CollectionName
     text: Text
-    threshold: float = Field(DEFAULT_MATCH_THRESHOLD, ge=0.0, le=1.0)
+    threshold: float = Field(DEFAULT_MATCH_THRESHOLD, strict=True, ge=0.0, le=1.0)
     limit: Limit = 10
     provider: Provider | None = None
 
