@@ -13,9 +13,11 @@ class SparkHooks:
 
     @hook_impl
     def after_context_created(self, context: Any) -> None:
+        from kedro.config import MissingConfigException
+
         try:
             conf = context.config_loader["spark"]
-        except (KeyError, ValueError):
+        except (KeyError, ValueError, MissingConfigException):  # no spark.yml in this environment
             conf = {}
         settings = (conf or {}).get("spark") or {}
         if not settings:
