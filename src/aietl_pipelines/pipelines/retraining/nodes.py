@@ -11,6 +11,7 @@ import plotly.graph_objects as go
 
 from aietl_pipelines.retraining import dataset, evaluate, model, registry
 from aietl_pipelines.retraining.decision import decide_retraining
+from aietl_pipelines.retraining.engines import retraining_steps
 
 
 def decide(drift_summary: dict[str, Any], champion: Any, params: dict[str, Any]) -> dict[str, Any]:
@@ -20,8 +21,7 @@ def decide(drift_summary: dict[str, Any], champion: Any, params: dict[str, Any])
 
 def build_training_data(runs: pd.DataFrame, features: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
     """Label = next run fails; features joined point-in-time at the current run's finish."""
-    labels = dataset.next_run_failure_labels(runs)
-    return dataset.build_training_set(labels, features, params["features"])
+    return retraining_steps(params.get("engine")).training_data(runs, features, params["features"])
 
 
 def split_train_holdout(training_data: pd.DataFrame, params: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -105,4 +105,4 @@ def predict_latest(candidate: dict[str, Any], champion: Any, evaluation: dict[st
         return pd.DataFrame(columns=["pipeline_id", "event_timestamp", "failure_probability"])
     return pd.DataFrame({"pipeline_id": latest["pipeline_id"].to_numpy(),
                          "event_timestamp": latest["event_timestamp"].to_numpy(),
-                         "failure_probability": model.predict_failure_probability(serving, latest)})
+                         "failure_probability": retraining_steps(params.get("engine")).score(serving, latest)})
