@@ -21,6 +21,7 @@ from aietl_pipelines.embeddings import EMBEDDING_DIM, embed_query, embed_texts
 from aietl_pipelines.errors import AietlInputError
 from aietl_pipelines.monitoring.instrument import vector_search_operation
 from aietl_pipelines.vectorstores import VectorStore, get_vector_store
+from aietl_pipelines.vectorstores.common import clean_payload
 
 TEXT_KEY = "text"
 
@@ -31,6 +32,14 @@ def _backend(provider: str, options: Mapping[str, Any]) -> VectorStore:
             return get_vector_store("qdrant", **options)
         return get_vector_store("qdrant_edge", path=options.get("path"), hnsw_ef=options.get("hnsw_ef"))
     return get_vector_store(provider, **options)
+
+
+def _metadata_value(value: Any) -> Any:
+    """A frame cell as stored metadata: missing values (NaN, NaT, None) become None, dates ISO 8601 strings
+    (the stores keep JSON values only: vectorstores/common.py)."""
+    if value is None or (np.ndim(value) == 0 and not isinstance(value, str) and pd.isna(value)):
+        return None
+    return value.isoformat() if hasattr(value, "isoformat") else value
 
 
 class VectorSearchService:
@@ -45,9 +54,13 @@ class VectorSearchService:
     @staticmethod
     def _texts(texts: list[Any]) -> list[str]:
         for i, t in enumerate(texts):
-            if t is None or not str(t).strip():
+            if isinstance(t, bytes | bytearray):
+                raise AietlInputError(f"Text #{i} is bytes: decode it to a str (e.g. text.decode('utf-8')).")
+            if t is not None and not isinstance(t, str) and not (isinstance(t, float) and np.isnan(t)):
+                raise AietlInputError(f"Text #{i} is a {type(t).__name__} ({t!r:.40}), not a string.")
+            if not isinstance(t, str) or not t.strip():
                 raise AietlInputError(f"Text #{i} is empty: a record needs text to be indexed or searched.")
-        return [str(t) for t in texts]
+        return list(texts)
 
     def _embed(self, texts: list[Any]) -> np.ndarray:
         return embed_texts(self._texts(texts), cache_dir=self.cache_dir)
@@ -76,7 +89,7 @@ class VectorSearchService:
                           metadata: Mapping[str, Any] | None = None) -> dict[str, Any]:
         self._require(collection_name)
         vector = self._embed([text])
-        self.store.upsert(collection_name, [str(record_id)], vector, [{**(metadata or {}), TEXT_KEY: text}])
+        self.store.upsert(collection_name, [record_id], vector, [{**clean_payload(metadata), TEXT_KEY: text}])
         return {"record_id": str(record_id), "indexed": True}
 
     @vector_search_operation("batch_index")
@@ -91,7 +104,7 @@ class VectorSearchService:
         if ids.duplicated().any():
             raise AietlInputError(f"Duplicate ids in '{id_field}': {ids[ids.duplicated()].unique()[:10].tolist()}.")
         vectors = self._embed(frame[text_field].tolist())
-        payloads = [{k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items() if k != id_field}
+        payloads = [{k: _metadata_value(v) for k, v in row.items() if k != id_field}
                     for row in frame.to_dict(orient="records")]
         for p, t in zip(payloads, frame[text_field].tolist(), strict=True):
             p[TEXT_KEY] = t

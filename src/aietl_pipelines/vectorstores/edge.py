@@ -23,7 +23,13 @@ import numpy as np
 
 from aietl_pipelines.errors import AietlInputError
 from aietl_pipelines.vectorstores.base import RECORD_ID_KEY, Hit, point_id
-from aietl_pipelines.vectorstores.common import as_matrix, translate_filters, unknown_collection
+from aietl_pipelines.vectorstores.common import (
+    as_matrix,
+    check_limit,
+    check_upsert,
+    translate_filters,
+    unknown_collection,
+)
 
 _META = "aietl_collection.json"
 #: HNSW graph parameters (Qdrant's defaults: m=16, ef_construct=100).
@@ -116,13 +122,10 @@ class EdgeVectorStore:
 
         shard = self._shard(name)
         matrix = as_matrix(vectors, self._dims[name], name)
-        payloads = payloads or [{} for _ in record_ids]
-        if len(payloads) != len(record_ids) or len(matrix) != len(record_ids):
-            raise AietlInputError(f"upsert into '{name}': {len(record_ids)} ids, {len(matrix)} vectors and "
-                                  f"{len(payloads)} payloads; they must be the same length.")
-        for start in range(0, len(record_ids), batch_size):
-            points = [qe.Point(id=uuid.UUID(point_id(r)), vector=v.tolist(), payload={**p, RECORD_ID_KEY: str(r)})
-                      for r, v, p in zip(record_ids[start:start + batch_size], matrix[start:start + batch_size],
+        ids, payloads = check_upsert(name, record_ids, matrix, payloads)
+        for start in range(0, len(ids), batch_size):
+            points = [qe.Point(id=uuid.UUID(point_id(r)), vector=v.tolist(), payload={**p, RECORD_ID_KEY: r})
+                      for r, v, p in zip(ids[start:start + batch_size], matrix[start:start + batch_size],
                                          payloads[start:start + batch_size], strict=True)]
             shard.update(qe.UpdateOperation.upsert_points(points))
         info = shard.info()  # index what is past the threshold, as a server's background optimizer would
@@ -146,17 +149,18 @@ class EdgeVectorStore:
         return [Hit(str((p.payload or {}).get(RECORD_ID_KEY)), float(p.score), dict(p.payload or {})) for p in points]
 
     def query(self, name: str, vector: np.ndarray, *, limit: int = 10, filters=None) -> list[Hit]:
+        limit, query_filter = check_limit(limit), build_filter(filters)
         shard = self._shard(name)
         query = as_matrix(vector, self._dims[name], name)[0]
-        return self._hits(shard.query(self._request(query, limit, build_filter(filters))))
+        return self._hits(shard.query(self._request(query, limit, query_filter)))
 
     def query_batch(self, name: str, vectors: np.ndarray, *, limit: int = 10, filters=None,
                     batch_size: int = 512) -> list[list[Hit]]:
         import qdrant_edge as qe
 
+        limit, query_filter = check_limit(limit), build_filter(filters)
         shard = self._shard(name)
         matrix = as_matrix(vectors, self._dims[name], name)
-        query_filter = build_filter(filters)
         out: list[list[Hit]] = []
         for start in range(0, len(matrix), batch_size):
             requests = [self._request(v, limit, query_filter) for v in matrix[start:start + batch_size]]

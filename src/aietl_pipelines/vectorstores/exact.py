@@ -13,7 +13,14 @@ from typing import Any
 import numpy as np
 
 from aietl_pipelines.vectorstores.base import RECORD_ID_KEY, Hit
-from aietl_pipelines.vectorstores.common import as_matrix, matches, unknown_collection
+from aietl_pipelines.vectorstores.common import (
+    as_matrix,
+    check_filters,
+    check_limit,
+    check_upsert,
+    matches,
+    unknown_collection,
+)
 
 
 @dataclass
@@ -55,10 +62,10 @@ class ExactVectorStore:
                payloads: Sequence[Mapping[str, Any]] | None = None) -> None:
         col = self._get(name)
         matrix = _normalise(as_matrix(vectors, col.dim, name))
-        payloads = payloads or [{} for _ in record_ids]
+        ids, payloads = check_upsert(name, record_ids, matrix, payloads)
         new_rows, new_ids, new_payloads = [], [], []
-        for rid, vec, payload in zip(record_ids, matrix, payloads, strict=True):
-            entry = {**payload, RECORD_ID_KEY: str(rid)}
+        for rid, vec, payload in zip(ids, matrix, payloads, strict=True):
+            entry = {**payload, RECORD_ID_KEY: rid}
             if str(rid) in col.index:
                 i = col.index[str(rid)]
                 col.vectors[i] = vec
@@ -78,6 +85,7 @@ class ExactVectorStore:
 
     def query_batch(self, name: str, vectors: np.ndarray, *, limit: int = 10, filters=None,
                     block: int = 2048) -> list[list[Hit]]:
+        limit, filters = check_limit(limit), check_filters(filters)
         col = self._get(name)
         queries = _normalise(as_matrix(vectors, col.dim, name))
         allowed = None

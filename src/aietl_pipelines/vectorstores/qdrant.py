@@ -9,7 +9,13 @@ import numpy as np
 
 from aietl_pipelines.errors import AietlInputError
 from aietl_pipelines.vectorstores.base import RECORD_ID_KEY, Hit, point_id
-from aietl_pipelines.vectorstores.common import as_matrix, translate_filters, unknown_collection
+from aietl_pipelines.vectorstores.common import (
+    as_matrix,
+    check_limit,
+    check_upsert,
+    translate_filters,
+    unknown_collection,
+)
 
 
 def build_filter(filters: Mapping[str, Any] | None) -> Any:
@@ -66,19 +72,21 @@ class QdrantVectorStore:
         from qdrant_client import models
 
         matrix = as_matrix(vectors, self._dim(name), name)
-        payloads = payloads or [{} for _ in record_ids]
-        points = [models.PointStruct(id=point_id(r), vector=v.tolist(), payload={**p, RECORD_ID_KEY: str(r)})
-                  for r, v, p in zip(record_ids, matrix, payloads, strict=True)]
+        ids, payloads = check_upsert(name, record_ids, matrix, payloads)
+        points = [models.PointStruct(id=point_id(r), vector=v.tolist(), payload={**p, RECORD_ID_KEY: r})
+                  for r, v, p in zip(ids, matrix, payloads, strict=True)]
         for start in range(0, len(points), 512):
             self.client.upsert(name, points=points[start:start + 512], wait=True)
 
     def query(self, name: str, vector: np.ndarray, *, limit: int = 10, filters=None) -> list[Hit]:
+        limit, query_filter = check_limit(limit), build_filter(filters)
         query = as_matrix(vector, self._dim(name), name)[0]
-        result = self.client.query_points(name, query=query.tolist(), limit=limit, query_filter=build_filter(filters),
+        result = self.client.query_points(name, query=query.tolist(), limit=limit, query_filter=query_filter,
                                           with_payload=True)
         return [Hit(p.payload.get(RECORD_ID_KEY), float(p.score), p.payload) for p in result.points]
 
     def query_batch(self, name: str, vectors: np.ndarray, *, limit: int = 10, filters=None) -> list[list[Hit]]:
+        limit, _ = check_limit(limit), build_filter(filters)
         return [self.query(name, v, limit=limit, filters=filters) for v in as_matrix(vectors, self._dim(name), name)]
 
     def count(self, name: str) -> int:

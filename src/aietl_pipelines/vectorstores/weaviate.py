@@ -11,7 +11,13 @@ import numpy as np
 
 from aietl_pipelines.errors import AietlInputError
 from aietl_pipelines.vectorstores.base import RECORD_ID_KEY, Hit, point_id
-from aietl_pipelines.vectorstores.common import as_matrix, unknown_collection
+from aietl_pipelines.vectorstores.common import (
+    as_matrix,
+    check_filters,
+    check_limit,
+    check_upsert,
+    unknown_collection,
+)
 
 
 def collection_name(name: str) -> str:
@@ -23,6 +29,7 @@ def build_filter(filters: Mapping[str, Any] | None) -> Any:
     """Our filter dict → weaviate `Filter` (equality, any-of, ranges)."""
     from weaviate.classes.query import Filter
 
+    filters = check_filters(filters)
     if not filters:
         return None
     parts = []
@@ -30,12 +37,9 @@ def build_filter(filters: Mapping[str, Any] | None) -> Any:
         prop = Filter.by_property(key)
         if isinstance(cond, Mapping):
             ops = {"gte": prop.greater_or_equal, "gt": prop.greater_than, "lte": prop.less_or_equal, "lt": prop.less_than}
-            for op, bound in cond.items():
-                if op not in ops:
-                    raise AietlInputError(f"Unknown range operator '{op}' in filter on '{key}': use gte/gt/lte/lt.")
-                parts.append(ops[op](bound))
-        elif isinstance(cond, list | tuple | set):
-            parts.append(prop.contains_any(list(cond)))
+            parts.extend(ops[op](bound) for op, bound in cond.items())
+        elif isinstance(cond, list):
+            parts.append(prop.contains_any(cond))
         else:
             parts.append(prop.equal(cond))
     return Filter.all_of(parts) if len(parts) > 1 else parts[0]
@@ -86,17 +90,19 @@ class WeaviateVectorStore:
                payloads: Sequence[Mapping[str, Any]] | None = None) -> None:
         col = self._collection(name)
         matrix = as_matrix(vectors, self._dims.get(name, np.asarray(vectors).shape[-1]), name)
-        payloads = payloads or [{} for _ in record_ids]
+        ids, payloads = check_upsert(name, record_ids, matrix, payloads)
         with col.batch.dynamic() as batch:
-            for rid, vec, payload in zip(record_ids, matrix, payloads, strict=True):
-                batch.add_object(properties={**payload, RECORD_ID_KEY: str(rid)}, uuid=point_id(rid), vector=vec.tolist())
+            for rid, vec, payload in zip(ids, matrix, payloads, strict=True):
+                batch.add_object(properties={**payload, RECORD_ID_KEY: rid}, uuid=point_id(rid), vector=vec.tolist())
 
     def query(self, name: str, vector: np.ndarray, *, limit: int = 10, filters=None) -> list[Hit]:
         from weaviate.classes.query import MetadataQuery
 
+        limit, where = check_limit(limit), build_filter(filters)
         col = self._collection(name)
-        res = col.query.near_vector(near_vector=np.asarray(vector, dtype=float).ravel().tolist(), limit=limit,
-                                    filters=build_filter(filters), return_metadata=MetadataQuery(distance=True))
+        query = as_matrix(vector, self._dims.get(name, np.asarray(vector).shape[-1]), name)[0]
+        res = col.query.near_vector(near_vector=query.tolist(), limit=limit,
+                                    filters=where, return_metadata=MetadataQuery(distance=True))
         return [Hit(o.properties.get(RECORD_ID_KEY), 1.0 - float(o.metadata.distance), dict(o.properties)) for o in res.objects]
 
     def query_batch(self, name: str, vectors: np.ndarray, *, limit: int = 10, filters=None) -> list[list[Hit]]:
