@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 TORCH_SPEC  ?= torch==2.13.0
 TORCH_INDEX ?=
 
-.PHONY: setup run test test-fast lint bench bench-dedupe bench-dedupe-scale bench-dedupe-components bench-drift bench-features viz mlflow-ui jupyter api metrics-secrets setup-system setup-java services-up services-down clean
+.PHONY: setup run test test-fast lint bench bench-dedupe bench-dedupe-scale bench-dedupe-components bench-drift bench-features bench-api viz mlflow-ui jupyter api metrics-secrets setup-system setup-java services-up services-down clean
 
 setup: setup-system setup-java  ## create .venv, install CPU torch first, then the project with pinned versions
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,11 +19,12 @@ setup: setup-system setup-java  ## create .venv, install CPU torch first, then t
 
 # Debian's prometheus + prometheus-pushgateway for tests/monitoring (skipped when not root, without apt-get
 # or offline: those tests then skip with the reason).
-APT_METRICS := prometheus prometheus-pushgateway
+# wrk: the API load benchmark (make bench-api)
+APT_METRICS := prometheus prometheus-pushgateway wrk
 setup-system:  ## Debian packages the tests use, when root
 	@if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then \
 	  echo "setup-system: not root or no apt-get: skipping $(APT_METRICS) (their tests will skip)"; \
-	elif command -v promtool >/dev/null && command -v prometheus-pushgateway >/dev/null; then \
+	elif command -v promtool >/dev/null && command -v prometheus-pushgateway >/dev/null && command -v wrk >/dev/null; then \
 	  echo "setup-system: $(APT_METRICS) already installed"; \
 	else \
 	  export DEBIAN_FRONTEND=noninteractive; \
@@ -58,7 +59,7 @@ test-fast:
 lint:
 	$(BIN)/ruff check . && $(BIN)/ruff format --check src tests
 
-bench: bench-dedupe bench-dedupe-scale bench-dedupe-components bench-drift bench-features
+bench: bench-dedupe bench-dedupe-scale bench-dedupe-components bench-drift bench-features bench-api
 
 bench-dedupe:
 	$(BIN)/python -m aietl_pipelines.benchmarks.dedupe
@@ -74,6 +75,9 @@ bench-drift:
 
 bench-features:
 	$(BIN)/python -m aietl_pipelines.benchmarks.features
+
+bench-api:  ## wrk against uvicorn on 127.0.0.1: /features/online and /vector-search/duplicates (100K)
+	$(BIN)/python -m aietl_pipelines.benchmarks.api_load
 
 viz:
 	$(BIN)/kedro viz run

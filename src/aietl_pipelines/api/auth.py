@@ -57,13 +57,13 @@ def _check(request: Request, header_key: str | None, credentials: HTTPAuthorizat
         raise HTTPException(403, "this key is read-only: writes need a key from AIETL_API_KEYS")
 
 
-def require_read(request: Request, header_key: str | None = Depends(api_key_header),
+async def require_read(request: Request, header_key: str | None = Depends(api_key_header),
                  credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
-    """Any configured key (full or read-only)."""
+    """Any configured key (full or read-only). (async: a cheap check, no hop to the thread pool)"""
     _check(request, header_key, credentials, "read")
 
 
-def require_write(request: Request, header_key: str | None = Depends(api_key_header),
+async def require_write(request: Request, header_key: str | None = Depends(api_key_header),
                   credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
     """A full key."""
     _check(request, header_key, credentials, "full")

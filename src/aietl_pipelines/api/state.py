@@ -75,6 +75,6 @@ class ServiceRegistry:
         return [k if isinstance(k, str) else ":".join(k) for k in self._built]
 
 
-def services(request: Request) -> ServiceRegistry:
+async def services(request: Request) -> ServiceRegistry:
     """FastAPI dependency: the app's `ServiceRegistry`."""
     return request.app.state.services

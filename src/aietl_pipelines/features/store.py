@@ -432,6 +432,12 @@ class FeatureStoreService:
 
     def get_pipeline_features(self, pipeline_ids: Sequence[str], features: Sequence[str] | None = None) -> pd.DataFrame:
         """Latest online values for each pipeline id (one row per id, in order)."""
+        return pd.DataFrame(self.online_feature_columns(pipeline_ids, features))
+
+    def online_feature_columns(self, pipeline_ids: Sequence[str],
+                               features: Sequence[str] | None = None) -> dict[str, list[Any]]:
+        """`get_pipeline_features` as Feast's columns ({name: values}), without building a DataFrame (the API
+        serves these; a DataFrame costs more than the online read itself)."""
         if isinstance(pipeline_ids, str):
             pipeline_ids = [pipeline_ids]
         try:
@@ -448,7 +454,7 @@ class FeatureStoreService:
                 features=refs, entity_rows=[{defs.JOIN_KEY: pid} for pid in ids]
             )
         seconds = time.perf_counter() - start  # latency and freshness metrics: aietl_pipelines.monitoring
-        return pd.DataFrame(record_online_read(response.to_dict(include_event_timestamps=True), refs, seconds))
+        return record_online_read(response.to_dict(include_event_timestamps=True), refs, seconds)
 
     def write_failure_probabilities(self, predictions: pd.DataFrame) -> None:
         """Write model predictions into the online store as the latest `failure_probability` per pipeline,

@@ -14,6 +14,7 @@ pipelines use); this wrapper adds what a caller of the guide expects:
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -86,6 +87,25 @@ class AsyncFeatureStoreService:
         except FeastObjectNotFoundException as exc:
             raise _feast_errors(exc) from None
 
+    def online_records_sync(self, pipeline_ids: Sequence[str | int],
+                            features: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """`get_pipeline_features_sync` as JSON-ready records (what the HTTP API serves: no DataFrame)."""
+        from feast.errors import FeastObjectNotFoundException
+
+        ids = list(pipeline_ids)
+        if not ids:
+            raise AietlInputError("pipeline_ids is empty: pass at least one pipeline id.")
+        try:
+            columns = self.core.online_feature_columns([str(i) for i in ids], features)
+        except FeastObjectNotFoundException as exc:
+            raise _feast_errors(exc) from None
+        names = list(columns)
+        rows = []
+        for values in zip(*(columns[n] for n in names), strict=True):
+            rows.append({n: (None if isinstance(v, float) and not math.isfinite(v) else v)
+                         for n, v in zip(names, values, strict=True)})
+        return rows
+
     def get_historical_features_sync(self, entity_df: pd.DataFrame | Mapping[str, Sequence[Any]],
                                      features: Sequence[str] | None = None) -> pd.DataFrame:
         """Point-in-time correct features for every entity row; naive event timestamps are UTC."""
@@ -117,7 +137,7 @@ class AsyncFeatureStoreService:
             stamps = pd.to_datetime(source["event_timestamp"], utc=True)
             rows += int(((stamps >= start) & (stamps <= end)).sum())
         try:
-            entities = self.core.materialize(start.to_pydatetime(), end.to_pydatetime(), views)
+            entities = self.core.materialize(start.to_pydatetime(warn=False), end.to_pydatetime(warn=False), views)
         except FeastObjectNotFoundException as exc:
             raise _feast_errors(exc) from None
         return {"materialized": True, "feature_views": views, "rows": rows, "entities": int(entities),

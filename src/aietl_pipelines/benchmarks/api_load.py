@@ -1,0 +1,233 @@
+"""Load benchmark of the HTTP API: `wrk` (Debian package) against uvicorn on 127.0.0.1.
+
+    python -m aietl_pipelines.benchmarks.api_load            # or: make bench-api
+
+What it does, bounded in count and time:
+
+1. prepares, once (kept in ``data/benchmarks/api_load/``): a Feast repo with the features of 1,000 pipelines,
+   materialized into the SQLite online store, and a 100K-record customer collection in the embedded Qdrant
+   (Edge) store, embedded through the project's embedding cache (so a rerun embeds nothing);
+2. for each scenario starts ``uvicorn aietl_pipelines.api.app:app`` on a free 127.0.0.1 port with API keys on
+   (the production set-up), waits for it, sends a few warm-up requests;
+3. runs ``wrk -t1 -c10 -d<seconds>s`` (10 concurrent clients on one light wrk thread, so the load tool does not
+   take the cores the server needs) with a Lua script that cycles through fixed request bodies and prints
+   p50/p95/p99 from wrk's own latency histogram;
+4. writes docs/benchmarks/api_load.md (requests/s, latency percentiles, errors = non-2xx + socket errors).
+
+The targets (issue 11, 2 cores, 10 clients, zero errors): ``/features/online`` >= 1,000 req/s with p95 <= 15 ms;
+``/vector-search/duplicates`` on 100K records >= 150 req/s with p95 <= 80 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from aietl_pipelines.benchmarks._common import write_report
+from aietl_pipelines.paths import project_path
+
+KEY = "bench-full-key"
+WORK = project_path("data/benchmarks/api_load")
+N_PIPELINES, N_RECORDS, N_QUERIES = 1000, 100_000, 500
+COLLECTION = "customer_records"
+FEATURES = ["pipeline_features:avg_execution_time", "pipeline_features:success_rate",
+            "pipeline_features:error_count", "pipeline_features:failure_probability"]
+
+LUA = r"""
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["X-API-Key"] = "%(key)s"
+local bodies = {
+%(bodies)s
+}
+local i = 0
+request = function()
+  i = i + 1
+  return wrk.format(nil, nil, nil, bodies[(i %% #bodies) + 1])
+end
+done = function(summary, latency, requests)
+  io.write(string.format(
+    "AIETL_RESULT requests=%%d duration_us=%%d status_errors=%%d connect=%%d read=%%d write=%%d timeout=%%d " ..
+    "p50_us=%%d p95_us=%%d p99_us=%%d max_us=%%d\n",
+    summary.requests, summary.duration, summary.errors.status, summary.errors.connect, summary.errors.read,
+    summary.errors.write, summary.errors.timeout, latency:percentile(50), latency:percentile(95),
+    latency:percentile(99), latency.max))
+end
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# --- preparation (once) --------------------------------------------------------------------------------
+def prepare_features(root: Path) -> None:
+    """Feast repo with N_PIPELINES pipelines' features, materialized (skipped when present)."""
+    from aietl_pipelines.datagen.telemetry import generate_etl_runs
+    from aietl_pipelines.features.compute import compute_pipeline_features
+    from aietl_pipelines.services.feature_store import get_feature_store_service
+
+    repo, features_path = root / "feast_repo", root / "data" / "pipeline_features.parquet"
+    if (repo / "data" / "online_store.db").exists() and features_path.exists():
+        return
+    runs = generate_etl_runs(n_pipelines=N_PIPELINES, days=3, runs_per_day=4, drift_start_day=None)
+    features = compute_pipeline_features(runs)
+    service = get_feature_store_service(repo_path=repo, features_path=features_path)
+    service.write_offline_source(features)
+    service.apply()
+    done = service.materialize_sync(features["event_timestamp"].min(), features["event_timestamp"].max())
+    print(f"features: {done['entities']} pipelines materialized", flush=True)
+
+
+def prepare_collection(root: Path) -> None:
+    """N_RECORDS customer records (full_text) in the Qdrant Edge store at root/edge (skipped when present)."""
+    from aietl_pipelines.datagen.customers import generate_customers
+    from aietl_pipelines.services.vector_search import VectorSearchService
+
+    marker = root / "edge" / f"{COLLECTION}.{N_RECORDS}.done"
+    if marker.exists():
+        return
+    records = generate_customers(n_entities=int(N_RECORDS / 1.9) + 1000, seed=7)
+    records = records.sample(frac=1.0, random_state=7).reset_index(drop=True)
+    base, queries = records.iloc[:N_RECORDS], records.iloc[N_RECORDS:N_RECORDS + N_QUERIES]
+    queries[["full_text"]].to_parquet(root / "queries.parquet", index=False)
+    service = VectorSearchService("qdrant", cache_dir=str(project_path("data/02_intermediate/embedding_cache")),
+                                  path=str(root / "edge"))
+    service.create_collection_sync(COLLECTION, recreate=True)
+    t0 = time.perf_counter()
+    for start in range(0, len(base), 10_000):
+        chunk = base.iloc[start:start + 10_000]
+        service.batch_index_sync(COLLECTION, chunk[["record_id", "full_text", "source"]].rename(
+            columns={"full_text": "text"}), text_field="text", id_field="record_id")
+        print(f"collection: {start + len(chunk):,}/{len(base):,} records ({time.perf_counter() - t0:.0f} s)",
+              flush=True)
+    service.store.optimize(COLLECTION)
+    marker.write_text(str(service.store.count(COLLECTION)))
+
+
+# --- one load run ----------------------------------------------------------------------------------------
+def _lua(bodies: list[dict]) -> str:
+    items = ",\n".join(f"  [==[{json.dumps(b)}]==]" for b in bodies)
+    return LUA % {"key": KEY, "bodies": items}
+
+
+def _wait(base: str, proc: subprocess.Popen, timeout: float = 600) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"uvicorn exited with {proc.returncode}")
+        try:
+            if httpx.get(base + "/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise SystemExit("uvicorn did not answer /health in time")
+
+
+def run_scenario(name: str, path: str, bodies: list[dict], env: dict[str, str], workers: int, seconds: int,
+                 warmup: int) -> dict:
+    """Start uvicorn, warm it up, run wrk; returns one result row."""
+    import httpx
+
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    cmd = [sys.executable, "-m", "uvicorn", "aietl_pipelines.api.app:app", "--host", "127.0.0.1", "--port",
+           str(port), "--workers", str(workers), "--no-access-log", "--log-level", "warning"]
+    proc = subprocess.Popen(cmd, env={**os.environ, **env}, cwd=tempfile.gettempdir())
+    try:
+        _wait(base, proc)
+        with httpx.Client(base_url=base, headers={"X-API-Key": KEY}, timeout=120) as client:
+            for body in bodies[:warmup]:
+                response = client.post(path, json=body)
+                if response.status_code != 200:
+                    raise SystemExit(f"warm-up {path}: {response.status_code} {response.text[:300]}")
+        with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+            script.write(_lua(bodies))
+        out = subprocess.run(["wrk", "-t1", "-c10", f"-d{seconds}s", "--timeout", "5s", "-s", script.name,
+                              base + path], capture_output=True, text=True, timeout=seconds + 60)
+        os.unlink(script.name)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    match = re.search(r"AIETL_RESULT (.*)", out.stdout)
+    if not match:
+        raise SystemExit(f"wrk gave no result: {out.stdout}\n{out.stderr}")
+    values = {k: int(v) for k, v in (kv.split("=") for kv in match.group(1).split())}
+    errors = sum(values[k] for k in ("status_errors", "connect", "read", "write", "timeout"))
+    return {"scenario": name, "uvicorn workers": workers, "requests": values["requests"],
+            "req/s": values["requests"] / (values["duration_us"] / 1e6), "p50 ms": values["p50_us"] / 1000,
+            "p95 ms": values["p95_us"] / 1000, "p99 ms": values["p99_us"] / 1000, "errors": errors}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seconds", type=int, default=20, help="wrk duration per scenario")
+    parser.add_argument("--only", choices=["online", "duplicates"], default=None)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="uvicorn worker counts to try")
+    parser.add_argument("--note", default="", help="free text recorded with the table (e.g. machine load)")
+    parser.add_argument("--no-report", action="store_true")
+    parser.add_argument("--prepare", action="store_true", help="only build the feature repo and the collection")
+    args = parser.parse_args(argv)
+    if args.prepare:
+        WORK.mkdir(parents=True, exist_ok=True)
+        prepare_features(WORK)
+        prepare_collection(WORK)
+        return
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is not installed: `apt-get install -y wrk` (make setup-system does it as root)")
+    WORK.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(7)
+    common = {"AIETL_API_KEYS": KEY, "AIETL_API_AUTH": "required", "AIETL_PROJECT_ROOT": str(project_path())}
+    # the stores are opened by a separate process, closed before the servers open them
+    subprocess.run([sys.executable, "-m", "aietl_pipelines.benchmarks.api_load", "--prepare"], check=True)
+    rows = []
+    if args.only in (None, "online"):
+        ids = [f"pipeline_{i:03d}" for i in range(1, N_PIPELINES + 1)]
+        bodies = [{"features": FEATURES, "entity_rows": [{"pipeline_id": rng.choice(ids)}]} for _ in range(500)]
+        env = {**common, "AIETL_API_WARMUP": "0",  # no model loading in the background during the run
+               "AIETL_FEAST_REPO": str(WORK / "feast_repo"),
+               "AIETL_FEATURES_PATH": str(WORK / "data" / "pipeline_features.parquet")}
+        for workers in args.workers:
+            rows.append(run_scenario("POST /api/v1/features/online (1 entity, 4 features)", "/api/v1/features/online",
+                                     bodies, env, workers, args.seconds, warmup=20))
+            print(rows[-1], flush=True)
+    if args.only in (None, "duplicates"):
+        queries = pd.read_parquet(WORK / "queries.parquet")["full_text"].tolist()
+        bodies = [{"collection_name": COLLECTION, "text": q, "threshold": 0.9} for q in queries]
+        env = {**common, "AIETL_API_WARMUP": "1", "AIETL_VECTOR_PATH": str(WORK / "edge")}
+        rows.append(run_scenario(f"POST /api/v1/vector-search/duplicates ({N_RECORDS:,} records)",
+                                 "/api/v1/vector-search/duplicates", bodies, env, 1, args.seconds, warmup=10))
+        print(rows[-1], flush=True)
+    table = pd.DataFrame(rows)
+    print(table.to_string(index=False))
+    if not args.no_report:
+        load = os.getloadavg()
+        notes = (f"wrk 4.1 (-t1 -c10, {args.seconds} s per row, closed loop: 10 concurrent clients), API keys on, "
+                 f"uvicorn with uvloop/httptools, one process per row. Load average at the end: "
+                 f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}. {args.note}")
+        write_report("api_load", "python -m aietl_pipelines.benchmarks.api_load " + " ".join(argv or sys.argv[1:]),
+                     table, notes)
+
+
+if __name__ == "__main__":
+    main()
