@@ -10,6 +10,7 @@ import asyncio
 import json
 import os
 import threading
+import uuid
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -81,7 +82,8 @@ class DriftMonitoringService:
             history = self.history.load()
             if len(history) > self.max_history:
                 keep = history[-self.max_history:]
-                tmp = self.history_path.with_suffix(".jsonl.tmp")
+                # a temp name of its own: API worker processes may trim the same history at once
+                tmp = self.history_path.with_name(f".{self.history_path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
                 tmp.write_text("".join(json.dumps(h, default=str) + "\n" for h in keep), encoding="utf-8")
                 os.replace(tmp, self.history_path)
                 removed["history_lines"] = len(history) - len(keep)
