@@ -10,7 +10,7 @@ from aietl_pipelines.dedupe.febrl import FEBRL_BLOCKING, FEBRL_FIELDS, load_febr
 def test_febrl1_structured_without_labels():
     df = load_febrl(1)
     config = engine.DedupeConfig(id_column="rec_id", fields=FEBRL_FIELDS, blocking=FEBRL_BLOCKING,
-                                 use_embeddings=False, match_threshold=0.99)
+                                 use_embeddings=False)
     result = engine.run(df, config)
     truth = df["true_cluster_id"].to_numpy()
     scores = pairwise_scores(result.clusters["cluster_id"].to_numpy(), truth)
@@ -24,8 +24,7 @@ def test_febrl1_structured_without_labels():
 def test_febrl1_free_text_with_embeddings(tmp_path):
     df = load_febrl(1)
     df["full_text"] = render_free_text(df, seed=1)
-    config = engine.DedupeConfig(id_column="rec_id", text_column="full_text", cache_dir=str(tmp_path),
-                                 match_threshold=0.99)
+    config = engine.DedupeConfig(id_column="rec_id", text_column="full_text", cache_dir=str(tmp_path))
     result = engine.run(df, config)
     scores = pairwise_scores(result.clusters["cluster_id"].to_numpy(), df["true_cluster_id"].to_numpy())
     assert scores["f1"] >= 0.97

@@ -6,12 +6,21 @@ agreement, then weaker levels, and the last level = disagreement. Levels per kin
 | kind | levels (after 0 = null) |
 | --- | --- |
 | name, text, street, state | exact, Jaro-Winkler >= 0.92, Jaro-Winkler >= 0.80 (token-set >= 0.85 for street/text), else |
-| id, phone, postcode, number | exact, Levenshtein <= 1, Levenshtein <= 2, else |
+| organisation | exact or same words in any order, token-set >= 90 or Jaro-Winkler >= 0.92 or one the other's acronym, token-set >= 75 or Jaro-Winkler >= 0.80, else |
+| phone | exact or one the other's suffix (>= 7 digits: country code / trunk 0 written or not), Levenshtein <= 1, <= 2, else |
+| id, postcode, number | exact, Levenshtein <= 1, Levenshtein <= 2, else |
+| list (co-authors, classes, tags) | same set, >= 2 items in common, 1 in common, none |
 | date | exact, Levenshtein <= 1 (one typo), day and month swapped, else |
 | email | exact, same local part or Jaro-Winkler >= 0.9, else |
 | tokens (free text) | token-set ratio >= 0.95, >= 0.85, >= 0.70, else |
 | numbers (free text, sets) | Jaccard = 1, >= 0.5, > 0, else |
 | cosine (embeddings) | >= 0.95, >= 0.90, >= 0.80, >= 0.70, else |
+| `<field>~tf` (term frequency of an exact agreement on a name, organisation, text or street field) | the agreed value is rare, middling, common (terciles of the value counts in this data); 0 when the pair does not agree exactly |
+
+The term-frequency companion is Splink's term-frequency adjustment in Fellegi-Sunter form: its level is null
+(weight 0) unless the field agrees exactly, so its weight is log2 P(band | match, exact) / P(band | non-match,
+exact) and the two together weigh the joint event "exact on a value of this rarity": a match on a rare name is
+worth more than on "Smith", estimated from the data like every other weight.
 """
 
 from __future__ import annotations
@@ -23,7 +32,10 @@ from rapidfuzz.distance import JaroWinkler, Levenshtein
 from rapidfuzz.fuzz import token_set_ratio
 
 N_LEVELS = {"name": 5, "text": 5, "street": 5, "state": 5, "id": 5, "phone": 5, "postcode": 5, "number": 5,
-            "date": 5, "email": 4, "tokens": 5, "numbers": 5, "cosine": 6}
+            "date": 5, "email": 4, "tokens": 5, "numbers": 5, "cosine": 6, "organisation": 5, "list": 5, "tf": 4}
+#: Kinds whose exact agreements get a term-frequency companion comparison `<field>~tf`.
+TF_KINDS = ("name", "organisation", "text", "street")
+TF_SUFFIX = "~tf"
 
 
 def _string_level(a: str, b: str, tokens: bool) -> int:
@@ -63,6 +75,47 @@ def _email_level(a: str, b: str) -> int:
     return 3
 
 
+def _phone_level(a: str, b: str) -> int:
+    if a == b:
+        return 1
+    short, long_ = (a, b) if len(a) <= len(b) else (b, a)
+    short = short.lstrip("0")
+    if len(short) >= 7 and long_.endswith(short):
+        return 1
+    d = Levenshtein.distance(a, b, score_cutoff=3)
+    return 2 if d <= 1 else 3 if d <= 2 else 4
+
+
+def _acronym(a: str, b: str) -> bool:
+    short, long_ = (a, b) if len(a) <= len(b) else (b, a)
+    words = [w for w in long_.split() if w not in ("of", "and", "for", "the")]
+    return " " not in short and len(short) >= 2 and len(words) == len(short) and "".join(w[0] for w in words) == short
+
+
+def _organisation_level(a: str, b: str) -> int:
+    if a == b or sorted(a.split()) == sorted(b.split()):
+        return 1
+    ts = token_set_ratio(a, b)
+    jw = JaroWinkler.similarity(a, b)
+    if ts >= 90 or jw >= 0.92 or _acronym(a, b):
+        return 2
+    return 3 if ts >= 75 or jw >= 0.80 else 4
+
+
+def _set(value: object) -> frozenset:
+    if isinstance(value, frozenset):
+        return value
+    return frozenset(x for x in str(value).split("; ") if x) if value else frozenset()
+
+
+def _list_level(a: object, b: object) -> int:
+    sa, sb = _set(a), _set(b)
+    if not sa or not sb:
+        return 0
+    common = len(sa & sb)
+    return 1 if sa == sb else 2 if common >= 2 else 3 if common == 1 else 4
+
+
 def _tokens_level(a: str, b: str) -> int:
     r = token_set_ratio(a, b)
     return 1 if r >= 95 else 2 if r >= 85 else 3 if r >= 70 else 4
@@ -78,14 +131,16 @@ def _numbers_level(a: frozenset, b: frozenset) -> int:
 def compare_column(kind: str, left: Sequence, right: Sequence) -> np.ndarray:
     """Levels (int8) for aligned value pairs of one field."""
     out = np.zeros(len(left), dtype=np.int8)
-    if kind == "numbers":
+    if kind in ("numbers", "list"):
+        func_set = _numbers_level if kind == "numbers" else _list_level
         for i, (a, b) in enumerate(zip(left, right, strict=True)):
-            out[i] = _numbers_level(a, b)
+            out[i] = func_set(a, b)
         return out
     func = {
         "name": lambda a, b: _string_level(a, b, False), "state": lambda a, b: _string_level(a, b, False),
         "text": lambda a, b: _string_level(a, b, True), "street": lambda a, b: _string_level(a, b, True),
-        "id": _digits_level, "phone": _digits_level, "postcode": _digits_level, "number": _digits_level,
+        "id": _digits_level, "phone": _phone_level, "postcode": _digits_level, "number": _digits_level,
+        "organisation": _organisation_level,
         "date": _date_level, "email": _email_level, "tokens": _tokens_level,
     }[kind]
     for i, (a, b) in enumerate(zip(left, right, strict=True)):
@@ -101,15 +156,51 @@ def cosine_levels(cosines: np.ndarray) -> np.ndarray:
     return np.select([c >= 0.95, c >= 0.90, c >= 0.80, c >= 0.70], [1, 2, 3, 4], default=5).astype(np.int8)
 
 
+def tf_bands(values: Sequence) -> dict[object, int]:
+    """Band (1 rare, 2 middling, 3 common) of each value that occurs at least twice, by the terciles of the
+    value counts over the records holding such values (adapts to each column of each data set)."""
+    from collections import Counter
+
+    counts = Counter(v for v in values if v is not None)
+    repeated = {v: c for v, c in counts.items() if c >= 2}
+    if not repeated:
+        return {}
+    sizes = np.fromiter(repeated.values(), dtype=float)
+    order = np.sort(np.unique(sizes))
+    records = np.array([sizes[sizes == c].sum() for c in order])  # records holding values of each count
+    below = np.r_[0.0, np.cumsum(records)[:-1]]
+    mid_rank = dict(zip(order.tolist(), ((below + records / 2) / records.sum()).tolist(), strict=True))
+    return {v: 1 + min(int(3 * mid_rank[float(c)]), 2) for v, c in repeated.items()}
+
+
+def tf_levels(bands: dict[object, int], exact: np.ndarray, left_values: Sequence) -> np.ndarray:
+    """Level of the term-frequency companion: the band of the agreed value where the field agrees exactly."""
+    out = np.zeros(len(exact), dtype=np.int8)
+    for i in np.flatnonzero(exact == 1).tolist():
+        out[i] = bands.get(left_values[i], 0)
+    return out
+
+
 def compare_pairs(values: dict[str, list], kinds: dict[str, str], left: np.ndarray, right: np.ndarray,
                   cosines: np.ndarray | None = None) -> tuple[np.ndarray, list[str], list[int]]:
-    """Level matrix (pairs x comparisons), comparison names and their level counts (incl. level 0)."""
+    """Level matrix (pairs x comparisons), comparison names and their level counts (incl. level 0).
+
+    Fields of the kinds in TF_KINDS also get their term-frequency companion `<field>~tf` (bands from `values`,
+    all the records, so candidate and random pairs share them)."""
     columns, names, sizes = [], [], []
     for field, kind in kinds.items():
         vals = values[field]
-        columns.append(compare_column(kind, [vals[i] for i in left], [vals[j] for j in right]))
+        if kind == "list":
+            vals = [_set(v) if v is not None else None for v in vals]
+        lv, rv = [vals[i] for i in left], [vals[j] for j in right]
+        level = compare_column(kind, lv, rv)
+        columns.append(level)
         names.append(field)
         sizes.append(N_LEVELS[kind])
+        if kind in TF_KINDS:
+            columns.append(tf_levels(tf_bands(vals), level, lv))
+            names.append(field + TF_SUFFIX)
+            sizes.append(N_LEVELS["tf"])
     if cosines is not None:
         columns.append(cosine_levels(cosines))
         names.append("embedding_cosine")

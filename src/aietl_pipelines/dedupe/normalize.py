@@ -111,13 +111,66 @@ def date(value: object) -> str | None:
     return text
 
 
-NORMALIZERS = {"name": name, "street": street, "text": fold, "state": state, "email": email, "phone": digits,
-               "id": digits, "postcode": digits, "date": date, "number": digits}
+def phone(value: object) -> str | None:
+    """The digits of a phone number in any national or international format (`310/246-1501`, `(310) 246 1501`,
+    `+44 20 7946 0958`, `0049 30 1234567`): an international `00` prefix dropped; other prefixes (country code,
+    trunk 0) are kept and matched as a suffix by the phone comparison (compare.py)."""
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return None
+    only = re.sub(r"\D", "", str(value))
+    return (only[2:] if only.startswith("00") else only) or None
+
+
+#: Legal forms (any of the spellings on the left, folded) → dropped from organisation names: they tell how a
+#: company is registered, not which company it is ("Canon Kabushiki Kaisha" = "Canon K.K." = "CANON KK").
+LEGAL_FORMS = [
+    "limited liability company", "gesellschaft mit beschrankter haftung", "kabushiki kaisha", "aktiengesellschaft",
+    "public limited company", "societe anonyme", "sociedad anonima", "co ltd", "pty ltd", "incorporated",
+    "corporation", "limited", "company", "l l c", "llc", "llp", "lp", "ltd", "inc", "corp", "co", "plc", "gmbh",
+    "g m b h", "ag", "a g", "kk", "k k", "sa", "s a", "srl", "spa", "bv", "b v", "nv", "n v", "ab", "oy", "as",
+    "kg", "se", "pty", "the", "and co",
+]
+ORGANISATION_WORDS = {
+    "intl": "international", "int": "international", "mfg": "manufacturing", "assn": "association",
+    "assoc": "association", "univ": "university", "natl": "national", "tech": "technology",
+    "technologies": "technology", "labs": "laboratories", "lab": "laboratory", "dept": "department",
+    "ctr": "center", "centre": "center", "svcs": "services", "svc": "service", "grp": "group", "hldgs": "holdings",
+    "bros": "brothers", "elec": "electric", "&": "and", "st": "saint", "mt": "mount",
+}
+_LEGAL = re.compile(r"\b(?:" + "|".join(re.escape(f) for f in LEGAL_FORMS) + r")\b")
+
+
+def organisation(value: object) -> str | None:
+    """Folded organisation name: legal forms (Ltd, GmbH, K.K., Inc., Corporation, ...) and "the" dropped, common
+    abbreviations expanded, `&` read as "and"; word order is left to the comparison (token-set levels)."""
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return None
+    text = fold(str(value).replace("&", " and ").replace(".", " "))
+    if text is None:
+        return None
+    words = " ".join(ORGANISATION_WORDS.get(w, w) for w in text.replace("-", " ").split())
+    kept = _SPACES.sub(" ", _LEGAL.sub(" ", words)).strip()
+    return kept or words
+
+
+def item_list(value: object) -> str | None:
+    """A list-like field (co-authors, classes, tags: `a; b; c`, `a, b`, `a | b`, or a Python list): its folded
+    items, unique and sorted, joined by "; " (compared as a set)."""
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return None
+    items = value if isinstance(value, list | tuple | set | frozenset) else re.split(r"[;|,\n]", str(value))
+    folded = sorted({f for f in (fold(str(v)) for v in items if v is not None) if f})
+    return "; ".join(folded) or None
+
+
+NORMALIZERS = {"name": name, "street": street, "text": fold, "state": state, "email": email, "phone": phone,
+               "id": digits, "postcode": digits, "date": date, "number": digits, "organisation": organisation,
+               "list": item_list}
 
 
 def normalize_frame(df: pd.DataFrame, fields: dict[str, str]) -> pd.DataFrame:
     """Apply the normalizer of each field's declared kind (name, street, text, state, email, phone, id,
-    postcode, date, number)."""
+    postcode, date, number, organisation, list)."""
     out = pd.DataFrame(index=df.index)
     for column, kind in fields.items():
         func = NORMALIZERS[kind]

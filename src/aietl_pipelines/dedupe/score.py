@@ -1,8 +1,23 @@
-"""Unsupervised Fellegi-Sunter scoring: m, u and the prior by EM on the candidates, u started from random pairs.
+"""Unsupervised Fellegi-Sunter scoring, trained the way Splink trains it.
 
 Each comparison level has m = P(level | match) and u = P(level | non-match); a pair's match weight is
-log2(lambda/(1-lambda)) + sum(log2(m/u)) over its non-null levels, and its match probability the logistic of
-that. No labels are used.
+log2(prior/(1-prior)) + sum(log2(m/u)) over its non-null levels, and its match probability the logistic of that.
+No labels are used:
+
+- u from RANDOM pairs of records, never from the candidates (Splink's `estimate_u_using_random_sampling`): the
+  candidates are near-matches by construction, and their level frequencies would make an exact name agreement
+  look common (2 bits instead of the 7+ it carries among random pairs);
+- m by EM in SESSIONS (Splink's `em_training_session.py`): each session takes the candidate pairs that agree
+  exactly on the fields of one blocking rule, leaves those fields out (their agreement is what selected the
+  pairs) and estimates the m of all the others with u held fixed; each m is the mean of its session estimates
+  (no rule declared: one session per field);
+- the prior (the share of all record pairs that match) from the same sessions, as Splink's deterministic rules
+  do it (`estimate_prior`);
+- weights are BOUNDED (m is never below `m_floor`: a field whose matches always agreed in the sample costs at
+  most log2(m_floor/u) on a disagreement, not -20 bits) and MONOTONE (a weaker level never weighs more than a
+  stronger one: pool-adjacent-violators over the level order);
+- a missing value (level 0) weighs 0;
+- the match threshold is read from the fitted model (`FellegiSunterModel.threshold`, see `model_threshold`).
 """
 
 from __future__ import annotations
@@ -11,22 +26,27 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+#: A true match disagrees on any one field with probability at least this (typos, moves, missing updates):
+#: bounds a disagreement's weight at log2(M_FLOOR / u) >= -6.6 bits.
+M_FLOOR = 0.01
+
 
 @dataclass
 class FellegiSunterModel:
-    """Fitted m and u per comparison level (index 0 = null, unused) and the prior match rate."""
+    """Fitted m and u per comparison level (index 0 = null, unused), the prior match rate and the threshold."""
 
     names: list[str]
     sizes: list[int]
     m: list[np.ndarray] = field(default_factory=list)
     u: list[np.ndarray] = field(default_factory=list)
     prior: float = 0.01
+    threshold: float = 0.5
 
     def weights(self) -> list[np.ndarray]:
         """log2(m/u) per level (0 for the null level)."""
         out = []
         for m, u in zip(self.m, self.u, strict=True):
-            w = np.log2(m / u)
+            w = np.log2(np.maximum(m, 1e-12) / np.maximum(u, 1e-12))
             w[0] = 0.0
             out.append(w)
         return out
@@ -45,11 +65,12 @@ class FellegiSunterModel:
     def from_dict(cls, data: dict) -> FellegiSunterModel:
         """Inverse of `to_dict`."""
         return cls(list(data["names"]), [int(x) for x in data["sizes"]], [np.asarray(x, dtype=float) for x in data["m"]],
-                   [np.asarray(x, dtype=float) for x in data["u"]], float(data["prior"]))
+                   [np.asarray(x, dtype=float) for x in data["u"]], float(data["prior"]),
+                   float(data.get("threshold", 0.5)))
 
     def to_dict(self) -> dict:
         return {"names": self.names, "sizes": self.sizes, "m": [x.tolist() for x in self.m],
-                "u": [x.tolist() for x in self.u], "prior": self.prior}
+                "u": [x.tolist() for x in self.u], "prior": self.prior, "threshold": self.threshold}
 
 
 def level_frequencies(levels: np.ndarray, sizes: list[int], weights: np.ndarray | None = None,
@@ -66,30 +87,144 @@ def level_frequencies(levels: np.ndarray, sizes: list[int], weights: np.ndarray 
     return out
 
 
-def fit_em(levels: np.ndarray, random_levels: np.ndarray, names: list[str], sizes: list[int],
-           prior: float = 0.05, iterations: int = 25, tol: float = 1e-6) -> FellegiSunterModel:
-    """Fit m, u and the prior on the candidate pairs by EM (the classic two-class Fellegi-Sunter EM), starting
-    from u measured on random pairs.
+def random_pair_u(random_levels: np.ndarray, sizes: list[int]) -> list[np.ndarray]:
+    """u per level from random record pairs (half a pair of pseudo-count per level: no level is impossible)."""
+    return level_frequencies(random_levels, sizes, smoothing=0.5)
 
-    Why u is re-estimated on the candidates instead of kept at its random-pair value (as Splink does): the
-    candidates are chosen for looking alike (shared names, nearest neighbours), so the non-matches among them
-    agree on names far more often than random pairs do. With u fixed, EM can only explain them as matches: at
-    100K customer records it drifted to "every candidate is a match" (F1 0.14); with u re-estimated it gives
-    F1 0.9996 there and the same results on FEBRL (docs/dedupe.md).
-    """
-    u = level_frequencies(random_levels, sizes, smoothing=0.5)
-    m = []
-    for size in sizes:  # start: matches mostly agree at the best level
-        start = np.linspace(1.0, 0.05, size - 1) ** 2
-        m.append(np.r_[1.0, start / start.sum()])
-    model = FellegiSunterModel(names, sizes, m, u, prior)
+
+def _pava_decreasing(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Weighted least-squares non-increasing fit (pool adjacent violators)."""
+    blocks: list[list[float]] = []  # [mean, weight, count]
+    for v, w in zip(values.tolist(), weights.tolist(), strict=True):
+        blocks.append([v, max(w, 1e-9), 1])
+        while len(blocks) > 1 and blocks[-2][0] < blocks[-1][0]:
+            v2, w2, c2 = blocks.pop()
+            v1, w1, c1 = blocks.pop()
+            blocks.append([(v1 * w1 + v2 * w2) / (w1 + w2), w1 + w2, c1 + c2])
+    return np.concatenate([np.full(c, v) for v, _, c in blocks])
+
+
+def bound_and_order(m: np.ndarray, u: np.ndarray, counts: np.ndarray, m_floor: float = M_FLOOR) -> np.ndarray:
+    """m adjusted so that log2(m/u) is bounded below (>= log2(m_floor)) and non-increasing over the levels 1..L-1
+    (a weaker agreement never outweighs a stronger one). `counts`: pairs per level, weighting the pooling."""
+    m = m.copy()
+    body = np.maximum(m[1:], np.minimum(m_floor, u[1:]))  # raises only negative weights, to log2(m_floor/u)
+    body = body / body.sum()
+    w = _pava_decreasing(np.log2(body / u[1:]), counts[1:] + 1.0)
+    # pooled means of bounded weights; the same floor for every level keeps the order (not renormalised after:
+    # the weights are what is used, and EM re-estimates m from the posteriors at each step)
+    m[1:] = u[1:] * np.power(2.0, np.maximum(w, np.log2(m_floor)))
+    return m
+
+
+def _em(levels: np.ndarray, u: list[np.ndarray], m: list[np.ndarray], active: list[int], prior: float,
+        iterations: int, tol: float = 1e-6) -> tuple[list[np.ndarray], float]:
+    """Classic two-class EM on `levels` over the comparisons in `active`, u held fixed."""
+    sizes = [len(x) for x in m]
+    lam = prior
     for _ in range(iterations):
-        post = model.probability(levels)
-        new_prior = float(np.clip(post.mean(), 1e-6, 1 - 1e-6))
-        model.m = level_frequencies(levels, sizes, weights=post, smoothing=1e-3)
-        model.u = level_frequencies(levels, sizes, weights=1.0 - post, smoothing=1e-3)
-        done = abs(new_prior - model.prior) < tol
-        model.prior = new_prior
+        total = np.full(len(levels), np.log2(lam / (1 - lam)))
+        for k in active:
+            w = np.log2(m[k] / u[k])
+            w[0] = 0.0
+            total += w[levels[:, k]]
+        post = 1.0 / (1.0 + np.power(2.0, -total))
+        new_lam = float(np.clip(post.mean(), 1e-6, 1 - 1e-6))
+        fitted = level_frequencies(levels, sizes, weights=post, smoothing=1e-3)
+        for k in active:
+            counts = np.bincount(levels[:, k], minlength=sizes[k]).astype(float)[: sizes[k]]
+            m[k] = bound_and_order(fitted[k], u[k], counts)
+        done = abs(new_lam - lam) < tol
+        lam = new_lam
         if done:
             break
+    return m, lam
+
+
+def _start_m(sizes: list[int]) -> list[np.ndarray]:
+    out = []
+    for size in sizes:  # matches mostly agree at the best level
+        start = np.linspace(1.0, 0.05, size - 1) ** 2
+        out.append(np.r_[1.0, start / start.sum()])
+    return out
+
+
+def estimate_prior(sessions: list[tuple[list[int], float]], m: list[np.ndarray], random_levels: np.ndarray,
+                   exact: list[list[int]], min_hits: int = 3) -> float:
+    """The share of all record pairs that match, from the EM sessions (Splink's deterministic rules).
+
+    Session F found a match share lambda_F among the candidate pairs agreeing exactly on its comparisons F (a
+    blocking rule: every such pair is a candidate); a share r_F of all record pairs agree exactly on F (counted
+    on the random pairs, among those where F is not null) and a share prod m_k of the matches do, so
+    prior = lambda_F r_F / prod m_k. Median over the sessions with at least `min_hits` random pairs agreeing.
+    """
+    values = []
+    for fixed, lam in sessions:
+        nonnull = np.all(random_levels[:, fixed] != 0, axis=1)
+        agree = np.all([np.isin(random_levels[nonnull, k], exact[k]) for k in fixed], axis=0)
+        hits = int(agree.sum())
+        if hits < min_hits:
+            continue
+        recall = float(np.prod([max(float(m[k][exact[k]].sum()), 1e-3) for k in fixed]))
+        values.append(lam * hits / nonnull.sum() / recall)
+    return float(np.clip(np.median(values), 1e-9, 0.5)) if values else 1e-4
+
+
+def fit_model(levels: np.ndarray, random_levels: np.ndarray, names: list[str], sizes: list[int],
+              iterations: int = 25, min_session_pairs: int = 10, exact: list[list[int]] | None = None,
+              sessions: list[list[int]] | None = None) -> FellegiSunterModel:
+    """Fit the model Splink's way (module docstring).
+
+    `sessions`: the comparisons of each EM session's rule (the blocking rules: pairs agreeing exactly on all of
+    them, which are left out of that session's estimate); default one session per comparison. `exact[k]`: the
+    levels of comparison k that count as agreeing (default level 1)."""
+    u = random_pair_u(random_levels, sizes)
+    exact = exact or [[1] for _ in sizes]
+    n_comp = len(sizes)
+    companions = {k: [j for j in range(n_comp) if names[j] == names[k] + "~tf"] for k in range(n_comp)}
+    rules = [list(r) for r in sessions or [] if r] or [[k] for k in range(n_comp) if not names[k].endswith("~tf")]
+    estimates: list[list[np.ndarray]] = [[] for _ in sizes]
+    found = []
+    for fixed in rules:
+        session = np.all([np.isin(levels[:, k], exact[k]) for k in fixed], axis=0) if len(levels) else np.zeros(0, bool)
+        left_out = set(fixed) | {j for k in fixed for j in companions[k]}
+        active = [j for j in range(n_comp) if j not in left_out]
+        if session.sum() < min_session_pairs or not active:
+            continue
+        m, lam = _em(levels[session], u, _start_m(sizes), active, 0.5, iterations)
+        for j in active:
+            estimates[j].append(m[j])
+        found.append((fixed, lam))
+    m_final = _start_m(sizes)
+    missing = [k for k in range(n_comp) if not estimates[k]]
+    if missing and len(levels):  # comparisons no session could estimate: EM on all candidates
+        m_all, _ = _em(levels, u, _start_m(sizes), list(range(n_comp)), 0.05, iterations)
+        for k in missing:
+            estimates[k].append(m_all[k])
+    for k in range(n_comp):
+        if estimates[k]:
+            counts = np.bincount(levels[:, k], minlength=sizes[k]).astype(float)[: sizes[k]]
+            m_final[k] = bound_and_order(np.mean(estimates[k], axis=0), u[k], counts)
+    prior = estimate_prior(found, m_final, random_levels, exact)
+    model = FellegiSunterModel(names, sizes, m_final, u, prior)
+    model.threshold = model_threshold(model.probability(levels) if len(levels) else np.zeros(0))
     return model
+
+
+def model_threshold(probability: np.ndarray) -> float:
+    """The match-probability cut that maximises the F1 the model itself expects on the candidate pairs:
+    taking the k most probable pairs, expected true positives = sum of their probabilities, expected F1 =
+    2 TP / (k + sum of all probabilities)."""
+    if not len(probability) or probability.sum() <= 0:
+        return 0.5
+    p = np.sort(probability)[::-1]
+    tp = np.cumsum(p)
+    f1 = 2 * tp / (np.arange(1, len(p) + 1) + p.sum())
+    return float(p[int(np.argmax(f1))])
+
+
+def fit_em(levels: np.ndarray, random_levels: np.ndarray, names: list[str], sizes: list[int],
+           prior: float = 0.05, iterations: int = 25, tol: float = 1e-6, sessions: list[list[int]] | None = None
+           ) -> FellegiSunterModel:
+    """The unsupervised model (kept name): see `fit_model`. `prior` and `tol` are unused (the prior is estimated)."""
+    return fit_model(levels, random_levels, names, sizes, iterations=iterations, sessions=sessions)

@@ -13,7 +13,7 @@ import pandas as pd
 
 from aietl_pipelines.dedupe.compare import compare_column, compare_pairs
 from aietl_pipelines.dedupe.config import DedupeConfig
-from aietl_pipelines.dedupe.pairs import pairs_frame
+from aietl_pipelines.dedupe.pairs import TEXT_BLOCKING, pairs_frame
 from aietl_pipelines.dedupe.score import FellegiSunterModel, fit_em
 from aietl_pipelines.dedupe.textparse import TEXT_KINDS
 
@@ -76,7 +76,9 @@ def score(levels: np.ndarray, random_levels: np.ndarray, names: list[str], sizes
           model: FellegiSunterModel | None = None) -> tuple[np.ndarray, FellegiSunterModel]:
     """Match probability of each candidate pair (EM-fitted model unless one is given)."""
     if model is None:
-        model = fit_em(levels, random_levels, names, sizes, iterations=config.em_iterations)
+        rules = config.blocking if config.mode == "structured" else TEXT_BLOCKING  # the EM sessions (score.py)
+        sessions = [[names.index(c) for c in r] for r in rules if r and all(c in names for c in r)]
+        model = fit_em(levels, random_levels, names, sizes, iterations=config.em_iterations, sessions=sessions)
     return (model.probability(levels) if len(levels) else np.zeros(0)), model
 
 

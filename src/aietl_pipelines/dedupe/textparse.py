@@ -8,7 +8,7 @@ from aietl_pipelines.dedupe import normalize
 
 EMAIL = re.compile(r"[\w.+-]+\s*@\s*[\w-]+(?:\.[\w-]+)+")
 DATE = re.compile(r"\b(\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{4}|\d{1,2} [A-Za-z]{3,9} \d{4})\b")
-PHONE = re.compile(r"\+?\(?\d(?:(?:[ .-]|\)\s?|\s?\()?\d){8,14}")
+PHONE = re.compile(r"\+?\(?\d(?:(?:[ ./-]|\)\s?|\s?\()?\d){8,14}")
 NUMBER = re.compile(r"\d+")
 WORD = re.compile(r"[a-z]+")
 #: The parsed parts and the comparison kind each is compared with (compare.py).
@@ -27,7 +27,7 @@ def parse_text(text: str | None) -> dict[str, object]:
     date = normalize.date(date_match.group(0)) if date_match else None
     rest = DATE.sub(" ", rest)
     phone_match = PHONE.search(rest)
-    phone = normalize.digits(phone_match.group(0)) if phone_match else None
+    phone = normalize.phone(phone_match.group(0)) if phone_match else None
     rest = PHONE.sub(" ", rest)
     numbers = set(NUMBER.findall(rest))
     if date:  # compact dates (19560409) read as a number; count them as the date only
