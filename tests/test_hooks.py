@@ -244,3 +244,40 @@ def test_latin1_csv_message_names_the_right_byte_and_its_fix_works(tmp_path):
     assert "load_args: {encoding: latin-1}" in message
     frame = TableDataset(str(path), load_args={"encoding": "latin-1"}).load()  # the suggested fix
     assert frame["name"].iloc[-1] == "José Núñez" and len(frame) == 50_001
+
+
+def test_concurrent_runs_never_share_a_staging_name_and_each_publishes_whole(tmp_path):
+    """Eight runs at once on the same outputs (threads: the journal and rename logic is the same as for
+    processes): every run publishes without error, and the outputs are all from one run, never mixed."""
+    import threading
+
+    from aietl_pipelines.publish import RunJournal
+
+    finals = [tmp_path / "out" / "a.parquet", tmp_path / "out" / "b.json", tmp_path / "out" / "state"]
+    errors: list[BaseException] = []
+
+    def one_run(i: int) -> None:
+        try:
+            journal = RunJournal(tmp_path / "runs")
+            journal.open()
+            for final in finals:
+                staged = journal.stage(final)
+                if final.suffix:
+                    staged.write_text(f"run {i}")
+                else:
+                    staged.mkdir()
+                    (staged / "model.json").write_text(f"run {i}")
+            journal.publish()
+        except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one_run, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    published = {finals[0].read_text(), finals[1].read_text(), (finals[2] / "model.json").read_text()}
+    assert len(published) == 1, published  # all three outputs from the same run
+    assert not list((tmp_path / "out").glob(".aietl-staging-*"))
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == ["publish.lock"]

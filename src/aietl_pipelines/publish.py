@@ -42,6 +42,7 @@ from aietl_pipelines.errors import AietlInputError
 logger = logging.getLogger(__name__)
 
 STAGING_PREFIX = ".aietl-staging-"
+PUBLISH_LOCK = "publish.lock"
 #: Path keys of dataset configurations that name a local output file or folder.
 PATH_KEYS = ("filepath", "path")
 
@@ -207,16 +208,20 @@ class RunJournal:
         _fsync_dir(self.journal_dir)
 
     def publish(self) -> None:
-        """Rename every staged output into place (rolled back if a rename fails), then clean up."""
-        self._write("publishing")
-        backups: list[tuple[Move, Path | None]] = []
-        try:
-            for move in self.moves.values():
-                _publish_one(move, backups)
-        except OSError:
-            _roll_back(backups)
-            self.discard()
-            raise
+        """Rename every staged output into place (rolled back if a rename fails), then clean up.
+
+        Publications are serialised (one lock per journal folder): two runs finishing at once publish one
+        after the other, so the outputs are all from one of them, never a mix."""
+        with _exclusive(self.journal_dir / PUBLISH_LOCK):
+            self._write("publishing")
+            backups: list[tuple[Move, Path | None]] = []
+            try:
+                for move in self.moves.values():
+                    _publish_one(move, backups)
+            except OSError:
+                _roll_back(backups)
+                self.discard()
+                raise
         self._finish()
 
     def discard(self) -> None:
@@ -235,6 +240,17 @@ class RunJournal:
             os.close(self._lock_fd)
             self._lock_fd = None
         self.lock_path.unlink(missing_ok=True)
+
+
+@contextmanager
+def _exclusive(path: Path):
+    """Hold an exclusive flock on `path` (blocking)."""
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 @contextmanager
@@ -260,29 +276,34 @@ def recover_interrupted_runs(journal_dir: Path) -> list[str]:
     done: list[str] = []
     if not journal_dir.is_dir():
         return done
-    for journal in sorted(journal_dir.glob("*.json")):
-        lock = journal.with_suffix(".lock")
-        with _try_lock(lock) as free:
-            if not free:
-                continue  # a live run
-            try:
-                record = json.loads(journal.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                journal.unlink(missing_ok=True)
-                continue
-            moves = [Move(Path(m["staged"]), Path(m["final"])) for m in record.get("moves", [])]
-            if record.get("state") == "publishing":
-                for move in moves:
-                    if move.staged.exists():
-                        _publish_one(move, [])
-                done.append(f"run {record.get('run_id')}: finished publishing {len(moves)} output(s)")
-            else:
-                done.append(f"run {record.get('run_id')}: discarded {len(moves)} unpublished output(s)")
-            for folder in {m.staged.parent for m in moves}:
-                _remove(folder)
-            journal.unlink(missing_ok=True)
-        lock.unlink(missing_ok=True)
+    with _exclusive(journal_dir / PUBLISH_LOCK):
+        for journal in sorted(journal_dir.glob("*.json")):
+            _recover_one(journal, done)
     return done
+
+
+def _recover_one(journal: Path, done: list[str]) -> None:
+    """Undo or finish the run of one journal when its owner is gone (its lock is free)."""
+    lock = journal.with_suffix(".lock")
+    with _try_lock(lock) as free:
+        if not free:
+            return  # a live run
+        try:
+            record = json.loads(journal.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            record = {}
+        moves = [Move(Path(m["staged"]), Path(m["final"])) for m in record.get("moves", [])]
+        if record.get("state") == "publishing":
+            for move in moves:
+                if move.staged.exists():
+                    _publish_one(move, [])
+            done.append(f"run {record.get('run_id')}: finished publishing {len(moves)} output(s)")
+        else:
+            done.append(f"run {record.get('run_id')}: discarded {len(moves)} unpublished output(s)")
+        for folder in {m.staged.parent for m in moves}:
+            _remove(folder)
+        journal.unlink(missing_ok=True)
+    lock.unlink(missing_ok=True)
 
 
 def _is_append(config: Mapping[str, Any]) -> bool:
