@@ -10,9 +10,9 @@ def test_cache_never_embeds_the_same_text_twice(tmp_path, monkeypatch):
     encoded: list[str] = []
     real_encode = embeddings._encode
 
-    def counting_encode(texts, batch_size, show_progress):
+    def counting_encode(texts, batch_size, show_progress, device="auto"):
         encoded.extend(texts)
-        return real_encode(texts, batch_size, show_progress)
+        return real_encode(texts, batch_size, show_progress, device)
 
     monkeypatch.setattr(embeddings, "_encode", counting_encode)
     first = embeddings.embed_texts(["John Doe, 123 Main St", "Jon Doe, 123 Main Street", "John Doe, 123 Main St"], cache_dir=tmp_path)
@@ -49,3 +49,82 @@ def test_query_vectors_agree_with_indexed_vectors():
         assert float(query @ vector) > 0.995
     with pytest.raises(AietlInputError):
         embed_query(None)
+
+
+def test_device_choice_follows_what_torch_sees():
+    import torch
+
+    from aietl_pipelines.embeddings import resolve_device
+
+    assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert resolve_device(None) == resolve_device("auto")
+    assert resolve_device("CPU") == "cpu"
+    with pytest.raises(AietlInputError, match="Device 'tpu' is not one of auto, cpu, cuda, mps"):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(AietlInputError, match="sees no CUDA device: install the CUDA build"):
+            resolve_device("cuda")
+    if not torch.backends.mps.is_available():
+        with pytest.raises(AietlInputError, match="no Apple MPS device"):
+            resolve_device("mps")
+
+
+def test_auto_picks_cuda_when_torch_reports_a_device(monkeypatch):
+    """The choice logic on torch's own API: only `torch.cuda.is_available` is made to answer yes."""
+    import torch
+
+    from aietl_pipelines.embeddings import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device("auto") == "cuda" and resolve_device("cuda") == "cuda"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto") == "cpu"
+
+
+def test_cpu_model_and_knn_run_on_the_cpu():
+    from aietl_pipelines.dedupe.candidates import knn_search
+    from aietl_pipelines.embeddings import embed_texts, get_model, get_query_model
+
+    assert get_model("cpu").device.type == "cpu" and next(get_query_model("cpu").parameters()).device.type == "cpu"
+    vectors = embed_texts(["John Doe", "Jon Doe", "Jane Dow"], device="cpu")
+    found = knn_search(vectors, vectors, 1, self_offset=0, device="cpu")
+    assert found.indices[:, 0].tolist()[:2] == [1, 0]
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="no CUDA device (CPU build of torch or no GPU)")
+def test_cuda_path_is_taken_when_a_device_is_present():
+    import torch
+
+    from aietl_pipelines.dedupe.candidates import knn_search
+    from aietl_pipelines.embeddings import embed_query, embed_texts, get_model, get_query_model
+
+    assert get_model("auto").device.type == "cuda"
+    assert next(get_model("auto").parameters()).dtype == torch.float16
+    assert next(get_query_model("cuda").parameters()).device.type == "cuda"
+    texts = ["John Doe, 123 Main St", "Jon Doe, 123 Main Street", "Jane Dow, 9 Oak Avenue"]
+    on_gpu, on_cpu = embed_texts(texts, device="cuda"), embed_texts(texts, device="cpu")
+    assert on_gpu.dtype == np.float32 and np.all(np.sum(on_gpu * on_cpu, axis=1) > 0.999)
+    assert float(embed_query(texts[0], device="cuda") @ on_cpu[0]) > 0.999
+    found = knn_search(on_gpu, on_gpu, 1, self_offset=0, device="cuda")
+    assert found.indices[:, 0].tolist()[:2] == [1, 0]
+
+
+def test_field_values_are_embedded_once_and_summed(tmp_path, monkeypatch):
+    encoded: list[str] = []
+    real_encode = embeddings._encode
+
+    def counting_encode(texts, batch_size, show_progress, device="auto"):
+        encoded.extend(texts)
+        return real_encode(texts, batch_size, show_progress, device)
+
+    monkeypatch.setattr(embeddings, "_encode", counting_encode)
+    columns = {"first": ["john", "jon", "john", None], "last": ["doe", "doe", "doe", ""]}
+    vectors = embeddings.embed_field_values(columns, cache_dir=tmp_path)
+    assert sorted(encoded) == ["doe", "john", "jon"]  # each distinct value once
+    single = embeddings.embed_texts(["john", "doe"])
+    expected = (single[0] + single[1]) / np.linalg.norm(single[0] + single[1])
+    assert np.allclose(vectors[0], expected, atol=1e-5) and np.array_equal(vectors[0], vectors[2])
+    assert np.allclose(np.linalg.norm(vectors[:3], axis=1), 1.0, atol=1e-5)
+    assert not vectors[3].any()  # no value: the zero vector
+    with pytest.raises(AietlInputError, match="different lengths"):
+        embeddings.embed_field_values({"a": ["x"], "b": ["x", "y"]})

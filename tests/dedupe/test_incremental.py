@@ -35,8 +35,12 @@ def test_incremental_embeds_only_new_records_and_matches_a_full_run(tmp_path, re
     monkeypatch.setattr(embeddings, "_encode", lambda texts, *a, **k: (seen.extend(texts), original(texts, *a, **k))[1])
     result = engine.run_incremental(new, engine.load_state(tmp_path / "state"), config)
 
-    new_texts = set(engine.prepare_records(new, config)["__text"]) - set(first.prepared["__text"])
-    assert set(seen) == new_texts  # only the new records' texts reached the model
+    embedded = [c for c, kind in config.fields.items() if kind in config.embed_kinds]
+
+    def values(frame):  # structured records embed each distinct field value (embeddings.embed_field_values)
+        return {v for c in embedded for v in frame[c] if isinstance(v, str) and v.strip()}
+
+    assert set(seen) == values(engine.prepare_records(new, config)) - values(first.prepared)  # only new values
     assert result.pairs[["left", "right"]].max(axis=1).min() >= len(base)  # only pairs with a new record
     ids = pd.concat([base["record_id"], new["record_id"]]).astype(str).tolist()
     assert result.clusters["record_id"].tolist() == ids  # every record, old and new, in one cluster

@@ -134,6 +134,7 @@ def test_oversized_blocks_and_splits_are_counted(caplog):
         result = engine.run(records, config)
     assert result.metrics["n_dropped_blocks"] == 1 and result.metrics["n_records_in_dropped_blocks"] == 150
     assert "max_block_size=100 (150 records)" in caplog.text  # logged, whatever is done with the block
+    assert len(result.pairs) == 150 - 1 + 150 - 2 + 150 - 3 + 150 - 4  # windows of 5, not dropped (docs/scale.md)
     assert "n_split_components" in result.metrics
     assert sorted(result.clusters["record_id"]) == sorted(records["id"])
 

@@ -1,12 +1,13 @@
 """The measurements behind the dedupe design choices (docs/dedupe.md, docs/vector_search.md, architecture.md).
 
 1. Embedding throughput of customer records: every field vs the `embed_kinds` fields (tokens per record,
-   records/s).
+   records/s) vs each distinct `embed_kinds` field value once (`embed_field_values`, the dedupe default).
 2. One query text: the float32 model vs the bfloat16 query model (`embed_query`), p50/p95 and the cosine
    between the two vectors.
 3. All-pairs kNN (k = 10) on 100K clustered unit vectors (dim 384): float32 vs bfloat16 products
    (`knn_search`), seconds and the share of the float32 top-10 the bf16 search keeps; against a Qdrant Edge
-   HNSW index built on the same vectors and queried once per vector.
+   HNSW index built on the same vectors and queried once per vector; against the partitioned (inverted-file)
+   search `partitioned_knn` at three settings: share of the exact top-10 and of the pairs above the 0.6 cut kept.
 
 `python -m aietl_pipelines.benchmarks.dedupe_components [--points 100000]`.
 """
@@ -48,7 +49,26 @@ def embedding_rows(n: int) -> list[dict]:
         tokens = float(np.mean([len(tokenizer(t)["input_ids"]) for t in texts]))
         rows.append({"measure": f"embed {n:,} customer records: {label}", "value": len(texts) / seconds,
                      "unit": "records/s", "detail": f"{tokens:.1f} tokens per record"})
+    rows.append(_field_values_row(n))
     return rows
+
+
+def _field_values_row(n: int) -> dict:
+    """The dedupe default: each distinct value of the embed_kinds fields once (`embed_field_values`)."""
+    from aietl_pipelines.datagen.customers import generate_customers
+    from aietl_pipelines.dedupe.engine import DedupeConfig, prepare_records
+    from aietl_pipelines.embeddings import embed_field_values
+
+    records = generate_customers(n_entities=n, seed=5).iloc[:n]
+    config = DedupeConfig.from_params(yaml.safe_load(PARAMS.read_text())["dedupe"])
+    prepared = prepare_records(records, config)
+    columns = {c: prepared[c].tolist() for c, kind in config.fields.items() if kind in config.embed_kinds}
+    distinct = len({v for col in columns.values() for v in col if v})
+    t0 = time.perf_counter()
+    embed_field_values(columns)
+    seconds = time.perf_counter() - t0
+    return {"measure": f"embed {n:,} customer records: distinct embed_kinds field values, summed (dedupe default)",
+            "value": n / seconds, "unit": "records/s", "detail": f"{distinct:,} distinct values embedded"}
 
 
 def query_rows(repeats: int = 300) -> list[dict]:
@@ -78,8 +98,16 @@ def clustered_vectors(n: int, dim: int = 384, seed: int = 0) -> np.ndarray:
     return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
 
+def _pair_recall(exact, found, cut: float) -> float:
+    """Share of the exact search's (query, neighbour) pairs with cosine >= cut that `found` also has."""
+    from aietl_pipelines.dedupe.candidates import neighbour_pairs
+
+    truth = {tuple(p) for p in neighbour_pairs(exact, cut)[0].tolist()}
+    return len(truth & {tuple(p) for p in neighbour_pairs(found, cut)[0].tolist()}) / max(1, len(truth))
+
+
 def knn_rows(n: int, k: int = 10) -> list[dict]:
-    from aietl_pipelines.dedupe.candidates import knn_search
+    from aietl_pipelines.dedupe.candidates import knn_search, partitioned_knn
     from aietl_pipelines.vectorstores.edge import EdgeVectorStore
 
     vectors = clustered_vectors(n)
@@ -91,6 +119,16 @@ def knn_rows(n: int, k: int = 10) -> list[dict]:
                      "unit": "s", "detail": ""})
     kept = np.mean([len(set(a) & set(b)) / k for a, b in zip(results["float32"], results["bfloat16"], strict=True)])
     rows[-1]["detail"] = f"keeps {kept:.3f} of the float32 top-{k}"
+    exact = knn_search(vectors, vectors, k, precision="float32", self_offset=0)
+    for list_size, probes in ((1000, 4), (1000, 8), (2000, 8)):
+        t0 = time.perf_counter()
+        found = partitioned_knn(vectors, k, list_size=list_size, probes=probes)
+        seconds = time.perf_counter() - t0
+        top = np.mean([len(set(a) & set(b)) / k for a, b in zip(exact.indices, found.indices, strict=True)])
+        rows.append({"measure": f"partitioned kNN (inverted file), {n:,} vectors, lists of {list_size}, "
+                                f"{probes} probes", "value": seconds, "unit": "s",
+                     "detail": f"keeps {top:.3f} of the top-{k}, {_pair_recall(exact, found, 0.6):.4f} of the "
+                               "pairs with cosine >= 0.6"})
     store = EdgeVectorStore()
     store.create_collection("bench", vectors.shape[1])
     ids = [str(i) for i in range(n)]

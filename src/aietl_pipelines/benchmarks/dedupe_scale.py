@@ -13,6 +13,14 @@ are the base, the next `--new` rows arrive later. Steps, each in a fresh subproc
 
 `python -m aietl_pipelines.benchmarks.dedupe_scale [--records 100000] [--new 1000]`; with `--write-records DIR`
 it only writes the records, for measuring `kedro run --pipeline dedupe` on them (docs/benchmarks.md).
+
+Scaling (`--sizes 100000,300000,1000000`): per size, in fresh processes, the records are generated once
+(written to parquet, not timed), then a cold run of the dedupe stages one by one (prepare, embed, candidates,
+compare, score, cluster) with the time of each, the peak RSS, pair completeness and pairwise F1, and Splink 5.0 on
+the same records; `--text-sizes 100000` adds cold free-text runs (`full_text`). The growth exponent b of each
+stage is fitted as time ~ N^b over the sizes (least squares on logs). Each size's rows are kept in
+`--results-dir` (default data/benchmarks/dedupe_scale), so `--reuse` can add a size measured earlier
+(docs/scale.md). Report: docs/benchmarks/dedupe_scale_sizes.md.
 """
 
 from __future__ import annotations
@@ -96,12 +104,16 @@ def worker_incremental(args: argparse.Namespace) -> dict:
 
 
 def worker_splink(args: argparse.Namespace) -> dict:
+    base, _ = make_records(args.records, args.new)
+    return _splink_row(base, args)
+
+
+def _splink_row(base: pd.DataFrame, args: argparse.Namespace) -> dict:
     import splink.comparison_library as cl
 
     from aietl_pipelines.dedupe.engine import prepare_records
     from aietl_pipelines.dedupe.evaluate import pairwise_scores
 
-    base, _ = make_records(args.records, args.new)
     truth = pd.factorize(base["true_cluster_id"])[0]
     t0 = time.perf_counter()
     # Splink gets the same normalised fields our comparisons see (phones, dates, e-mails in one format each):
@@ -154,7 +166,71 @@ def worker_search(args: argparse.Namespace) -> dict:
             "p95 ms": float(np.percentile(times, 95)), "queries": len(times), "peak_rss_mb": peak_rss_mb()}
 
 
-WORKERS = {"cold": worker_cold, "incremental": worker_incremental, "splink": worker_splink, "search": worker_search}
+STAGES = ("prepare", "embed", "candidates", "compare", "score", "cluster")
+
+
+def _records_file(args: argparse.Namespace) -> Path:
+    return Path(args.dir) / f"records_{args.records}.parquet"
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process (all threads): unlike wall time, barely changed by other work on the machine."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def worker_generate(args: argparse.Namespace) -> dict:
+    base, _ = make_records(args.records, 0)
+    base.to_parquet(_records_file(args), index=False)
+    return {"records": len(base)}
+
+
+def worker_stages(args: argparse.Namespace) -> dict:
+    """A cold run (empty embedding cache) of the stages one by one: seconds per stage, peak RSS, quality."""
+    from aietl_pipelines.dedupe.engine import run_counts
+    from aietl_pipelines.dedupe.steps import steps_for
+
+    base = pd.read_parquet(_records_file(args))
+    truth = pd.factorize(base["true_cluster_id"])[0]
+    config = _config(f"{args.dir}/cache_{args.mode}_{args.records}")
+    if args.mode == "text":
+        config.text_column, config.fields, config.blocking = "full_text", {}, []
+    steps = steps_for(config)
+    times: dict[str, float] = {}
+    cpu: dict[str, float] = {}
+
+    def timed(stage: str, fn, *a):
+        t0, c0 = time.perf_counter(), _cpu_seconds()
+        out = fn(*a)
+        times[stage], cpu[stage] = time.perf_counter() - t0, _cpu_seconds() - c0
+        return out
+
+    prepared = timed("prepare", steps.prepare, base, config)
+    vectors = timed("embed", steps.embed, prepared, config)
+    pairs, _ = timed("candidates", steps.candidates, prepared, vectors, config)
+    levels, random_levels, names, sizes = timed("compare", steps.compare, prepared, pairs, vectors, config)
+    probability, _ = timed("score", steps.score, levels, random_levels, names, sizes, config)
+    pairs = pairs.assign(match_probability=probability)
+    clusters = timed("cluster", steps.cluster, prepared, pairs, probability, config)
+    result = type("R", (), {"pairs": pairs, "clusters": clusters})
+    counts = run_counts(prepared, clusters, config)
+    return {"records": args.records, "mode": args.mode, "tool": "aietl dedupe",
+            "seconds": sum(times.values()), **{f"{k}_s": v for k, v in times.items()},
+            "cpu_seconds": sum(cpu.values()), **{f"{k}_cpu_s": v for k, v in cpu.items()},
+            "peak_rss_mb": peak_rss_mb(), "candidate_pairs": len(pairs),
+            "oversized_blocks": counts.get("n_dropped_blocks", float("nan")), **_quality(result, truth)}
+
+
+def worker_splink_size(args: argparse.Namespace) -> dict:
+    base = pd.read_parquet(_records_file(args))
+    row = _splink_row(base, args)
+    return {"records": args.records, "mode": "structured", **row}
+
+
+WORKERS = {"generate": worker_generate, "stages": worker_stages, "splink_size": worker_splink_size,
+           "cold": worker_cold, "incremental": worker_incremental, "splink": worker_splink, "search": worker_search}
 
 
 def _spawn(step: str, args: argparse.Namespace, *extra: str) -> dict:
@@ -169,6 +245,69 @@ def _spawn(step: str, args: argparse.Namespace, *extra: str) -> dict:
     return row
 
 
+def _sizes(text: str) -> list[int]:
+    return [int(x) for x in text.split(",") if x.strip()]
+
+
+def growth_exponent(sizes: list[int], seconds: list[float]) -> float:
+    """b of time ~ N^b, least squares on log time against log N (NaN with fewer than two sizes)."""
+    ok = [(n, t) for n, t in zip(sizes, seconds, strict=True) if t and t > 0 and np.isfinite(t)]
+    if len({n for n, _ in ok}) < 2:
+        return float("nan")
+    return float(np.polyfit(np.log([n for n, _ in ok]), np.log([t for _, t in ok]), 1)[0])
+
+
+def scaling(args: argparse.Namespace) -> None:
+    """Per size: generate, cold staged run, Splink; then the growth exponent of each stage."""
+    results = Path(args.results_dir)
+    results.mkdir(parents=True, exist_ok=True)
+    jobs = [(n, "structured") for n in _sizes(args.sizes)] + [(n, "text") for n in _sizes(args.text_sizes)]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        args.dir = tmp
+        for n, mode in jobs:
+            saved = results / f"{mode}_{n}.json"
+            if args.report_only and not saved.exists():
+                print(f"no result for {mode} {n:,} in {results}: left out", flush=True)
+                continue
+            if (args.reuse or args.report_only) and saved.exists():
+                found = json.loads(saved.read_text())
+                print(f"reusing {saved}", flush=True)
+                rows.extend(found)
+                continue
+            args.records = n
+            _spawn("generate", args)
+            found = [_spawn("stages", args, "--mode", mode)]
+            if mode == "structured" and not args.no_splink:
+                found.append(_spawn("splink_size", args))
+            _records_file(args).unlink()
+            saved.write_text(json.dumps(found))
+            rows.extend(found)
+    table = pd.DataFrame(rows)
+    ours = table[(table["tool"] == "aietl dedupe") & (table["mode"] == "structured")].sort_values("records")
+    growth = {"records": "growth exponent b (time ~ N^b)", "mode": "structured", "tool": "aietl dedupe"}
+    for column in [f"{s}_s" for s in STAGES] + ["seconds"] + [f"{s}_cpu_s" for s in STAGES] + ["cpu_seconds"]:
+        growth[column] = growth_exponent(ours["records"].tolist(), ours[column].tolist())
+    theirs = table[table["tool"] != "aietl dedupe"].sort_values("records")
+    if len(theirs) > 1:
+        table = pd.concat([table, pd.DataFrame([growth, {"records": "growth exponent b (time ~ N^b)",
+                                                          "mode": "structured", "tool": theirs["tool"].iloc[0],
+                                                          "seconds": growth_exponent(theirs["records"].tolist(),
+                                                                                     theirs["seconds"].tolist())}])])
+    else:
+        table = pd.concat([table, pd.DataFrame([growth])])
+    print(table.to_string(index=False))
+    command = f"python -m aietl_pipelines.benchmarks.dedupe_scale --sizes {args.sizes}"
+    if args.text_sizes:
+        command += f" --text-sizes {args.text_sizes}"
+    write_report("dedupe_scale_sizes", command, table,
+                 "Each size runs in fresh processes (generation untimed); `seconds` is the sum of the stage times of a "
+                 "cold run (empty embedding cache), `cpu_seconds` the CPU time of that process (all threads; on a "
+                 "shared machine it is the steadier figure); `peak_rss_mb` is the process's peak resident memory, records "
+                 "included. Splink gets the same normalised fields. The growth exponent b is the least-squares slope "
+                 "of log time against log N over the sizes.")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--records", type=int, default=100_000)
@@ -180,7 +319,18 @@ def main() -> None:
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--provider", default="qdrant", help=argparse.SUPPRESS)
     parser.add_argument("--dir", help=argparse.SUPPRESS)
+    parser.add_argument("--mode", default="structured", help=argparse.SUPPRESS)
+    parser.add_argument("--sizes", help="scaling run: comma-separated record counts, e.g. 100000,300000,1000000")
+    parser.add_argument("--text-sizes", default="", help="scaling run: free-text cold runs at these sizes")
+    parser.add_argument("--no-splink", action="store_true", help="scaling run: skip Splink")
+    parser.add_argument("--reuse", action="store_true", help="scaling run: reuse sizes already in --results-dir")
+    parser.add_argument("--report-only", action="store_true",
+                        help="scaling run: only write the report from the sizes already in --results-dir")
+    parser.add_argument("--results-dir", default="data/benchmarks/dedupe_scale")
     args = parser.parse_args()
+    if args.sizes and not args.worker:
+        scaling(args)
+        return
     if args.worker:
         print(json.dumps(WORKERS[args.worker](args)))
         return

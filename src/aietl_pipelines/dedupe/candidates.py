@@ -3,45 +3,76 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from aietl_pipelines.embeddings import bf16_matmul_is_fast
+from aietl_pipelines.errors import AietlInputError
 
 
 def blocking_pairs(keys: pd.DataFrame, rules: Sequence[Sequence[str]], max_block_size: int = 100,
-                   new_from: int | None = None) -> np.ndarray:
-    """Pairs (i < j) of rows sharing all columns of at least one rule; oversized blocks are skipped.
+                   new_from: int | None = None, window: int = 5, sort_by: str | None = "__text") -> np.ndarray:
+    """Pairs (i < j) of rows sharing all columns of at least one rule.
 
+    A block of at most `max_block_size` rows gives all its pairs. A larger one cannot be one entity (its key is a
+    common value such as a frequent name, and it grows with the number of records): it is not dropped but
+    replaced by a sorted neighbourhood, its rows ordered by `sort_by` (the record text) and each paired with
+    the next `window - 1`, so its pairs grow linearly. `block_statistics` counts such blocks before the join.
     With `new_from`, only pairs with at least one row at or after that position (incremental runs)."""
+    order_key = (pd.factorize(keys[sort_by].astype(str), sort=True)[0] if sort_by and sort_by in keys.columns
+                 else np.zeros(len(keys), dtype=np.int64))
     found = []
     for rule in rules:
-        sub = keys[list(rule)]
-        valid = sub.notna().all(axis=1).to_numpy()
-        if not valid.any():
+        codes, rows = _block_codes(keys, rule)
+        if not len(codes):
             continue
-        codes = pd.MultiIndex.from_frame(sub[valid].astype(str)).factorize()[0] if len(rule) > 1 else \
-            pd.factorize(sub[valid].iloc[:, 0].astype(str))[0]
-        rows = np.flatnonzero(valid)
-        order = np.argsort(codes, kind="stable")
+        order = np.lexsort((order_key[rows], codes))
         codes, rows = codes[order], rows[order]
         starts = np.flatnonzero(np.r_[True, codes[1:] != codes[:-1]])
-        ends = np.r_[starts[1:], len(codes)]
-        for s, e in zip(starts, ends, strict=True):
-            size = e - s
-            if size < 2 or size > max_block_size:
-                continue
-            members = rows[s:e]
-            if new_from is not None and members.max() < new_from:
-                continue
+        sizes = np.diff(np.r_[starts, len(codes)])
+        for size in np.unique(sizes[(sizes >= 2) & (sizes <= max_block_size)]):  # all pairs, one size at a time
+            first = starts[sizes == size]
             a, b = np.triu_indices(size, k=1)
-            block_pairs = np.stack([members[a], members[b]], axis=1)
-            if new_from is not None:
-                block_pairs = block_pairs[block_pairs.max(axis=1) >= new_from]
-            found.append(block_pairs)
-    return _unique(np.concatenate(found) if found else np.zeros((0, 2), dtype=np.int64))
+            found.append(np.stack([rows[(first[:, None] + a).ravel()], rows[(first[:, None] + b).ravel()]], axis=1))
+        big = np.repeat(sizes > max_block_size, sizes)  # rows of oversized blocks, in text order
+        for step in range(1, window):
+            near = big[step:] & (codes[step:] == codes[:-step])
+            found.append(np.stack([rows[:-step][near], rows[step:][near]], axis=1))
+    pairs = np.concatenate(found) if found else np.zeros((0, 2), dtype=np.int64)
+    if new_from is not None:
+        pairs = pairs[pairs.max(axis=1) >= new_from]
+    return _unique(pairs)
+
+
+def _block_codes(keys: pd.DataFrame, rule: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Block code of each row with every column of `rule`, and those rows' positions."""
+    sub = keys[list(rule)]
+    valid = sub.notna().all(axis=1).to_numpy()
+    if not valid.any():
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    codes = (pd.MultiIndex.from_frame(sub[valid].astype(str)).factorize()[0] if len(rule) > 1
+             else pd.factorize(sub[valid].iloc[:, 0].astype(str))[0])
+    return codes.astype(np.int64), np.flatnonzero(valid)
+
+
+def block_statistics(keys: pd.DataFrame, rules: Sequence[Sequence[str]], max_block_size: int = 100,
+                     window: int = 5) -> pd.DataFrame:
+    """Per rule, before any pair is built: blocks, largest block, rows in blocks over `max_block_size` (which
+    `blocking_pairs` turns into sorted neighbourhoods), and the pairs the rule yields."""
+    rows_out = []
+    for rule in rules:
+        codes, _ = _block_codes(keys, rule)
+        sizes = np.bincount(codes) if len(codes) else np.zeros(0, dtype=np.int64)
+        small, big = sizes[sizes <= max_block_size], sizes[sizes > max_block_size]
+        rows_out.append({"rule": "+".join(rule), "blocks": int((sizes >= 2).sum()),
+                         "largest_block": int(sizes.max()) if len(sizes) else 0,
+                         "oversized_blocks": len(big), "records_in_oversized_blocks": int(big.sum()),
+                         "pairs": int((small * (small - 1) // 2).sum()
+                                      + np.clip(big[:, None] - np.arange(1, window)[None, :], 0, None).sum()),
+                         "pairs_all_in_oversized": int((big * (big - 1) // 2).sum())})
+    return pd.DataFrame(rows_out)
 
 
 class Neighbours(NamedTuple):
@@ -54,7 +85,7 @@ class Neighbours(NamedTuple):
 
 
 def knn_search(queries: np.ndarray, base: np.ndarray, k: int, block: int = 2048, precision: str = "auto",
-               self_offset: int | None = None, radius: np.ndarray | None = None) -> Neighbours:
+               self_offset: int | None = None, radius: np.ndarray | None = None, device: str = "auto") -> Neighbours:
     """Top-k rows of `base` for each row of `queries` (normalised vectors), from one matrix product and one top-k
     per block of queries (PyTorch, both cores).
 
@@ -63,30 +94,38 @@ def knn_search(queries: np.ndarray, base: np.ndarray, k: int, block: int = 2048,
     every returned pair is then recomputed in float32, so scores and cuts are exact. `self_offset`: query i is base
     row self_offset + i and is never its own neighbour. `radius` (one value per leading base row): also report
     the pairs whose similarity is at least that row's radius — the base rows that would count the query among
-    their own k nearest (incremental runs), from the same products.
+    their own k nearest (incremental runs), from the same products. `device` (`embeddings.resolve_device`): on a
+    GPU the products run there (bfloat16 unless ``precision="float32"``), block by block.
     """
     import torch
     from tqdm.auto import tqdm
 
+    from aietl_pipelines.embeddings import resolve_device
+
     if precision not in ("auto", "bfloat16", "float32"):
         raise ValueError(f"precision must be auto, bfloat16 or float32, not {precision!r}")
-    low = precision == "bfloat16" or (precision == "auto" and bf16_matmul_is_fast() and len(base) > 4 * block)
+    target = torch.device(resolve_device(device))
+    fast_low = bf16_matmul_is_fast() if target.type == "cpu" else True
+    low = precision == "bfloat16" or (precision == "auto" and fast_low and len(base) > 4 * block)
     full_q = torch.from_numpy(np.ascontiguousarray(queries, dtype=np.float32))
     full_b = torch.from_numpy(np.ascontiguousarray(base, dtype=np.float32))
     q, b = (full_q.to(torch.bfloat16), full_b.to(torch.bfloat16)) if low else (full_q, full_b)
-    limit = torch.from_numpy(np.asarray(radius, dtype=np.float32)).to(q.dtype) if radius is not None else None
+    b = b.to(target)
+    limit = (torch.from_numpy(np.asarray(radius, dtype=np.float32)).to(q.dtype).to(target)
+             if radius is not None else None)
     tops, cosines, reverse = [], [], []
     starts = range(0, len(queries), block)
     with torch.inference_mode():
         for start in tqdm(starts, desc="nearest neighbours", unit="block", disable=len(starts) < 10):
             stop = min(start + block, len(queries))
-            sims = q[start:stop] @ b.T
+            sims = q[start:stop].to(target) @ b.T
             if self_offset is not None:
-                sims[torch.arange(stop - start), torch.arange(start, stop) + self_offset] = -2.0
+                rows = torch.arange(stop - start, device=target)
+                sims[rows, rows + start + self_offset] = -2.0
             if limit is not None:
-                hit = torch.nonzero(sims[:, : len(limit)] >= limit[None, :]).numpy()
+                hit = torch.nonzero(sims[:, : len(limit)] >= limit[None, :]).cpu().numpy()
                 reverse.append(hit + np.array([[start, 0]]))
-            top = torch.topk(sims, k, dim=1).indices
+            top = torch.topk(sims, k, dim=1).indices.cpu()
             del sims
             tops.append(top.numpy().astype(np.int64))
             cosines.append(torch.einsum("bd,bkd->bk", full_q[start:stop], full_b[top]).numpy())  # exact
@@ -94,6 +133,100 @@ def knn_search(queries: np.ndarray, base: np.ndarray, k: int, block: int = 2048,
         return Neighbours(np.zeros((0, k), dtype=np.int64), np.zeros((0, k), dtype=np.float32), np.zeros((0, 2), np.int64))
     return Neighbours(np.concatenate(tops), np.concatenate(cosines),
                       np.concatenate(reverse).astype(np.int64) if reverse else np.zeros((0, 2), dtype=np.int64))
+
+
+def _spherical_kmeans(vectors: Any, n_lists: int, iterations: int, seed: int) -> Any:
+    """Centroids (unit rows) of `n_lists` spherical k-means clusters, fitted on a sample of 64 vectors per list."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    sample = vectors[torch.randperm(len(vectors), generator=gen)[: 64 * n_lists]].float()
+    centroids = sample[torch.randperm(len(sample), generator=gen)[:n_lists]].clone()
+    for _ in range(iterations):
+        assign = (sample @ centroids.T).argmax(dim=1)
+        sums = torch.zeros_like(centroids).index_add_(0, assign, sample)
+        empty = sums.norm(dim=1) == 0
+        sums[empty] = centroids[empty]  # a list that lost every member keeps its centroid
+        centroids = torch.nn.functional.normalize(sums, dim=1)
+    return centroids
+
+
+def partitioned_knn(vectors: np.ndarray, k: int, list_size: int = 1000, probes: int = 8, iterations: int = 8,
+                    seed: int = 0, block: int = 8192) -> Neighbours:
+    """Approximate top-k neighbours of every row among all rows, with cost linear in N (an inverted-file index,
+    written with the same matrix products as `knn_search`).
+
+    The vectors are split into N / `list_size` lists by spherical k-means (each vector in the list of its nearest
+    centroid); each vector then meets only the members of its `probes` nearest lists, in one bfloat16 matrix
+    product per list (float32 where the CPU has no native bf16). The cosine of every kept pair is recomputed in
+    float32. Recall against the exact search is measured by `benchmarks/dedupe_components.py`.
+    """
+    import torch
+
+    n = len(vectors)
+    k = min(k, n - 1)
+    if k <= 0:
+        return Neighbours(np.zeros((n, 0), np.int64), np.zeros((n, 0), np.float32), np.zeros((0, 2), np.int64))
+    full = torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32))
+    low = full.to(torch.bfloat16) if bf16_matmul_is_fast() else full
+    n_lists = max(1, n // list_size)
+    probes = min(probes, n_lists)
+    with torch.inference_mode():
+        centroids = _spherical_kmeans(full, n_lists, iterations, seed).to(low.dtype)
+        nearest = torch.empty((n, probes), dtype=torch.int64)
+        for start in range(0, n, block):  # each vector's `probes` nearest lists, a block of vectors at a time
+            nearest[start:start + block] = torch.topk(low[start:start + block] @ centroids.T, probes, dim=1).indices
+        members_order = torch.argsort(nearest[:, 0], stable=True)
+        members_bounds = torch.searchsorted(nearest[members_order, 0], torch.arange(n_lists + 1)).tolist()
+        best_sim = torch.full((n, k), -3.0)
+        best_idx = torch.zeros((n, k), dtype=torch.int64)
+        for rank in range(probes):  # pass r: every vector meets the members of its r-th nearest list
+            order = members_order if rank == 0 else torch.argsort(nearest[:, rank], stable=True)
+            bounds = (members_bounds if rank == 0
+                      else torch.searchsorted(nearest[order, rank], torch.arange(n_lists + 1)).tolist())
+            found_sim = torch.full((n, k), -3.0)
+            found_idx = torch.zeros((n, k), dtype=torch.int64)
+            for lst in range(n_lists):
+                members = members_order[members_bounds[lst]:members_bounds[lst + 1]]
+                queries = order[bounds[lst]:bounds[lst + 1]]  # in pass 0, the members themselves
+                if len(members) < 1 + (rank == 0) or len(queries) == 0:
+                    continue
+                base = low[members]
+                kk = min(k, len(members) - (rank == 0))
+                for qs in range(0, len(queries), block):
+                    rows = queries[qs:qs + block]
+                    sims = (low[rows] @ base.T).float()
+                    if rank == 0:  # the queries are the members: never its own neighbour
+                        sims[torch.arange(len(rows)), torch.arange(qs, qs + len(rows))] = -2.0
+                    top_sim, top_pos = torch.topk(sims, kk, dim=1)
+                    found_sim[rows, :kk] = top_sim
+                    found_idx[rows, :kk] = members[top_pos]
+            keep_sim, keep = torch.topk(torch.cat([best_sim, found_sim], dim=1), k, dim=1)
+            best_idx = torch.gather(torch.cat([best_idx, found_idx], dim=1), 1, keep)
+            best_sim = keep_sim
+        cosines = torch.empty((n, k))
+        for start in range(0, n, block):  # exact float32 cosines of what was kept
+            stop = min(start + block, n)
+            cosines[start:stop] = torch.einsum("bd,bkd->bk", full[start:stop], full[best_idx[start:stop]])
+        cosines[best_sim < -1.5] = -2.0  # fewer than k neighbours met: empty slots never pass a cut
+    return Neighbours(best_idx.numpy(), cosines.numpy(), np.zeros((0, 2), dtype=np.int64))
+
+
+def nearest_neighbours(vectors: np.ndarray, k: int, method: str = "auto", exact_max: int = 50_000,
+                       precision: str = "auto", device: str = "auto", list_size: int = 1000,
+                       probes: int = 8) -> Neighbours:
+    """Each row's k nearest other rows: the exact search (`knn_search`) for up to `exact_max` rows and on a GPU,
+    the partitioned index (`partitioned_knn`, linear in N) for more rows on the CPU (``method="auto"``);
+    ``exact`` or ``partitioned`` force one."""
+    from aietl_pipelines.embeddings import resolve_device
+
+    if method not in ("auto", "exact", "partitioned"):
+        raise AietlInputError(f"knn_method must be auto, exact or partitioned, not {method!r}.")
+    k = min(k, len(vectors) - 1)
+    on_cpu = resolve_device(device) == "cpu"
+    if method == "partitioned" or (method == "auto" and on_cpu and len(vectors) > exact_max):
+        return partitioned_knn(vectors, k, list_size=list_size, probes=probes)
+    return knn_search(vectors, vectors, k, precision=precision, self_offset=0, device=device)
 
 
 def neighbour_pairs(found: Neighbours, min_cosine: float, first_row: int = 0) -> tuple[np.ndarray, np.ndarray]:

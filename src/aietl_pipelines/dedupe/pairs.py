@@ -25,7 +25,8 @@ def blocking_rules(prepared: pd.DataFrame, config: DedupeConfig) -> list[list[st
 
 
 def oversized_blocks(prepared: pd.DataFrame, config: DedupeConfig, new_from: int | None = None) -> dict[str, float]:
-    """Blocks larger than `max_block_size` (skipped by `blocking_pairs`): how many, and the records they hold.
+    """Blocks larger than `max_block_size` (joined as sorted neighbourhoods by `blocking_pairs`, not all-pairs):
+    how many, and the records they hold.
 
     With `new_from`, only the blocks holding a record at or after that row (incremental runs)."""
     blocks = records = 0
@@ -47,9 +48,10 @@ def oversized_blocks(prepared: pd.DataFrame, config: DedupeConfig, new_from: int
 
 def _log_dropped(report: dict[str, float], config: DedupeConfig) -> None:
     if report["n_dropped_blocks"]:
-        logger.warning("Skipped %d blocking block(s) larger than max_block_size=%d (%d records): their pairs come "
-                       "only from the other rules and the kNN search", report["n_dropped_blocks"],
-                       config.max_block_size, report["n_records_in_dropped_blocks"])
+        logger.warning("%d blocking block(s) larger than max_block_size=%d (%d records) were joined as sorted "
+                       "neighbourhoods (each record with the next %d in text order), not all-pairs",
+                       report["n_dropped_blocks"], config.max_block_size, report["n_records_in_dropped_blocks"],
+                       config.block_window - 1)
 
 
 def pairs_frame(pairs: np.ndarray, vectors: np.ndarray) -> pd.DataFrame:
@@ -63,12 +65,14 @@ def candidates_with_radius(prepared: pd.DataFrame, vectors: np.ndarray, config: 
                            ) -> tuple[pd.DataFrame, np.ndarray]:
     """Blocking pairs ∪ kNN pairs with the embedding cosine of each pair, and each record's k-th neighbour
     cosine (kept in the state for incremental runs)."""
-    groups = [cand.blocking_pairs(prepared, blocking_rules(prepared, config), config.max_block_size)]
+    groups = [cand.blocking_pairs(prepared, blocking_rules(prepared, config), config.max_block_size,
+                                  window=config.block_window)]
     _log_dropped(oversized_blocks(prepared, config), config)
     kth = np.full(len(prepared), np.inf)
     k = min(config.knn_k, len(prepared) - 1)
     if vectors.shape[1] and k > 0:
-        found = cand.knn_search(vectors, vectors, k, precision=config.knn_precision, self_offset=0)
+        found = cand.nearest_neighbours(vectors, k, config.knn_method, config.knn_exact_max, config.knn_precision,
+                                        config.device, config.knn_list_size, config.knn_probes)
         kth = found.cosines.min(axis=1).astype(np.float64)
         groups.append(cand.neighbour_pairs(found, config.knn_min_cosine)[0])
     return pairs_frame(cand.union_pairs(*groups), vectors), kth
@@ -88,14 +92,15 @@ def new_record_candidates(prepared: pd.DataFrame, vectors: np.ndarray, n_old: in
     full run would find.
     """
     new_vectors = vectors[n_old:]
-    groups = [cand.blocking_pairs(prepared, blocking_rules(prepared, config), config.max_block_size, new_from=n_old)]
+    groups = [cand.blocking_pairs(prepared, blocking_rules(prepared, config), config.max_block_size, new_from=n_old,
+                                  window=config.block_window)]
     _log_dropped(oversized_blocks(prepared, config, new_from=n_old), config)
     k = min(config.knn_k, len(prepared) - 1)
     kth_new = np.full(len(prepared) - n_old, np.inf)
     if vectors.shape[1] and k > 0:
         # one pass over new x all: each new record's k nearest, and the earlier records whose k-th it beats
         found = cand.knn_search(new_vectors, vectors, k, precision="float32", self_offset=n_old,
-                                radius=np.maximum(old_kth, config.knn_min_cosine))
+                                radius=np.maximum(old_kth, config.knn_min_cosine), device=config.device)
         kth_new = found.cosines.min(axis=1).astype(np.float64)
         groups.append(cand.neighbour_pairs(found, config.knn_min_cosine, first_row=n_old)[0])
         groups.append(np.stack([found.reverse[:, 1], found.reverse[:, 0] + n_old], axis=1))

@@ -115,9 +115,15 @@ def prepare_records(records: pd.DataFrame, config: DedupeConfig) -> pd.DataFrame
 
 
 def embed(prepared: pd.DataFrame, config: DedupeConfig) -> np.ndarray:
-    """Embeddings of the record texts (content-hash cache in `cache_dir`)."""
+    """Embeddings of the records (content-hash cache in `cache_dir`): free text embeds each record text, structured
+    records the distinct values of their `embed_kinds` fields."""
     if not config.use_embeddings:
         return np.zeros((len(prepared), 0), dtype=np.float32)
-    from aietl_pipelines.embeddings import embed_texts
+    from aietl_pipelines.embeddings import embed_field_values, embed_texts
 
-    return embed_texts(prepared["__text"].tolist(), cache_dir=config.cache_dir, show_progress=len(prepared) > 5000)
+    if config.mode == "structured":  # each distinct field value once; a record is the sum of its values (docs/scale.md)
+        embedded = [c for c, kind in config.fields.items() if kind in config.embed_kinds] or list(config.fields)
+        return embed_field_values({c: prepared[c].tolist() for c in embedded}, cache_dir=config.cache_dir,
+                                  show_progress=len(prepared) > 5000, device=config.device)
+    return embed_texts(prepared["__text"].tolist(), cache_dir=config.cache_dir, show_progress=len(prepared) > 5000,
+                       device=config.device)

@@ -17,6 +17,9 @@ from aietl_pipelines.dedupe.pairs import TEXT_BLOCKING, pairs_frame
 from aietl_pipelines.dedupe.score import FellegiSunterModel, fit_em
 from aietl_pipelines.dedupe.textparse import TEXT_KINDS
 
+#: Candidate pairs compared at a time.
+PAIR_CHUNK = 1_000_000
+
 
 def comparison_kinds(config: DedupeConfig) -> dict[str, str]:
     """Column -> comparison kind: the declared fields, or the parts parsed out of free text."""
@@ -28,8 +31,16 @@ def pair_levels(prepared: pd.DataFrame, pairs: pd.DataFrame, vectors: np.ndarray
     """Comparison levels of the given pairs, their names and level counts."""
     use_cos = bool(vectors.shape[1]) and config.cosine_in_score
     kinds = comparison_kinds(config)
-    levels, names, sizes = compare_pairs({c: prepared[c].tolist() for c in kinds}, kinds, pairs["left"].to_numpy(),
-                                         pairs["right"].to_numpy(), pairs["cosine"].to_numpy() if use_cos else None)
+    columns = {c: prepared[c].tolist() for c in kinds}
+    left, right = pairs["left"].to_numpy(), pairs["right"].to_numpy()
+    cosine = pairs["cosine"].to_numpy() if use_cos else None
+    parts = []  # in chunks: the per-pair strings and similarities of 10M pairs at once would take GBs (docs/scale.md)
+    for start in range(0, max(len(left), 1), PAIR_CHUNK):
+        chunk = slice(start, start + PAIR_CHUNK)
+        part, names, sizes = compare_pairs(columns, kinds, left[chunk], right[chunk],
+                                           cosine[chunk] if cosine is not None else None)
+        parts.append(part)
+    levels = np.concatenate(parts) if len(parts) > 1 else parts[0]
     if "__original" in prepared.columns:
         _keep_scripts_apart(levels, names, kinds, prepared["__original"].tolist(), pairs["left"].to_numpy(),
                             pairs["right"].to_numpy())

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from aietl_pipelines.dedupe.matcher import DEFAULT_MATCH_THRESHOLD, score_text_matches
-from aietl_pipelines.embeddings import EMBEDDING_DIM, embed_query, embed_texts
+from aietl_pipelines.embeddings import EMBEDDING_DIM, embed_queries, embed_query, embed_texts
 from aietl_pipelines.errors import AietlInputError
 from aietl_pipelines.monitoring.instrument import vector_search_operation
 from aietl_pipelines.vectorstores import VectorStore, get_vector_store
@@ -45,11 +45,14 @@ def _metadata_value(value: Any) -> Any:
 class VectorSearchService:
     """Index records as embeddings with their text and metadata; search them and find duplicates."""
 
-    def __init__(self, provider: str = "qdrant", cache_dir: str | None = None, **options: Any) -> None:
+    def __init__(self, provider: str = "qdrant", cache_dir: str | None = None, device: str = "auto",
+                 **options: Any) -> None:
         self.provider = provider
         self.store = _backend(provider, options)
         self.cache_dir = cache_dir
+        self.device = device  # torch device of the embedding model: auto | cpu | cuda | mps
         self._known: set[str] = set()  # collections seen to exist (skips a lookup per query)
+        self._batcher: QueryBatcher | None = None
 
     @staticmethod
     def _texts(texts: list[Any]) -> list[str]:
@@ -63,10 +66,10 @@ class VectorSearchService:
         return list(texts)
 
     def _embed(self, texts: list[Any]) -> np.ndarray:
-        return embed_texts(self._texts(texts), cache_dir=self.cache_dir)
+        return embed_texts(self._texts(texts), cache_dir=self.cache_dir, device=self.device)
 
     def _embed_query(self, text: Any) -> np.ndarray:
-        return embed_query(self._texts([text])[0])
+        return embed_query(self._texts([text])[0], device=self.device)
 
     def _require(self, collection_name: str) -> None:
         """Unknown collection: a clear error that names only the caller's collection (never the others)."""
@@ -113,17 +116,21 @@ class VectorSearchService:
 
     @vector_search_operation("search")
     def search_sync(self, collection_name: str, query: str, filters: Mapping[str, Any] | None = None,
-                    limit: int = 10) -> list[dict[str, Any]]:
+                    limit: int = 10, vector: np.ndarray | None = None) -> list[dict[str, Any]]:
+        """Nearest records to the query (``vector``: its embedding, when already computed)."""
         self._require(collection_name)
-        hits = self.store.query(collection_name, self._embed_query(query), limit=limit, filters=filters)
+        vector = self._embed_query(query) if vector is None else vector
+        hits = self.store.query(collection_name, vector, limit=limit, filters=filters)
         return [{"record_id": h.record_id, "score": h.score, "metadata": dict(h.payload)} for h in hits]
 
     @vector_search_operation("find_duplicates")
     def find_duplicates_sync(self, collection_name: str, text: str, threshold: float = DEFAULT_MATCH_THRESHOLD,
-                             limit: int = 10) -> list[dict[str, Any]]:
-        """Nearest records scored by the dedupe match model: similarity_score = match probability."""
+                             limit: int = 10, vector: np.ndarray | None = None) -> list[dict[str, Any]]:
+        """Nearest records scored by the dedupe match model: similarity_score = match probability
+        (``vector``: the text's embedding, when already computed)."""
         self._require(collection_name)
-        hits = self.store.query(collection_name, self._embed_query(text), limit=limit)
+        vector = self._embed_query(text) if vector is None else vector
+        hits = self.store.query(collection_name, vector, limit=limit)
         scores = score_text_matches(text, [str(h.payload.get(TEXT_KEY, "")) for h in hits])
         out = [{"record_id": h.record_id, "similarity_score": float(s), "cosine": h.score,
                 "is_duplicate": bool(s >= threshold), "metadata": {k: v for k, v in h.payload.items() if k != "record_id"}}
@@ -141,10 +148,56 @@ class VectorSearchService:
         return await asyncio.to_thread(self.batch_index_sync, collection_name, records, text_field, id_field)
 
     async def find_duplicates(self, collection_name, text, threshold=DEFAULT_MATCH_THRESHOLD, limit=10):
-        return await asyncio.to_thread(self.find_duplicates_sync, collection_name, text, threshold, limit)
+        vector = await self._query_vector(collection_name, text)
+        return await asyncio.to_thread(self.find_duplicates_sync, collection_name, text, threshold, limit, vector)
 
     async def search(self, collection_name, query, filters=None, limit=10):
-        return await asyncio.to_thread(self.search_sync, collection_name, query, filters, limit)
+        vector = await self._query_vector(collection_name, query)
+        return await asyncio.to_thread(self.search_sync, collection_name, query, filters, limit, vector)
+
+    async def _query_vector(self, collection_name: str, text: Any) -> np.ndarray:
+        """The query's embedding, computed together with the other queries awaiting at the same moment."""
+        if collection_name not in self._known:  # bad input fails before any embedding
+            await asyncio.to_thread(self._require, collection_name)
+        (text,) = self._texts([text])
+        if self._batcher is None:
+            self._batcher = QueryBatcher(lambda texts: embed_queries(texts, device=self.device))
+        return await self._batcher.embed(text)
+
+
+class QueryBatcher:
+    """Embeds the query texts awaiting at the same moment in one forward pass (in a worker thread).
+
+    With many concurrent requests (the API), one pass over a batch of short texts costs far less than one pass
+    per text; a lone request is embedded at once, alone. Batches are at most ``max_batch`` texts."""
+
+    def __init__(self, embed_many: Any, max_batch: int = 32) -> None:
+        self.embed_many = embed_many
+        self.max_batch = max_batch
+        self._pending: list[tuple[str, asyncio.Future]] = []
+        self._draining: asyncio.Task | None = None
+
+    async def embed(self, text: str) -> np.ndarray:
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._pending.append((text, future))
+        if self._draining is None or self._draining.done() or self._draining.get_loop() is not loop:
+            self._draining = loop.create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch:]
+            try:
+                vectors = await asyncio.to_thread(self.embed_many, [text for text, _ in batch])
+            except Exception as exc:  # noqa: BLE001 - handed to every waiting caller
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (_, future), vector in zip(batch, vectors, strict=True):
+                if not future.done():
+                    future.set_result(vector)
 
 
 _SERVICES: dict[tuple, VectorSearchService] = {}
