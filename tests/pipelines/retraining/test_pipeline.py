@@ -42,7 +42,7 @@ DRIFT = {"time_column": "started_at", "reference_days": [0, 14], "current_last_d
 def drift_summary(runs):
     ref, cur = select_drift_windows(runs, DRIFT)
     table, skipped = detect_column_drift(ref, cur, DRIFT)
-    return build_drift_summary(table, skipped, [], DRIFT)
+    return build_drift_summary(table, skipped, [], DRIFT, ref, cur)
 
 
 def run_retraining(runs, tmp_path, tag):
