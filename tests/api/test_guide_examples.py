@@ -110,8 +110,15 @@ def test_vector_search_python_guide_calls_are_awaitable(tmp_path):
             collection_name="customer_records", text="Jon Doe, 123 Main Street, john@example.com", threshold=0.90)
         results = await vector_service.search(collection_name="customer_records", query="Oak Avenue",
                                               filters=None, limit=5)
-        return duplicates, results
+        # concurrent queries are embedded together (QueryBatcher): same answers as one at a time
+        texts = ["Jon Doe, 123 Main Street", "Jane Dow, Oak Ave 9", "john@example.com", "Oak Avenue 9, Jane"]
+        together = await asyncio.gather(*(vector_service.find_duplicates("customer_records", t) for t in texts))
+        return duplicates, results, texts, together, vector_service
 
-    duplicates, results = asyncio.run(guide())
+    duplicates, results, texts, together, service = asyncio.run(guide())
     assert [d["record_id"] for d in duplicates if d["is_duplicate"]] == ["cust_001"]
     assert results[0]["record_id"] == "cust_002"
+    for text, batched in zip(texts, together, strict=True):
+        alone = service.find_duplicates_sync("customer_records", text)
+        assert [d["record_id"] for d in batched] == [d["record_id"] for d in alone]
+        assert [d["cosine"] for d in batched] == pytest.approx([d["cosine"] for d in alone], abs=0.01)

@@ -109,8 +109,8 @@ def prepare_collection(root: Path) -> None:
                                   path=str(root / "edge"))
     service.create_collection_sync(COLLECTION, recreate=True)
     t0 = time.perf_counter()
-    for start in range(0, len(base), 10_000):
-        chunk = base.iloc[start:start + 10_000]
+    for start in range(0, len(base), 2_000):  # progress is kept in the embedding cache chunk by chunk
+        chunk = base.iloc[start:start + 2_000]
         service.batch_index_sync(COLLECTION, chunk[["record_id", "full_text", "source"]].rename(
             columns={"full_text": "text"}), text_field="text", id_field="record_id")
         print(f"collection: {start + len(chunk):,}/{len(base):,} records ({time.perf_counter() - t0:.0f} s)",
