@@ -212,3 +212,25 @@ def test_rendered_web_config_and_scrape_config_are_valid(tmp_path):
     (tmp_path / "prometheus.yml").write_text(text)
     checked = promtool("check", "config", str(tmp_path / "prometheus.yml"))
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_make_metrics_secrets_writes_what_compose_mounts(tmp_path, monkeypatch):
+    import bcrypt
+    from cryptography import x509
+
+    from aietl_pipelines.monitoring import webconfig
+
+    monkeypatch.delenv("PROMETHEUS_WEB_PASSWORD", raising=False)
+    assert webconfig.main(["--out-dir", str(tmp_path / "none")]) == 2  # no password: refuses, writes nothing
+    assert not (tmp_path / "none").exists()
+    monkeypatch.setenv("PROMETHEUS_WEB_PASSWORD", "pw-from-env")
+    monkeypatch.setenv("AIETL_API_KEYS", "first-key, second-key")
+    assert webconfig.main(["--out-dir", str(tmp_path)]) == 0
+    web = yaml.safe_load((tmp_path / "web.yml").read_text())
+    assert web["tls_server_config"]["cert_file"] == "/etc/aietl/tls/tls.crt"  # where compose mounts deploy/secrets
+    assert bcrypt.checkpw(b"pw-from-env", web["basic_auth_users"]["aietl"].encode())
+    assert (tmp_path / "api_key").read_text() == "first-key"
+    assert (tmp_path / "web_password").read_text() == "pw-from-env"
+    cert = x509.load_pem_x509_certificate((tmp_path / "tls" / "tls.crt").read_bytes())
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+    assert {"api", "prometheus", "pushgateway"} <= set(names)
