@@ -16,6 +16,7 @@ from kedro.io import DatasetError
 
 from aietl_pipelines.errors import AietlInputError
 from aietl_pipelines.hooks import LOADING
+from aietl_pipelines.schedule import airflow
 
 
 def find_input_error(exc: BaseException | None) -> AietlInputError | None:
@@ -100,3 +101,4 @@ def cli() -> None:
 
 
 cli.add_command(run)
+cli.add_command(airflow)  # kedro-airflow's `create` with the pipeline names checked, + `crontab`
