@@ -8,13 +8,15 @@ BIN    := $(VENV)/bin
 TORCH_SPEC  ?= torch==2.13.0
 TORCH_INDEX ?=
 
-.PHONY: setup run test test-fast lint bench bench-dedupe bench-dedupe-scale bench-dedupe-components bench-drift bench-features bench-api viz mlflow-ui jupyter api metrics-secrets setup-system setup-java services-up services-down clean
+.PHONY: setup run test test-fast lint bench bench-dedupe bench-dedupe-scale bench-dedupe-components bench-drift bench-features bench-api viz airflow-venv airflow-dag crontab notebook-filter mlflow-ui jupyter api metrics-secrets setup-system setup-java services-up services-down clean
 
 setup: setup-system setup-java  ## create .venv, install CPU torch first, then the project with pinned versions
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24" wheel setuptools
 	$(BIN)/python -m pip install --quiet $(TORCH_INDEX) $(TORCH_SPEC)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev,bench,spark]"
+	$(MAKE) --no-print-directory notebook-filter
+	$(MAKE) --no-print-directory airflow-venv || echo "setup: .venv-airflow not built (offline?): the Airflow DagBag test will skip"
 	@echo "set-up done: activate with 'source $(BIN)/activate'"
 
 # Debian's prometheus + prometheus-pushgateway for tests/monitoring (skipped when not root, without apt-get
@@ -79,14 +81,38 @@ bench-features:
 bench-api:  ## wrk against uvicorn on 127.0.0.1: /features/online and /vector-search/duplicates (100K)
 	$(BIN)/python -m aietl_pipelines.benchmarks.api_load
 
-viz:
+viz:  ## kedro-viz on http://127.0.0.1:4141: every pipeline, node and dataset
 	$(BIN)/kedro viz run
+
+# The schedule (docs/operations.md): one Airflow DAG per pipeline, cadence from conf/base/airflow.yml.
+AIRFLOW_PIPELINES ?= dedupe,drift_monitoring,feature_engineering,retraining
+AIRFLOW_ENV       ?= local
+AIRFLOW_DAGS      ?= airflow_dags
+airflow-venv:  ## Apache Airflow in .venv-airflow (its pins clash with the project's): DagBag test, a local Airflow
+	test -x .venv-airflow/bin/python || $(PYTHON) -m venv .venv-airflow
+	.venv-airflow/bin/python -m pip install --quiet --upgrade "pip>=24"
+	.venv-airflow/bin/python -m pip install --quiet -c constraints-airflow.txt "apache-airflow==3.3.2"
+
+airflow-dag:  ## write the DAGs of $(AIRFLOW_PIPELINES) into $(AIRFLOW_DAGS)/ (kedro-airflow, deploy/airflow/dag_template.j2)
+	$(BIN)/kedro airflow create --pipelines $(AIRFLOW_PIPELINES) --env $(AIRFLOW_ENV) --group-by memory \
+	  --jinja-file deploy/airflow/dag_template.j2 --target-dir $(AIRFLOW_DAGS) \
+	  --params "project_path=$(CURDIR),kedro_bin=$(CURDIR)/$(BIN)/kedro"
+
+crontab:  ## the same schedule as crontab lines, for a machine without Airflow
+	@$(BIN)/kedro airflow crontab --env $(AIRFLOW_ENV) | grep -E '^(#|@|[0-9*])'  # the lines, without Kedro's log
+
+# Notebook outputs never reach git: nbstripout as the git filter of *.ipynb (.gitattributes) in this clone.
+notebook-filter:
+	@if git rev-parse --git-dir >/dev/null 2>&1; then \
+	  git config filter.nbstripout.clean "$(CURDIR)/$(BIN)/nbstripout --keep-id" && git config filter.nbstripout.smudge cat && \
+	  git config diff.ipynb.textconv "$(CURDIR)/$(BIN)/nbstripout -t" && echo "notebook-filter: nbstripout set as the git filter of *.ipynb"; \
+	else echo "notebook-filter: not a git clone, nothing to do"; fi
 
 mlflow-ui:
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --port 5000
 
-jupyter:
-	$(BIN)/kedro jupyter lab
+jupyter:  ## JupyterLab on the notebooks; the kernel runs in notebooks/, so MLflow's sqlite store is given absolute
+	MLFLOW_TRACKING_URI=$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlflow.db} $(BIN)/kedro jupyter lab
 
 API_HOST ?= 127.0.0.1
 API_PORT ?= 8000
