@@ -86,6 +86,30 @@ def test_kedro_run_runs_every_pipeline_and_tracks_an_mlflow_run(project):
 
 
 @pytest.mark.slow
+def test_rerun_on_identical_data_adds_no_model_version_and_no_drift_window(project):
+    """After the full run: drift + retraining again on the same data register nothing new."""
+    data = project / "data"
+    if not (data / "08_reporting" / "drift_history.jsonl").exists():
+        pytest.skip("needs the full `kedro run` of the previous test")
+    history = (data / "08_reporting" / "drift_history.jsonl").read_text().splitlines()
+
+    def versions() -> list[str]:
+        mlflow.set_tracking_uri(f"sqlite:///{project}/mlflow.db")
+        try:
+            found = mlflow.MlflowClient().search_model_versions("name='pipeline_failure_model'")
+        finally:
+            mlflow.set_tracking_uri(None)
+        return sorted(str(v.version) for v in found)
+
+    before = versions()
+    result = kedro_run(project, "--pipelines", "drift_monitoring,retraining")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert versions() == before
+    assert (data / "08_reporting" / "drift_history.jsonl").read_text().splitlines() == history
+    assert not list(data.rglob(".aietl-staging-*"))
+
+
+@pytest.mark.slow
 def test_incremental_dedupe_adds_the_held_back_records(project):
     """After the full run: `kedro run --pipeline dedupe_incremental` on the records data_generation held back."""
     data = project / "data"
@@ -113,3 +137,20 @@ def test_missing_raw_file_gives_one_clear_message(tmp_path):
     output = result.stdout + result.stderr
     assert "Input dataset(s) missing: 'etl_runs'" in output
     assert "etl_runs.parquet" in output
+
+
+@pytest.mark.parametrize("env", ["base", "test"])
+def test_dedupe_outputs_and_metrics_follow_the_output_dir(env, tmp_path):
+    """`--params dedupe.output_dir=...` (a run on a user's file) writes every dedupe output there, metrics
+    included: the sample's metrics are not overwritten."""
+    from kedro.config import OmegaConfigLoader
+    from omegaconf.resolvers import oc
+
+    loader = OmegaConfigLoader(str(PROJECT_ROOT / "conf"), base_env="base", default_run_env=env,
+                               custom_resolvers={"oc.env": oc.env},
+                               runtime_params={"dedupe": {"output_dir": str(tmp_path / "mine")}})
+    catalog = loader["catalog"]
+    written = [name for name in catalog if name.startswith("dedupe_") and "filepath" in catalog[name]]
+    assert {"dedupe_metrics", "dedupe_incremental_metrics", "dedupe_clusters"} <= set(written)
+    for name in written:
+        assert catalog[name]["filepath"].startswith(str(tmp_path / "mine")), (name, catalog[name]["filepath"])
