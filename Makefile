@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 TORCH_SPEC  ?= torch==2.13.0
 TORCH_INDEX ?=
 
-.PHONY: setup run test test-fast lint bench bench-dedupe bench-dedupe-scale bench-dedupe-components bench-drift bench-features bench-api viz airflow-venv airflow-dag crontab notebook-filter mlflow-ui jupyter api metrics-secrets setup-system setup-java services-up services-down clean
+.PHONY: setup run test test-fast lint bench bench-dedupe bench-dedupe-scale bench-dedupe-components bench-dedupe-labels venv-dedupe bench-drift bench-features bench-api viz airflow-venv airflow-dag crontab notebook-filter mlflow-ui jupyter api metrics-secrets setup-system setup-java services-up services-down clean
 
 setup: setup-system setup-java  ## create .venv, install CPU torch first, then the project with pinned versions
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -71,6 +71,13 @@ bench-dedupe-scale:
 
 bench-dedupe-components:
 	$(BIN)/python -m aietl_pipelines.benchmarks.dedupe_components
+
+venv-dedupe:  ## the `dedupe` library 3.0.3 in its own virtualenv (its pins clash with ours), for bench-dedupe-labels
+	test -x .venv-dedupe/bin/python || $(PYTHON) -m venv .venv-dedupe
+	.venv-dedupe/bin/python -m pip install --quiet "dedupe==3.0.3" "pandas==2.3.3" "BTrees==6.1"  # BTrees 6.2+ drop IFBucket.byValue, which dedupe 3.0.3 calls
+
+bench-dedupe-labels:  ## labelled mode (20 answers from active learning) beside the dedupe library (skipped without .venv-dedupe)
+	$(BIN)/python -m aietl_pipelines.benchmarks.dedupe_labels
 
 bench-drift:
 	$(BIN)/python -m aietl_pipelines.benchmarks.drift

@@ -14,6 +14,7 @@ import click
 from kedro.framework.cli.project import run as kedro_run
 from kedro.io import DatasetError
 
+from aietl_pipelines.dedupe.label_cli import dedupe_label
 from aietl_pipelines.errors import AietlInputError
 from aietl_pipelines.hooks import LOADING
 from aietl_pipelines.schedule import airflow
@@ -101,4 +102,5 @@ def cli() -> None:
 
 
 cli.add_command(run)
+cli.add_command(dedupe_label)  # labelled dedupe: y/n/u in the terminal (issue 13)
 cli.add_command(airflow)  # kedro-airflow's `create` with the pipeline names checked, + `crontab`

@@ -23,7 +23,7 @@ import yaml
 from aietl_pipelines.errors import AietlInputError
 
 #: Keys that describe the data set rather than the model: not taken from the YAML by direct callers.
-DATA_KEYS = ("id_column", "fields", "text_column", "blocking", "truth_column")
+DATA_KEYS = ("id_column", "fields", "text_column", "blocking", "truth_column", "labels")
 
 
 def project_root() -> Path:
@@ -67,6 +67,7 @@ class DedupeConfig:
     text_column: str | None = None                          # free-text mode when set
     blocking: list[list[str]] = field(default_factory=list)
     truth_column: str | None = None
+    labels: list[dict[str, Any]] = field(default_factory=list)  # labelled pairs (dedupe/labels.py)
     # the model: defaults from conf/base/parameters_dedupe.yml only
     engine: str = _yaml("engine")
     knn_k: int = _yaml("knn_k")
@@ -89,11 +90,14 @@ class DedupeConfig:
     seed: int = _yaml("seed")
     cache_dir: str | None = _yaml("cache_dir")
     survivorship: dict[str, Any] = _yaml("survivorship")
+    labels_path: str | None = _yaml("labels_path")
 
     def __post_init__(self) -> None:
         # paths in the parameters are relative to the project, as for Kedro's catalog (cwd may be elsewhere)
         if self.cache_dir and not Path(self.cache_dir).is_absolute() and "://" not in str(self.cache_dir):
             self.cache_dir = str(project_root() / self.cache_dir)
+        if self.labels_path and not Path(self.labels_path).is_absolute():
+            self.labels_path = str(project_root() / self.labels_path)
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any]) -> DedupeConfig:
@@ -103,6 +107,10 @@ class DedupeConfig:
         if not config.fields and not config.text_column:
             raise AietlInputError("Declare `dedupe.fields` (column: kind) for structured records or "
                                   "`dedupe.text_column` for free text.")
+        if config.labels_path and not config.labels:  # the labelled pairs are part of the run's configuration
+            from aietl_pipelines.dedupe.labels import load_labels
+
+            config.labels = load_labels(config.labels_path)
         return config
 
     @property

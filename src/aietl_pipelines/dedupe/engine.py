@@ -66,6 +66,7 @@ def run(records: pd.DataFrame, config: DedupeConfig, keep_state: bool = False) -
     pairs, kth = steps.candidates(prepared, vectors, config)
     levels, random_levels, names, sizes = steps.compare(prepared, pairs, vectors, config)
     probability, model = steps.score(levels, random_levels, names, sizes, config)
+    pairs, probability = steps.label(prepared, pairs, vectors, levels, probability, model, config)
     pairs = pairs.assign(match_probability=probability)
     state = build_state(prepared, vectors, pairs, probability, model, config, kth) if keep_state else None
     clusters = steps.cluster(prepared, pairs, probability, config)
@@ -97,6 +98,7 @@ def run_incremental(new_records: pd.DataFrame, state: DedupeState, config: Dedup
     pairs, kth_new = steps.new_candidates(prepared, vectors, n_old, state.kth_cosine, config)
     levels, _, _ = steps.levels(prepared, pairs, vectors, config)
     probability, _ = steps.score(levels, levels[:0], state.model.names, state.model.sizes, config, state.model)
+    pairs, probability = steps.label(prepared, pairs, vectors, levels, probability, state.model, config)
     pairs = pairs.assign(match_probability=probability)
     # clusters from every match so far: the earlier ones (by id) and the new ones
     every = pd.concat([earlier_match_positions(prepared, state.matches), pairs[["left", "right", "match_probability"]]],

@@ -110,3 +110,43 @@ def matched_pairs(prepared: pd.DataFrame, pairs: pd.DataFrame, probability: np.n
     ids = prepared["record_id"].to_numpy()
     return pd.DataFrame({"left_id": ids[pairs["left"].to_numpy()[keep]],
                          "right_id": ids[pairs["right"].to_numpy()[keep]], "match_probability": probability[keep]})
+
+
+def apply_labels(prepared: pd.DataFrame, pairs: pd.DataFrame, vectors: np.ndarray, levels: np.ndarray,
+                 probability: np.ndarray, model: FellegiSunterModel, config: DedupeConfig
+                 ) -> tuple[pd.DataFrame, np.ndarray]:
+    """Labelled mode (`dedupe/labels.py`): the candidate pairs (plus labelled pairs the candidates missed) and
+    their probability from the labelled model, rescaled so that the threshold read from the labels falls on
+    `match_threshold`; labelled pairs are certain (1 or 0). Without labels, the pairs and EM probability as given."""
+    from aietl_pipelines.dedupe import labels as labelled
+
+    left, right, truth = labelled.label_positions(config.labels, prepared["record_id"].tolist())
+    if not len(truth):
+        return pairs, probability
+    known = pairs_frame(np.stack([left, right], axis=1), vectors)
+    known_levels, _, _ = pair_levels(prepared, known, vectors, config)
+    fitted = labelled.fit_labelled(known_levels, model.sizes, model.match_weight(known_levels), truth)
+    if fitted is not None and len(levels):
+        raw = np.clip(fitted.probability(levels, model.match_weight(levels)), 1e-12, 1 - 1e-12)
+        shift = _logit(config.match_threshold) - _logit(fitted.threshold)
+        probability = 1.0 / (1.0 + np.exp(-(np.log(raw / (1 - raw)) + shift)))
+    key = {(min(a, b), max(a, b)): bool(t) for a, b, t in zip(left.tolist(), right.tolist(), truth.tolist(), strict=True)}
+    found = {(min(a, b), max(a, b)): e for e, (a, b) in enumerate(zip(pairs["left"].tolist(), pairs["right"].tolist(),
+                                                                      strict=True))}
+    probability = np.array(probability, dtype=float)
+    extra = []
+    for pair, match in key.items():
+        if pair in found:
+            probability[found[pair]] = 1.0 if match else 0.0
+        else:
+            extra.append((*pair, 1.0 if match else 0.0))
+    if extra:
+        more = pairs_frame(np.array([e[:2] for e in extra], dtype=np.int64), vectors)
+        pairs = pd.concat([pairs[["left", "right", "cosine"]], more], ignore_index=True)
+        probability = np.r_[probability, [e[2] for e in extra]]
+    return pairs, probability
+
+
+def _logit(p: float) -> float:
+    p = float(np.clip(p, 1e-12, 1 - 1e-12))
+    return float(np.log(p / (1 - p)))

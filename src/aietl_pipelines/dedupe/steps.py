@@ -55,6 +55,12 @@ class Score(Protocol):
                  ) -> tuple[np.ndarray, FellegiSunterModel]: ...
 
 
+class ApplyLabels(Protocol):
+    def __call__(self, prepared: pd.DataFrame, pairs: pd.DataFrame, vectors: np.ndarray, levels: np.ndarray,
+                 probability: np.ndarray, model: FellegiSunterModel, config: DedupeConfig
+                 ) -> tuple[pd.DataFrame, np.ndarray]: ...
+
+
 class Cluster(Protocol):
     def __call__(self, prepared: pd.DataFrame, pairs: pd.DataFrame, probability: np.ndarray,
                  config: DedupeConfig) -> pd.DataFrame: ...
@@ -71,12 +77,14 @@ class Steps:
     compare: Compare                 # candidate levels + random-pair levels (for u)
     levels: Levels                   # levels of given pairs only (incremental runs score with a saved model)
     score: Score
+    label: ApplyLabels               # labelled mode: labelled pairs recalibrate the scores (no labels: unchanged)
     cluster: Cluster
 
 
 PANDAS = Steps(prepare=prepare.prepare_records, embed=prepare.embed, candidates=pairs.candidates_with_radius,
                new_candidates=pairs.new_record_candidates, compare=scoring.compare, levels=scoring.pair_levels,
-               score=scoring.score, cluster=clustering.cluster)
+               score=scoring.score, label=scoring.apply_labels,
+               cluster=clustering.cluster)
 
 _ENGINES: dict[str, Steps | Callable[[], Steps]] = {"pandas": PANDAS}
 

@@ -16,6 +16,7 @@ _EXPORTS = {
     "get_drift_monitoring_service": "aietl_pipelines.services.drift_monitoring",
     "get_feature_store_service": "aietl_pipelines.services.feature_store",
     "deduplicate_customers": "aietl_pipelines.services.dedupe",
+    "train_dedupe_with_labels": "aietl_pipelines.services.dedupe",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -1,20 +1,47 @@
-"""The guide's "customer deduplication" use case as one call."""
+"""The guide's "customer deduplication" use case as one call, and its labelled mode."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from aietl_pipelines.dedupe import engine
+from aietl_pipelines.dedupe import labels as labelled
 from aietl_pipelines.dedupe.config import DedupeConfig
+from aietl_pipelines.dedupe.steps import steps_for
 from aietl_pipelines.dedupe.survivorship import build_golden_records
+
+LabelsArg = Sequence[Mapping[str, Any]] | str | Path | None
+
+
+def _config(frame: pd.DataFrame, id_column: str, fields: Mapping[str, str] | None, text_column: str | None,
+            labels: LabelsArg, options: dict[str, Any], caller: str) -> DedupeConfig:
+    unknown = sorted(set(options) - set(DedupeConfig.__dataclass_fields__))
+    if unknown:
+        raise TypeError(f"{caller}() got unknown option(s) {unknown}; "
+                        f"options are {sorted(DedupeConfig.__dataclass_fields__)}")
+    if not fields and not text_column:
+        text_column = "text" if "text" in frame.columns else None
+    if isinstance(labels, str | Path):
+        options = {**options, "labels_path": str(labels)}
+        labels = None
+    params = {**options, "id_column": id_column, "fields": dict(fields or {}), "text_column": text_column}
+    if labels:
+        params["labels"] = labelled.check_labels(labels)
+    return DedupeConfig.from_params(params)
+
+
+def _frame(records: pd.DataFrame | Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    return records if isinstance(records, pd.DataFrame) else pd.DataFrame(list(records))
 
 
 def deduplicate_customers(records: pd.DataFrame | Iterable[Mapping[str, Any]], id_column: str = "id",
                           fields: Mapping[str, str] | None = None, text_column: str | None = None,
-                          **options: Any) -> pd.DataFrame:
+                          labels: LabelsArg = None, **options: Any) -> pd.DataFrame:
     """Unique customers: one golden record per cluster of duplicates.
 
     Every option left out takes its value from conf/base/parameters_dedupe.yml, as `kedro run --pipeline dedupe`
@@ -25,22 +52,83 @@ def deduplicate_customers(records: pd.DataFrame | Iterable[Mapping[str, Any]], i
         id_column: Unique id column.
         fields: Structured mode: column -> kind (name, street, email, phone, date, ...).
         text_column: Free-text mode: the column holding the whole record as text.
+        labels: Labelled pairs from `train_dedupe_with_labels` (or the path of a labels JSON file).
         **options: Any `DedupeConfig` field (match_threshold, blocking, survivorship, ...).
 
     Returns:
         Golden records with cluster_id, golden_id, cluster_size and member_ids.
     """
-    unknown = sorted(set(options) - set(DedupeConfig.__dataclass_fields__))
-    if unknown:
-        raise TypeError(f"deduplicate_customers() got unknown option(s) {unknown}; "
-                        f"options are {sorted(DedupeConfig.__dataclass_fields__)}")
-    frame = records if isinstance(records, pd.DataFrame) else pd.DataFrame(list(records))
-    if not fields and not text_column:
-        text_column = "text" if "text" in frame.columns else None
-    config = DedupeConfig.from_params({**options, "id_column": id_column, "fields": dict(fields or {}),
-                                       "text_column": text_column})
+    frame = _frame(records)
+    config = _config(frame, id_column, fields, text_column, labels, options, "deduplicate_customers")
     result = engine.run(frame, config)
-    kept = config.structured_fields() or [text_column]
+    kept = config.structured_fields() or [config.text_column]
     base = frame.reset_index(drop=True).copy()
     base[id_column] = base[id_column].astype(str)
     return build_golden_records(base, result.clusters["cluster_id"], kept, id_column, config.survivorship)
+
+
+def train_dedupe_with_labels(records: pd.DataFrame | Iterable[Mapping[str, Any]], labeler: labelled.Labeler, *,
+                             id_column: str, fields: Mapping[str, str] | None = None, text_column: str | None = None,
+                             max_labels: int = 20, **options: Any) -> list[dict[str, Any]]:
+    """Labelled mode: ask `labeler` about the pairs the model is least sure of; return every answer as a label.
+
+    The run is the unsupervised one (same defaults as `deduplicate_customers`); after each answer the labelled
+    model (`dedupe/labels.py`) is refitted and the next question is the pair it is least sure about, among
+    records not yet shown. Stops after `max_labels` definite answers (or 3 x `max_labels` questions).
+
+    Args:
+        records: The records (frame or list of dicts).
+        labeler: `labeler(left: dict, right: dict) -> bool | None`: True same entity, False different, None unsure.
+        id_column: Unique id column.
+        fields: Structured mode: column -> kind.
+        text_column: Free-text mode: the column holding the whole record as text.
+        max_labels: How many definite answers to collect.
+        **options: Any `DedupeConfig` field; `labels=` earlier labels to start from (they are kept, not asked).
+
+    Returns:
+        Labels (earlier ones first): dicts with left_id, right_id, match (True/False/None) and both records;
+        pass them to `deduplicate_customers(..., labels=...)` or save them with `save_labels` for
+        `kedro run --pipeline dedupe --params dedupe.labels_path=<file>`.
+    """
+    frame = _frame(records)
+    earlier = options.pop("labels", None)
+    config = _config(frame, id_column, fields, text_column, earlier, options, "train_dedupe_with_labels")
+    steps = steps_for(config)
+    prepared = steps.prepare(frame, config)
+    vectors = steps.embed(prepared, config)
+    pairs, _ = steps.candidates(prepared, vectors, config)
+    levels, random_levels, names, sizes = steps.compare(prepared, pairs, vectors, config)
+    probability, model = steps.score(levels, random_levels, names, sizes, config)
+    weight = model.match_weight(levels)
+    left, right = pairs["left"].to_numpy(), pairs["right"].to_numpy()
+    shown = frame.reset_index(drop=True)
+    columns = [id_column, *(config.structured_fields() or [config.text_column])]
+    ids = prepared["record_id"].tolist()
+    labels = list(config.labels)
+    index = {(min(a, b), max(a, b)): e for e, (a, b) in enumerate(zip(left.tolist(), right.tolist(), strict=True))}
+    known_l, known_r, known_y = labelled.label_positions(labels, ids)
+    answered = {index[(min(a, b), max(a, b))]: y for a, b, y in zip(known_l, known_r, known_y, strict=True)
+                if (min(a, b), max(a, b)) in index}
+    asked, seen = set(answered), set()
+    current, threshold = probability, config.match_threshold
+    answers = questions = 0
+    while answers < max_labels and questions < 3 * max_labels and len(asked) < len(pairs):
+        e = labelled.choose_next(current, left, right, asked, seen, threshold)
+        if e is None:
+            break
+        asked.add(e)
+        seen.update((int(left[e]), int(right[e])))
+        a, b = labelled.record_view(shown, int(left[e]), columns), labelled.record_view(shown, int(right[e]), columns)
+        answer = labeler(dict(a), dict(b))
+        questions += 1
+        labels.append({"left_id": ids[left[e]], "right_id": ids[right[e]],
+                       "match": None if answer is None else bool(answer), "left": a, "right": b})
+        if answer is None:
+            continue
+        answers += 1
+        answered[e] = bool(answer)
+        rows = np.fromiter(answered, dtype=np.int64)
+        fitted = labelled.fit_labelled(levels[rows], sizes, weight[rows], np.array([answered[r] for r in rows]))
+        if fitted is not None:
+            current, threshold = fitted.probability(levels, weight), fitted.threshold
+    return labels

@@ -44,13 +44,16 @@ def find_candidate_pairs(prepared: pd.DataFrame, vectors: np.ndarray, config: De
 
 def score_candidate_pairs(prepared: pd.DataFrame, pairs: pd.DataFrame, vectors: np.ndarray,
                           config: DedupeConfig) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Comparison levels per field, Fellegi-Sunter m/u by EM (no labels), match probability per pair."""
+    """Comparison levels per field, Fellegi-Sunter m/u by EM, recalibrated by labelled pairs when
+    `dedupe.labels_path` names some (labelled mode), match probability per pair."""
     steps = steps_for(config)
     levels, random_levels, names, sizes = steps.compare(prepared, pairs, vectors, config)
     probability, model = steps.score(levels, random_levels, names, sizes, config)
+    n_candidates = len(pairs)
+    pairs, probability = steps.label(prepared, pairs, vectors, levels, probability, model, config)
     scored = scored_pairs(prepared, pairs, probability, config.match_threshold)
-    for k, name in enumerate(names):
-        scored[f"level_{name}"] = levels[:, k]
+    for k, name in enumerate(names):  # labelled pairs the candidates missed (appended last) have no levels
+        scored[f"level_{name}"] = np.r_[levels[:, k], np.zeros(len(pairs) - n_candidates, levels.dtype)]
     return scored, model.to_dict()
 
 
