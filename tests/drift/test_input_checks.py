@@ -72,3 +72,10 @@ def test_a_rerun_on_identical_frames_adds_no_history_window(service):
     assert len(service.history.load()) == 1 and first["data_fingerprint"]
     service.detect_data_drift_sync(ref, _frame(500, 2), save_report=False)
     assert len(service.history.load()) == 2
+
+
+def test_service_retraining_advice_on_bad_reports_is_a_clear_error(service):
+    with pytest.raises(AietlInputError, match="must be a dict"):
+        service.should_trigger_retraining_sync(["drift"])
+    with pytest.raises(AietlInputError, match="'drift_share' must be a number between 0 and 1, got 'high'"):
+        service.should_trigger_retraining_sync({"drift_share": "high"})

@@ -133,6 +133,10 @@ class DriftMonitoringService:
 
     def should_trigger_retraining_sync(self, report: Mapping[str, Any]) -> tuple[bool, str]:
         """(retrain?, reason) for a report from `detect_data_drift`, with the configured rules."""
+        if not isinstance(report, Mapping):
+            raise AietlInputError(
+                f"The drift report must be a dict as returned by detect_data_drift, got {type(report).__name__}."
+            )
         history = [h for h in self.history.load() if h.get("generated_at") != report.get("generated_at")]
         return should_trigger_retraining(report, self.rules, history)
 
