@@ -1,0 +1,289 @@
+"""`dedupe.engine: spark`: the dedupe steps that grow with the number of records or pairs, on Spark.
+
+The `Steps` interface (`dedupe/steps.py`) hands every step pandas frames and numpy arrays and expects the same
+back, so each step here ships its inputs to Spark, does the heavy part there and returns exactly what the
+pandas step returns (same columns, dtypes and row order). Replaced:
+
+- `candidates`: blocking rules as Spark joins on (rule, key, row, text); a block larger than `max_block_size`
+  is not dropped but joined as a sorted neighbourhood (each row with the next `block_window - 1` in text
+  order, as `candidates.blocking_pairs` does), the join salted by buckets of ranks so that one huge key is
+  spread over many tasks. Vector candidates: the exact kNN of `candidates.knn_search`, queries split in blocks
+  over the executors in `mapInPandas`, the vectors broadcast. Above `knn_exact_max` records (where the pandas
+  path switches to its inverted-file index) the pandas partitioned kNN runs on the driver.
+- `compare` / `levels`: `scoring.pair_levels` (the existing comparison code) in `mapInPandas` over partitions
+  of candidate pairs, the prepared records broadcast to the executors.
+- `cluster`: the match graph's connected components with `spark.graph.connected_components` (Large-Star /
+  Small-Star); the weak-link splitting of components holding a pair scored below the threshold and the
+  optional size cap stay on the driver (`dedupe/cluster.py`'s helpers), over the pairs of those components.
+
+Not replaced (the pandas steps): prepare, embed, new_candidates (incremental runs), score (EM), label.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from aietl_pipelines.dedupe import candidates as cand
+from aietl_pipelines.dedupe import cluster as clustering
+from aietl_pipelines.dedupe import pairs as pairing
+from aietl_pipelines.dedupe import scoring
+from aietl_pipelines.dedupe.config import DedupeConfig
+from aietl_pipelines.dedupe.steps import PANDAS, Steps, register_engine
+
+logger = logging.getLogger(__name__)
+
+#: Candidate pairs compared per Spark task (`mapInPandas`).
+PAIRS_PER_TASK = 250_000
+#: kNN queries per Spark task (each against all vectors).
+QUERIES_PER_TASK = 4096
+#: Ranks per salted bucket when joining an oversized block as a sorted neighbourhood.
+RANK_BUCKET = 1024
+
+
+def _session() -> Any:
+    from aietl_pipelines.spark.session import get_spark
+
+    return get_spark()
+
+
+# ---------------------------------------------------------------------------------------------- candidates
+
+def _keyed_records(spark: Any, prepared: pd.DataFrame, rules: list[list[str]]) -> Any:
+    """(rule, key, row, text): one row per record and rule whose columns are all present.
+
+    Key values are made strings on the driver with pandas' `astype(str)`, exactly as the pandas path keys its
+    blocks; the columns of a rule are joined with \\x1f (as `pairs.oversized_blocks` does)."""
+    from pyspark.sql import functions as F
+
+    columns = sorted({c for rule in rules for c in rule})
+    alias = {c: f"c{i}" for i, c in enumerate(columns)}
+    frame = pd.DataFrame({"row": np.arange(len(prepared), dtype=np.int64)})
+    for c in columns:
+        values = prepared[c]
+        frame[alias[c]] = values.astype(str).where(values.notna(), None).astype(object)
+    frame["text"] = (prepared["__text"].astype(str).to_numpy() if "__text" in prepared.columns else "")
+    records = spark.createDataFrame(frame)
+    parts = []
+    for r, rule in enumerate(rules):
+        cols = [F.col(alias[c]) for c in rule]
+        present = cols[0].isNotNull()
+        for col in cols[1:]:
+            present = present & col.isNotNull()
+        parts.append(records.where(present).select(F.lit(r).alias("rule"), F.concat_ws("\x1f", *cols).alias("key"),
+                                                   "row", "text"))
+    out = parts[0]
+    for part in parts[1:]:
+        out = out.unionByName(part)
+    return out
+
+
+def blocking_pairs(spark: Any, prepared: pd.DataFrame, rules: list[list[str]], max_block_size: int,
+                   window: int) -> tuple[Any, dict[str, float]]:
+    """Spark DataFrame (left, right) of the blocking pairs (left < right, maybe repeated across rules), and the
+    oversized-block counts (`pairs.oversized_blocks`' keys)."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    keyed = _keyed_records(spark, prepared, rules)
+    sizes = keyed.groupBy("rule", "key").agg(F.count(F.lit(1)).alias("size"))  # partial aggregation: skew-safe
+    keyed = keyed.join(sizes, ["rule", "key"]).localCheckpoint()
+    big_stats = sizes.where(F.col("size") > max_block_size).agg(F.count(F.lit(1)).alias("blocks"),
+                                                                F.sum("size").alias("records")).first()
+    report = {"n_dropped_blocks": float(big_stats["blocks"] or 0),
+              "n_records_in_dropped_blocks": float(big_stats["records"] or 0)}
+    # blocks of at most max_block_size rows: all their pairs (bounded size: no skew)
+    small = keyed.where((F.col("size") >= 2) & (F.col("size") <= max_block_size)).select("rule", "key", "row")
+    a, b = small.alias("a"), small.alias("b")
+    found = (a.join(b, (F.col("a.rule") == F.col("b.rule")) & (F.col("a.key") == F.col("b.key"))
+                    & (F.col("a.row") < F.col("b.row")))
+             .select(F.col("a.row").alias("left"), F.col("b.row").alias("right")))
+    if window >= 2 and report["n_dropped_blocks"]:
+        # oversized blocks: rank in text order (ties by row, as the pandas lexsort), then each row with the next
+        # window - 1 ranks. The join is on (rule, key, bucket of ranks): a row meets its own bucket and, when
+        # its window reaches back, the previous one, so a key of millions of rows is spread over many tasks.
+        step = max(RANK_BUCKET, window)
+        ranked = (keyed.where(F.col("size") > max_block_size)
+                  .withColumn("rank", F.row_number().over(Window.partitionBy("rule", "key").orderBy("text", "row")))
+                  .select("rule", "key", "row", "rank"))
+        starts = ranked.withColumn("bucket", F.floor(F.col("rank") / step))
+        ends = ranked.withColumn("bucket", F.explode(F.array_distinct(F.array(
+            F.floor(F.col("rank") / step), F.floor(F.greatest(F.col("rank") - (window - 1), F.lit(0)) / step)))))
+        s, e = starts.alias("s"), ends.alias("e")
+        near = (s.join(e, (F.col("s.rule") == F.col("e.rule")) & (F.col("s.key") == F.col("e.key"))
+                       & (F.col("s.bucket") == F.col("e.bucket"))
+                       & (F.col("e.rank") - F.col("s.rank")).between(1, window - 1))
+                .select(F.col("s.row").alias("left"), F.col("e.row").alias("right")))
+        found = found.unionByName(near)
+    ordered = found.select(F.least("left", "right").alias("left"), F.greatest("left", "right").alias("right"))
+    return ordered, report
+
+
+def _knn_partitions(spark: Any, vectors: np.ndarray, k: int, config: DedupeConfig) -> Any:
+    """(row, neighbour, cosine) for the k nearest other rows of every row: `candidates.knn_search` over blocks
+    of queries in `mapInPandas`, every block against all (broadcast) vectors. Exact, the pandas path's search."""
+    n = len(vectors)
+    shared = spark.sparkContext.broadcast(np.ascontiguousarray(vectors, dtype=np.float32))
+    precision, device = config.knn_precision, config.device
+
+    def search(batches: Any) -> Any:
+        base = shared.value
+        for batch in batches:
+            for start in batch["id"].tolist():
+                stop = min(start + QUERIES_PER_TASK, len(base))
+                found = cand.knn_search(base[start:stop], base, k, precision=precision, self_offset=start,
+                                        device=device)
+                yield pd.DataFrame({"row": np.repeat(np.arange(start, stop, dtype=np.int64), k),
+                                    "neighbour": found.indices.reshape(-1).astype(np.int64),
+                                    "cosine": found.cosines.reshape(-1).astype(np.float64)})
+
+    blocks = math.ceil(n / QUERIES_PER_TASK)
+    starts = spark.range(0, n, QUERIES_PER_TASK, numPartitions=max(1, blocks))
+    return starts.mapInPandas(search, "row long, neighbour long, cosine double")
+
+
+def candidates_with_radius(prepared: pd.DataFrame, vectors: np.ndarray, config: DedupeConfig
+                           ) -> tuple[pd.DataFrame, np.ndarray]:
+    """Spark twin of `pairs.candidates_with_radius`: the same pairs frame and k-th neighbour cosines."""
+    from pyspark.sql import functions as F
+
+    if len(prepared) < 2:
+        return PANDAS.candidates(prepared, vectors, config)
+    spark = _session()
+    rules = pairing.blocking_rules(prepared, config)
+    found, report = blocking_pairs(spark, prepared, rules, config.max_block_size, config.block_window)
+    pairing._log_dropped(report, config)
+    kth = np.full(len(prepared), np.inf)
+    extra = []
+    k = min(config.knn_k, len(prepared) - 1)
+    if vectors.shape[1] and k > 0:
+        from aietl_pipelines.embeddings import resolve_device
+
+        method = config.knn_method
+        exact = method == "exact" or (method == "auto" and (len(vectors) <= config.knn_exact_max
+                                                             or resolve_device(config.device) != "cpu"))
+        if exact:
+            neighbours = _knn_partitions(spark, vectors, k, config).localCheckpoint()
+            radius = neighbours.groupBy("row").agg(F.min("cosine").alias("kth")).toPandas()
+            kth[radius["row"].to_numpy()] = radius["kth"].to_numpy(dtype=np.float64)
+            found = found.unionByName(neighbours.where(F.col("cosine") >= config.knn_min_cosine).select(
+                F.least("row", "neighbour").alias("left"), F.greatest("row", "neighbour").alias("right")))
+        else:  # the pandas inverted-file index, on the driver (docs/spark.md)
+            near = cand.nearest_neighbours(vectors, k, method, config.knn_exact_max, config.knn_precision,
+                                           config.device, config.knn_list_size, config.knn_probes)
+            kth = near.cosines.min(axis=1).astype(np.float64)
+            extra.append(cand.neighbour_pairs(near, config.knn_min_cosine)[0])
+    collected = found.distinct().toPandas()
+    pairs = np.stack([collected["left"].to_numpy(np.int64), collected["right"].to_numpy(np.int64)], axis=1)
+    return pairing.pairs_frame(cand.union_pairs(pairs, *extra), vectors), kth
+
+
+# ---------------------------------------------------------------------------------------------- comparisons
+
+def pair_levels(prepared: pd.DataFrame, pairs: pd.DataFrame, vectors: np.ndarray, config: DedupeConfig
+                ) -> tuple[np.ndarray, list[str], list[int]]:
+    """Spark twin of `scoring.pair_levels`: the same function over partitions of pairs in `mapInPandas`."""
+    if len(pairs) < 2:
+        return scoring.pair_levels(prepared, pairs, vectors, config)
+    spark = _session()
+    columns = [c for c in [*scoring.comparison_kinds(config), "__original"] if c in prepared.columns]
+    shipped = prepared[columns].copy()
+    no_vectors = np.zeros((0, vectors.shape[1]), dtype=np.float32)  # pair_levels reads only their width
+    probe, names, sizes = scoring.pair_levels(shipped, pairs.iloc[:1], no_vectors, config)
+    shared = spark.sparkContext.broadcast(shipped)
+    width = probe.shape[1]
+
+    def levels_of(batches: Any) -> Any:
+        chunk = pd.concat(list(batches), ignore_index=True)  # one partition at once: term frequencies once
+        if not len(chunk):
+            return
+        levels, _, _ = scoring.pair_levels(shared.value, chunk, no_vectors, config)
+        out = pd.DataFrame(levels.astype(np.int32), columns=[f"l{j}" for j in range(width)])
+        out.insert(0, "e", chunk["e"].to_numpy(np.int64))
+        yield out
+
+    frame = pd.DataFrame({"e": np.arange(len(pairs), dtype=np.int64), "left": pairs["left"].to_numpy(np.int64),
+                          "right": pairs["right"].to_numpy(np.int64),
+                          "cosine": pairs["cosine"].to_numpy(np.float64)})
+    parts = max(spark.sparkContext.defaultParallelism, math.ceil(len(frame) / PAIRS_PER_TASK))
+    schema = ", ".join(["e long", *[f"l{j} int" for j in range(width)]])
+    try:
+        result = spark.createDataFrame(frame).repartition(parts).mapInPandas(levels_of, schema).toPandas()
+    finally:
+        shared.unpersist()
+    result = result.sort_values("e", kind="stable")
+    levels = result[[f"l{j}" for j in range(width)]].to_numpy().astype(probe.dtype)
+    if len(levels) != len(pairs):
+        raise RuntimeError(f"spark comparisons returned {len(levels)} rows for {len(pairs)} pairs")
+    return levels, names, sizes
+
+
+def compare(prepared: pd.DataFrame, pairs: pd.DataFrame, vectors: np.ndarray, config: DedupeConfig
+            ) -> tuple[np.ndarray, np.ndarray, list[str], list[int]]:
+    """Spark twin of `scoring.compare`: candidate and random pairs compared in one Spark job."""
+    sample = pairing.pairs_frame(scoring.random_pairs(len(prepared), config), vectors)
+    both = pd.concat([pairs[["left", "right", "cosine"]], sample], ignore_index=True)
+    levels, names, sizes = pair_levels(prepared, both, vectors, config)
+    return levels[: len(pairs)], levels[len(pairs):], names, sizes
+
+
+# ---------------------------------------------------------------------------------------------- clusters
+
+def match_components(n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Component label (0..c-1, numbered by smallest member, as scipy numbers them) of each of n records, from
+    the match edges, with `spark.graph.connected_components`."""
+    from aietl_pipelines.spark.graph import connected_components
+
+    smallest = np.arange(n, dtype=np.int64)
+    if len(left):
+        edges = _session().createDataFrame(pd.DataFrame({"src": left.astype(np.int64), "dst": right.astype(np.int64)}))
+        found = connected_components(edges).toPandas()
+        smallest[found["node"].to_numpy(np.int64)] = found["component"].to_numpy(np.int64)
+    return pd.factorize(smallest)[0].astype(np.int32)  # scipy's label dtype
+
+
+def cluster(prepared: pd.DataFrame, pairs: pd.DataFrame, probability: np.ndarray, config: DedupeConfig
+            ) -> pd.DataFrame:
+    """Spark twin of `cluster.cluster`: components on Spark, weak-link splitting and the cap on the driver."""
+    n = len(prepared)
+    left, right = pairs["left"].to_numpy(np.int64), pairs["right"].to_numpy(np.int64)
+    probability = np.asarray(probability, dtype=float)
+    threshold = config.match_threshold
+    keep = probability >= threshold
+    components = match_components(n, left[keep], right[keep])
+    labels = components.copy()
+    # as cluster.cluster_with_components, from its components on: split components with evidence against
+    against = ~keep & (components[left] == components[right]) & (left != right)
+    suspect = np.unique(components[left[against]])
+    if len(suspect):
+        inside = np.isin(components[left], suspect) & (components[left] == components[right])
+        roots = clustering._agglomerate(n, left[inside], right[inside],
+                                        clustering._votes(probability[inside], threshold))
+        labels = np.where(np.isin(components, suspect), n + roots, labels)
+    if config.max_cluster_size:
+        labels = clustering._cap(n, left[keep], right[keep], probability[keep], labels, int(config.max_cluster_size))
+    labels = pd.factorize(labels)[0]
+    pieces = pd.Series(labels).groupby(components).nunique()
+    split = pieces[pieces > 1]
+    if len(split):
+        logger.warning("Split %d match component(s) at weak links into %d clusters (largest component: %d records)",
+                       len(split), int(split.sum()), int(np.bincount(components)[split.index.to_numpy()].max()))
+    out = pd.DataFrame({"record_id": prepared["record_id"].to_numpy(), "cluster_id": labels,
+                        "component_id": components})
+    if len(out) != n or out["record_id"].duplicated().any():
+        raise AssertionError("dedupe clustering lost or duplicated a record id")
+    return out
+
+
+def spark_steps() -> Steps:
+    """The Spark engine's steps: the pandas ones with candidates, comparisons and clustering replaced."""
+    return dataclasses.replace(PANDAS, candidates=candidates_with_radius, compare=compare, levels=pair_levels,
+                               cluster=cluster)
+
+
+register_engine("spark", spark_steps)

@@ -1,0 +1,78 @@
+"""`dedupe.engine: spark` gives the pandas engine's candidates, comparison levels and clusters (-m spark)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import aietl_pipelines.spark.dedupe  # noqa: F401  (registers `dedupe.engine: spark`)
+from aietl_pipelines.datagen.customers import generate_customers
+from aietl_pipelines.dedupe import engine
+from aietl_pipelines.dedupe.config import DedupeConfig
+from aietl_pipelines.dedupe.evaluate import pairwise_scores
+from aietl_pipelines.dedupe.steps import PANDAS, steps_for
+
+pytestmark = pytest.mark.spark
+
+FIELDS = {"first_name": "name", "last_name": "name", "street": "street", "city": "text", "postcode": "postcode",
+          "state": "state", "phone": "phone", "email": "email", "date_of_birth": "date"}
+# [state] makes blocks of dozens of records: above max_block_size, so they are joined as sorted neighbourhoods
+BLOCKING = [["email"], ["phone"], ["date_of_birth", "last_name"], ["postcode", "last_name"],
+            ["first_name", "last_name"], ["state"]]
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory):
+    records = generate_customers(n_entities=120, seed=7)
+    config = DedupeConfig(fields=FIELDS, blocking=BLOCKING, truth_column="true_cluster_id",
+                          cache_dir=str(tmp_path_factory.mktemp("embedding_cache")))
+    prepared = PANDAS.prepare(records, config)
+    return records, config, prepared, PANDAS.embed(prepared, config)
+
+
+def test_spark_steps_equal_the_pandas_steps(spark, sample, monkeypatch):
+    from aietl_pipelines.spark import dedupe as spark_dedupe
+
+    # small tasks, so that several kNN blocks, comparison partitions and rank buckets are exercised
+    monkeypatch.setattr(spark_dedupe, "QUERIES_PER_TASK", 100)
+    monkeypatch.setattr(spark_dedupe, "PAIRS_PER_TASK", 2000)
+    monkeypatch.setattr(spark_dedupe, "RANK_BUCKET", 8)
+    _, config, prepared, vectors = sample
+    on_spark = steps_for(DedupeConfig(**{**config.__dict__, "engine": "spark"}))
+    assert on_spark.candidates is spark_dedupe.candidates_with_radius
+
+    pairs, kth = PANDAS.candidates(prepared, vectors, config)
+    s_pairs, s_kth = on_spark.candidates(prepared, vectors, config)
+    assert engine.oversized_blocks(prepared, config)["n_dropped_blocks"] > 0  # the skew path ran
+    assert len(pairs) > len(prepared)
+    pd.testing.assert_frame_equal(s_pairs, pairs)
+    np.testing.assert_array_equal(s_kth, kth)
+
+    levels, random_levels, names, sizes = PANDAS.compare(prepared, pairs, vectors, config)
+    s_levels, s_random, s_names, s_sizes = on_spark.compare(prepared, pairs, vectors, config)
+    assert (s_names, s_sizes) == (names, sizes)
+    assert s_levels.dtype == levels.dtype
+    np.testing.assert_array_equal(s_levels, levels)
+    np.testing.assert_array_equal(s_random, random_levels)
+
+    probability, _ = PANDAS.score(levels, random_levels, names, sizes, config)
+    clusters = PANDAS.cluster(prepared, pairs, probability, config)
+    s_clusters = on_spark.cluster(prepared, pairs, probability, config)
+    pd.testing.assert_frame_equal(s_clusters, clusters)
+    assert clusters["cluster_id"].nunique() < len(prepared)  # duplicates were merged: not vacuous
+
+
+def test_spark_engine_run_gives_the_pandas_clusters(spark, sample):
+    records, config, _, _ = sample
+    pandas_run = engine.run(records, config)
+    spark_run = engine.run(records, DedupeConfig(**{**config.__dict__, "engine": "spark"}))
+
+    def groups(result: engine.DedupeResult) -> set[frozenset]:
+        return {frozenset(ids) for _, ids in result.clusters.groupby("cluster_id")["record_id"]}
+
+    assert groups(spark_run) == groups(pandas_run)
+    truth = records.set_index("record_id")["true_cluster_id"]
+    f1 = [pairwise_scores(r.clusters["cluster_id"].to_numpy(), r.clusters["record_id"].map(truth).to_numpy())["f1"]
+          for r in (pandas_run, spark_run)]
+    assert f1[0] > 0.8 and abs(f1[0] - f1[1]) <= 0.002
