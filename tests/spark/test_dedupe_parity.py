@@ -9,7 +9,7 @@ import pytest
 import aietl_pipelines.spark.dedupe  # noqa: F401  (registers `dedupe.engine: spark`)
 from aietl_pipelines.datagen.customers import generate_customers
 from aietl_pipelines.dedupe import engine
-from aietl_pipelines.dedupe.config import DedupeConfig
+from aietl_pipelines.dedupe.config import DedupeConfig, project_root
 from aietl_pipelines.dedupe.evaluate import pairwise_scores
 from aietl_pipelines.dedupe.steps import PANDAS, steps_for
 
@@ -36,7 +36,7 @@ def test_spark_steps_equal_the_pandas_steps(spark, sample, monkeypatch):
 
     # small tasks, so that several kNN blocks, comparison partitions and rank buckets are exercised
     monkeypatch.setattr(spark_dedupe, "QUERIES_PER_TASK", 100)
-    monkeypatch.setattr(spark_dedupe, "PAIRS_PER_TASK", 2000)
+    monkeypatch.setattr(spark_dedupe, "PAIRS_PER_TASK", 20_000)
     monkeypatch.setattr(spark_dedupe, "RANK_BUCKET", 8)
     _, config, prepared, vectors = sample
     on_spark = steps_for(DedupeConfig(**{**config.__dict__, "engine": "spark"}))
@@ -63,10 +63,24 @@ def test_spark_steps_equal_the_pandas_steps(spark, sample, monkeypatch):
     assert clusters["cluster_id"].nunique() < len(prepared)  # duplicates were merged: not vacuous
 
 
-def test_spark_engine_run_gives_the_pandas_clusters(spark, sample):
+def _spark_env_params() -> dict:
+    """The `dedupe` parameters of `kedro run --env spark` (conf/base soft-merged with conf/spark)."""
+    from kedro.config import OmegaConfigLoader
+
+    from aietl_pipelines.settings import CONFIG_LOADER_ARGS
+
+    loader = OmegaConfigLoader(conf_source=str(project_root() / "conf"),
+                               **{**CONFIG_LOADER_ARGS, "default_run_env": "spark"})
+    return dict(loader["parameters"]["dedupe"])
+
+
+def test_spark_env_run_gives_the_pandas_clusters(spark, sample):
     records, config, _, _ = sample
+    params = _spark_env_params()
+    assert params["engine"] == "spark" and params["fields"]  # conf/spark switches only the engine
     pandas_run = engine.run(records, config)
-    spark_run = engine.run(records, DedupeConfig(**{**config.__dict__, "engine": "spark"}))
+    spark_run = engine.run(records, DedupeConfig.from_params(
+        {**params, "fields": FIELDS, "blocking": BLOCKING, "cache_dir": config.cache_dir}))
 
     def groups(result: engine.DedupeResult) -> set[frozenset]:
         return {frozenset(ids) for _, ids in result.clusters.groupby("cluster_id")["record_id"]}
