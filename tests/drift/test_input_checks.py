@@ -79,3 +79,23 @@ def test_service_retraining_advice_on_bad_reports_is_a_clear_error(service):
         service.should_trigger_retraining_sync(["drift"])
     with pytest.raises(AietlInputError, match="'drift_share' must be a number between 0 and 1, got 'high'"):
         service.should_trigger_retraining_sync({"drift_share": "high"})
+
+
+def test_pipeline_summary_lists_rows_without_a_timestamp(tmp_path):
+    from kedro.io import DataCatalog, MemoryDataset
+    from kedro.runner import SequentialRunner
+
+    from aietl_pipelines.datagen.telemetry import generate_etl_runs
+    from aietl_pipelines.pipelines.drift_monitoring import create_pipeline
+
+    params = {"time_column": "started_at", "reference_days": [0, 10], "current_last_days": 5,
+              "columns": ["duration_seconds", "cpu_usage", "failed"], "alert_threshold": 0.3,
+              "retraining_rules": {}}
+    runs = generate_etl_runs(n_pipelines=3, days=20, runs_per_day=12, drift_start_day=14, seed=1)
+    runs.loc[runs.index[::2], "started_at"] = pd.NaT
+    catalog = DataCatalog({"etl_runs": MemoryDataset(runs), "params:drift_monitoring": MemoryDataset(params),
+                           "drift_history": MemoryDataset([]), "drift_summary": MemoryDataset()})
+    pipeline = create_pipeline().to_outputs("drift_summary")
+    SequentialRunner().run(pipeline, catalog)
+    warnings = catalog.load("drift_summary")["warnings"]
+    assert any(f"'started_at' has {len(runs) // 2:,} of {len(runs):,} timestamps missing (NaT)" in w for w in warnings)

@@ -43,14 +43,23 @@ def split_windows(
             f"Time column '{time_column}' has no timestamps (all {missing:,} values missing): no window can be cut. "
             "Fill the column or point `drift_monitoring.time_column` at another one."
         )
-    if missing:
-        logger.warning(
-            "Time column '%s': %s of %s timestamps missing (NaT); those rows are in no window.",
-            time_column, f"{missing:,}", f"{len(times):,}",
-        )
+    note = missing_time_note(frame, time_column)
+    if note:
+        logger.warning("%s", note)
     first, last = times.min(), times.max()
     ref_mask = (times >= first + pd.Timedelta(days=reference_days[0])) & (
         times < first + pd.Timedelta(days=reference_days[1])
     )
     cur_mask = times > last - pd.Timedelta(days=current_last_days)
     return frame.loc[ref_mask].reset_index(drop=True), frame.loc[cur_mask].reset_index(drop=True)
+
+
+def missing_time_note(frame: pd.DataFrame, time_column: str) -> str | None:
+    """A warning when rows have no timestamp (they fall in no window), else None."""
+    if time_column not in frame.columns or frame.empty:
+        return None
+    missing = int(pd.to_datetime(frame[time_column], utc=True, errors="coerce").isna().sum())
+    if not missing:
+        return None
+    return (f"time column '{time_column}' has {missing:,} of {len(frame):,} timestamps missing (NaT): those rows "
+            "are in no window. Fill or drop them upstream.")

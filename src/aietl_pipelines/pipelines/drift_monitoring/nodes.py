@@ -9,6 +9,7 @@ import pandas as pd
 from aietl_pipelines.drift.engines import drift_steps
 from aietl_pipelines.drift.report import render_evidently_report, render_html_report
 from aietl_pipelines.drift.summary import should_trigger_retraining, summarize_drift
+from aietl_pipelines.drift.windows import missing_time_note
 
 
 def select_drift_windows(runs: pd.DataFrame, params: dict[str, Any]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -49,13 +50,16 @@ def build_drift_summary(
     params: dict[str, Any],
     reference: pd.DataFrame,
     current: pd.DataFrame,
+    runs: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
     """Summary with alert, input warnings, the windows' data fingerprint and the retraining recommendation
-    (rules in ``drift_monitoring.retraining_rules``; a rerun on identical windows counts as the same window)."""
+    (rules in ``drift_monitoring.retraining_rules``; a rerun on identical windows counts as the same window).
+    `runs` (pandas) adds a warning for rows without a timestamp, which fall in no window."""
     steps = drift_steps(params.get("engine"))
+    notes = [missing_time_note(runs, params["time_column"])] if isinstance(runs, pd.DataFrame) else []
     summary = summarize_drift(
         column_results, skipped, params["alert_threshold"], params.get("target_column"),
-        steps.input_warnings(reference, current, params.get("columns") or None),
+        [n for n in notes if n] + steps.input_warnings(reference, current, params.get("columns") or None),
         steps.data_fingerprint(reference, current),
     )
     retrain, reason = should_trigger_retraining(summary, params.get("retraining_rules"), history)

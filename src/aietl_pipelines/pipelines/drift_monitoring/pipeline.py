@@ -15,7 +15,7 @@ def create_pipeline(**kwargs) -> Pipeline:
                  ["drift_column_results", "drift_skipped_columns"], name="detect_column_drift"),
             node(nodes.build_drift_summary,
                  ["drift_column_results", "drift_skipped_columns", "drift_history", "params:drift_monitoring",
-                  "drift_reference", "drift_current"],
+                  "drift_reference", "drift_current", "etl_runs"],
                  "drift_summary", name="build_drift_summary"),
             node(nodes.render_drift_report, ["drift_summary", "drift_reference", "drift_current", "params:drift_monitoring"],
                  "drift_report_html", name="render_drift_report"),
