@@ -33,9 +33,9 @@ def _row(dataset: str, method: str, labels: np.ndarray, truth: np.ndarray, secon
 
 
 def run_ours(df: pd.DataFrame, truth: np.ndarray, name: str, cache: str, text: bool) -> dict:
-    config = (engine.DedupeConfig(id_column="rec_id", text_column="full_text", cache_dir=cache, match_threshold=0.99)
+    config = (engine.DedupeConfig(id_column="rec_id", text_column="full_text", cache_dir=cache)
               if text else engine.DedupeConfig(id_column="rec_id", fields=FEBRL_FIELDS, blocking=FEBRL_BLOCKING,
-                                                cache_dir=cache, match_threshold=0.99))
+                                                cache_dir=cache))
     t0 = time.perf_counter()
     result = engine.run(df, config)
     seconds = time.perf_counter() - t0

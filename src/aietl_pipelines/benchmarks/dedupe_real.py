@@ -211,8 +211,10 @@ def load_organisations(n_orgs: int = 600, seed: int = 0) -> RealSet:
     data = data.iloc[rng.permutation(len(data))[:n_orgs]].reset_index(drop=True)
     rows = []
     for org_id, row in enumerate(data.itertuples(index=False)):
-        coinv = [f"{a} {b}" for a, b in zip(row.coinventor_name_first, row.coinventor_name_last, strict=False)]
-        classes = list(dict.fromkeys(row.cpc_subclass))
+        coinv = [f"{a} {b}" for a, b in zip(row.coinventor_name_first if row.coinventor_name_first is not None else [],
+                                            row.coinventor_name_last if row.coinventor_name_last is not None else [],
+                                            strict=False)]
+        classes = list(dict.fromkeys(row.cpc_subclass if row.cpc_subclass is not None else []))
         for copy in range(int(rng.integers(1, 5))):
             keep_c = [c for c in coinv if rng.random() < 0.7]
             keep_k = [c for c in classes if rng.random() < 0.8]

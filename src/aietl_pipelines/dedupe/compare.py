@@ -12,7 +12,7 @@ agreement, then weaker levels, and the last level = disagreement. Levels per kin
 | list (co-authors, classes, tags) | same set, >= 2 items in common, 1 in common, none |
 | date | exact, Levenshtein <= 1 (one typo), day and month swapped, else |
 | email | exact, same local part or Jaro-Winkler >= 0.9, else |
-| tokens (free text) | token-set ratio >= 0.95, >= 0.85, >= 0.70, else |
+| tokens (free text words) | information-weighted overlap (`idf_token_levels`): Jaccard >= 0.85, >= 0.7, >= 0.55, >= 0.4, contained >= 0.7, else |
 | numbers (free text, sets) | Jaccard = 1, >= 0.5, > 0, else |
 | cosine (embeddings) | >= 0.95, >= 0.90, >= 0.80, >= 0.70, else |
 | `<field>~tf` (term frequency of an exact agreement on a name, organisation, text or street field) | the agreed value is rare, middling, common (terciles of the value counts in this data); 0 when the pair does not agree exactly |
@@ -32,7 +32,7 @@ from rapidfuzz.distance import JaroWinkler, Levenshtein
 from rapidfuzz.fuzz import token_set_ratio
 
 N_LEVELS = {"name": 5, "text": 5, "street": 5, "state": 5, "id": 5, "phone": 5, "postcode": 5, "number": 5,
-            "date": 5, "email": 4, "tokens": 5, "numbers": 5, "cosine": 6, "organisation": 5, "list": 5, "tf": 4}
+            "date": 5, "email": 4, "tokens": 7, "numbers": 5, "cosine": 6, "organisation": 5, "list": 5, "tf": 4}
 #: Kinds whose exact agreements get a term-frequency companion comparison `<field>~tf`.
 TF_KINDS = ("name", "organisation", "text", "street")
 TF_SUFFIX = "~tf"
@@ -181,6 +181,36 @@ def tf_levels(bands: dict[object, int], exact: np.ndarray, left_values: Sequence
     return out
 
 
+def idf_token_levels(values: Sequence, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """Levels of free-text word sets by their information-weighted overlap: each word weighs log2(N / records
+    holding it) over this data, so a shared rare name counts for much, a shared "street" or "smith" for little.
+    J = shared / union weight, C = shared / smaller record's weight:
+    1 J >= 0.85; 2 J >= 0.7; 3 J >= 0.55; 4 J >= 0.4; 5 C >= 0.7 (one record's words mostly in the other); 6 else;
+    a character-level token-set ratio >= 95 lifts a pair to level 2 at least, >= 85 to 4, >= 70 to 5 (typos)."""
+    from collections import Counter
+
+    sets = [frozenset(str(v).split()) if v else None for v in values]
+    df = Counter(w for s in sets if s for w in s)
+    n = max(sum(1 for s in sets if s), 2)
+    idf = {w: float(np.log2(n / c)) + 1.0 for w, c in df.items()}
+    total = [sum(idf[w] for w in s) if s else 0.0 for s in sets]
+    out = np.zeros(len(left), dtype=np.int8)
+    for e, (i, j) in enumerate(zip(left.tolist(), right.tolist(), strict=True)):
+        a, b = sets[i], sets[j]
+        if not a or not b:
+            continue
+        shared = sum(idf[w] for w in a & b)
+        union = total[i] + total[j] - shared
+        jac, cont = shared / union, shared / min(total[i], total[j])
+        level = 1 if jac >= 0.85 else 2 if jac >= 0.7 else 3 if jac >= 0.55 else 4 if jac >= 0.4 else \
+            5 if cont >= 0.7 else 6
+        if level > 2:  # typos: a misspelt rare word is not shared, but the characters still are
+            ratio = token_set_ratio(values[i], values[j])
+            level = min(level, 2 if ratio >= 95 else 4 if ratio >= 85 else 5 if ratio >= 70 else 6)
+        out[e] = level
+    return out
+
+
 def compare_pairs(values: dict[str, list], kinds: dict[str, str], left: np.ndarray, right: np.ndarray,
                   cosines: np.ndarray | None = None) -> tuple[np.ndarray, list[str], list[int]]:
     """Level matrix (pairs x comparisons), comparison names and their level counts (incl. level 0).
@@ -193,7 +223,7 @@ def compare_pairs(values: dict[str, list], kinds: dict[str, str], left: np.ndarr
         if kind == "list":
             vals = [_set(v) if v is not None else None for v in vals]
         lv, rv = [vals[i] for i in left], [vals[j] for j in right]
-        level = compare_column(kind, lv, rv)
+        level = idf_token_levels(vals, left, right) if kind == "tokens" else compare_column(kind, lv, rv)
         columns.append(level)
         names.append(field)
         sizes.append(N_LEVELS[kind])

@@ -170,6 +170,17 @@ def estimate_prior(sessions: list[tuple[list[int], float]], m: list[np.ndarray],
     return float(np.clip(np.median(values), 1e-9, 0.5)) if values else 1e-4
 
 
+def _session_rules(levels: np.ndarray, exact: list[list[int]], declared: list[list[int]], per_field: list[list[int]],
+                   min_pairs: int) -> list[list[int]]:
+    """The declared rules that select enough pairs; when none does (free text without e-mails, phones or dates),
+    one rule per field."""
+    def size(rule: list[int]) -> int:
+        return int(np.all([np.isin(levels[:, k], exact[k]) for k in rule], axis=0).sum()) if len(levels) else 0
+
+    usable = [r for r in declared if size(r) >= min_pairs]
+    return usable or per_field
+
+
 def fit_model(levels: np.ndarray, random_levels: np.ndarray, names: list[str], sizes: list[int],
               iterations: int = 25, min_session_pairs: int = 10, exact: list[list[int]] | None = None,
               sessions: list[list[int]] | None = None) -> FellegiSunterModel:
@@ -182,10 +193,10 @@ def fit_model(levels: np.ndarray, random_levels: np.ndarray, names: list[str], s
     exact = exact or [[1] for _ in sizes]
     n_comp = len(sizes)
     companions = {k: [j for j in range(n_comp) if names[j] == names[k] + "~tf"] for k in range(n_comp)}
-    rules = [list(r) for r in sessions or [] if r] or [[k] for k in range(n_comp) if not names[k].endswith("~tf")]
+    per_field = [[k] for k in range(n_comp) if not names[k].endswith("~tf")]
     estimates: list[list[np.ndarray]] = [[] for _ in sizes]
-    found = []
-    for fixed in rules:
+    found: list[tuple[list[int], float]] = []
+    for fixed in _session_rules(levels, exact, [list(r) for r in sessions or [] if r], per_field, min_session_pairs):
         session = np.all([np.isin(levels[:, k], exact[k]) for k in fixed], axis=0) if len(levels) else np.zeros(0, bool)
         left_out = set(fixed) | {j for k in fixed for j in companions[k]}
         active = [j for j in range(n_comp) if j not in left_out]
