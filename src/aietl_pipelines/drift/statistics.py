@@ -357,7 +357,7 @@ def input_warnings(
         try:
             ref_rows = pd.util.hash_pandas_object(reference[common], index=False).to_numpy()
             cur_rows = pd.util.hash_pandas_object(current[common], index=False).to_numpy()
-        except TypeError:  # unhashable cells (lists, dicts): no subset check
+        except (TypeError, ValueError):  # unhashable cells (lists, dicts) or undecodable bytes: no subset check
             ref_rows = cur_rows = None
         # only meaningful when the reference rows are mostly distinct (not a few categorical combinations)
         if ref_rows is not None and len(np.unique(ref_rows)) > n_ref / 2 and np.isin(cur_rows, ref_rows).all():

@@ -231,13 +231,17 @@ def _read_source(path: Path, names: Sequence[str]) -> pd.DataFrame:
     """The needed columns of an offline source; the join key comes back categorical (parquet's dictionary)."""
     import pyarrow.parquet as pq
 
-    available = set(pq.read_schema(path).names)
-    wanted = [defs.JOIN_KEY, "event_timestamp", *(["created_timestamp"] if "created_timestamp" in available else []),
-              *names]
-    missing = [c for c in wanted if c not in available]
-    if missing:
-        raise AietlInputError(f"The offline source {path} lacks columns {missing}.")
-    return pq.read_table(path, columns=wanted, read_dictionary=[defs.JOIN_KEY]).to_pandas()
+    # one open file for schema and rows: by path, pyarrow stats the file and opens it again, and a push that
+    # replaces it in between gives "Page was smaller than expected" (found by tests/faults)
+    with open(path, "rb") as handle:
+        parquet = pq.ParquetFile(handle, read_dictionary=[defs.JOIN_KEY])
+        available = set(parquet.schema_arrow.names)
+        wanted = [defs.JOIN_KEY, "event_timestamp",
+                  *(["created_timestamp"] if "created_timestamp" in available else []), *names]
+        missing = [c for c in wanted if c not in available]
+        if missing:
+            raise AietlInputError(f"The offline source {path} lacks columns {missing}.")
+        return parquet.read(columns=wanted).to_pandas()
 
 
 def _aware(value: datetime, name: str) -> datetime:
