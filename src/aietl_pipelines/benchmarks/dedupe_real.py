@@ -272,11 +272,8 @@ def run_ours(data: RealSet, cache: str, text: bool) -> dict:
     from aietl_pipelines.dedupe import engine
 
     records = data.records
-    from aietl_pipelines.dedupe.normalize import NORMALIZERS
-
-    known = {c: (k if k in NORMALIZERS else "text") for c, k in data.fields.items()}  # before the new kinds existed
     config = (engine.DedupeConfig(id_column="record_id", text_column="full_text", cache_dir=cache) if text else
-              engine.DedupeConfig(id_column="record_id", fields=known, blocking=data.blocking,
+              engine.DedupeConfig(id_column="record_id", fields=dict(data.fields), blocking=data.blocking,
                                   cache_dir=cache))
     truth = records["true_cluster_id"].to_numpy()
     t0 = time.perf_counter()
