@@ -150,3 +150,38 @@ def test_openapi_documents_the_error_format_for_every_operation(api_env):
                 ref = operation["responses"][status]["content"]["application/json"]["schema"]["$ref"]
                 assert ref.endswith("/ErrorBody"), (method, path, status)
     assert "without a zone it is UTC" in str(schema["components"]["schemas"]["EntityDf"])
+
+
+def test_settings_from_the_environment(monkeypatch):
+    from aietl_pipelines.api.config import ApiSettings
+    from aietl_pipelines.errors import AietlInputError
+
+    monkeypatch.setenv("AIETL_API_KEYS", " a, b ,")
+    monkeypatch.setenv("AIETL_API_WARMUP", "features,model")
+    monkeypatch.setenv("AIETL_DATA_ROOTS", "s3://bucket/prefix, /srv/data")
+    settings = ApiSettings.from_env()
+    assert settings.full_keys == ("a", "b") and settings.warm_up == ("features", "model")
+    assert settings.data_roots == ("s3://bucket/prefix", "/srv/data")
+    for name, value in (("AIETL_API_WARMUP", "everything"), ("AIETL_API_AUTH", "off"),
+                        ("AIETL_API_MAX_BODY_BYTES", "lots")):
+        monkeypatch.setenv(name, value)
+        with pytest.raises(AietlInputError, match=name):
+            ApiSettings.from_env()
+        monkeypatch.delenv(name)
+
+
+def test_drift_reports_and_history_are_kept_under_the_retention_policy(tmp_path):
+    import pandas as pd
+
+    from aietl_pipelines.services import get_drift_monitoring_service
+
+    service = get_drift_monitoring_service(report_dir=tmp_path / "reports", history_path=tmp_path / "h.jsonl",
+                                           max_reports=2, max_history=3)
+    rng = np.random.default_rng(1)
+    for shift in range(5):  # distinct data each time: each run is a new history window
+        ref = pd.DataFrame({"x": rng.normal(0, 1, 200)})
+        cur = pd.DataFrame({"x": rng.normal(shift, 1, 200)})
+        report = service.detect_data_drift_sync(ref, cur, save_report=True)
+    reports = sorted((tmp_path / "reports").glob("*.html"))
+    assert len(reports) == 2 and str(reports[-1]) == report["report_path"]  # the newest is kept
+    assert len(service.history.load()) == 3

@@ -66,7 +66,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     if not settings.auth_required:
         logger.warning("AIETL_API_AUTH=disabled: the API is open to anyone who can reach it.")
     if settings.warm_up:  # build the services and load the model in the background; /health answers at once
-        threading.Thread(target=app.state.services.warm_up, name="aietl-api-warm-up", daemon=True).start()
+        threading.Thread(target=app.state.services.warm_up, args=(settings.warm_up,), name="aietl-api-warm-up",
+                         daemon=True).start()
     yield
 
 

@@ -13,7 +13,7 @@
 | ``AIETL_DATA_ROOTS`` | where ``*_data_path`` may point: local folders and ``s3://bucket/prefix`` | ``<project>/data`` |
 | ``AIETL_VECTOR_PROVIDER`` | vector store when a request names none | ``qdrant`` |
 | ``AIETL_VECTOR_PATH`` | folder of the embedded Qdrant (Edge) collections; unset = a temporary folder | unset |
-| ``AIETL_API_WARMUP`` | ``0``: do not build the services and load the model at start-up | ``1`` |
+| ``AIETL_API_WARMUP`` | what to build at start-up: ``1`` (all), ``0`` (nothing) or some of ``features,drift,vector,model`` | ``1`` |
 
 Text and row limits are also part of the request models (and so of the OpenAPI schema), so they are read at
 import time.
@@ -43,6 +43,23 @@ def _int_env(name: str, default: int) -> int:
     return value
 
 
+WARM_UP_PARTS = ("features", "drift", "vector", "model")
+
+
+def _warm_up_parts(raw: str) -> tuple[str, ...]:
+    value = raw.strip().lower()
+    if value in ("", "1", "all", "true", "yes"):
+        return WARM_UP_PARTS
+    if value in ("0", "none", "false", "no"):
+        return ()
+    parts = tuple(p.strip() for p in value.split(",") if p.strip())
+    unknown = sorted(set(parts) - set(WARM_UP_PARTS))
+    if unknown:
+        raise AietlInputError(f"AIETL_API_WARMUP={raw!r}: unknown part(s) {unknown}; use 1, 0 or a comma-separated "
+                              f"list of {', '.join(WARM_UP_PARTS)}.")
+    return parts
+
+
 def _keys(name: str) -> tuple[str, ...]:
     return tuple(k.strip() for k in os.environ.get(name, "").split(",") if k.strip())
 
@@ -69,7 +86,7 @@ class ApiSettings:
     data_roots: tuple[str, ...] = field(default_factory=tuple)
     vector_provider: str = "qdrant"
     vector_path: str | None = None
-    warm_up: bool = True
+    warm_up: tuple[str, ...] = ("features", "drift", "vector", "model")
 
     @classmethod
     def from_env(cls) -> ApiSettings:
@@ -88,5 +105,5 @@ class ApiSettings:
             data_roots=roots or (str(project_path("data")),),
             vector_provider=os.environ.get("AIETL_VECTOR_PROVIDER", "qdrant").strip() or "qdrant",
             vector_path=os.environ.get("AIETL_VECTOR_PATH") or None,
-            warm_up=os.environ.get("AIETL_API_WARMUP", "1").strip() != "0",
+            warm_up=_warm_up_parts(os.environ.get("AIETL_API_WARMUP", "1")),
         )

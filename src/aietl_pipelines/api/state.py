@@ -61,11 +61,11 @@ class ServiceRegistry:
         options = {"path": self.settings.vector_path} if self.settings.vector_path and name == "qdrant" else {}
         return self._get(("vector", name), lambda: get_vector_search_service(name, **options))
 
-    def warm_up(self) -> None:
+    def warm_up(self, parts: tuple[str, ...] = ("features", "drift", "vector", "model")) -> None:
         """Build the services and load the embedding model now, so the first requests do not wait for it
         (run in a background thread by the app's lifespan; failures are logged, requests then report them)."""
-        for name, step in (("features", self.features), ("drift", self.drift), ("vector search", self.vector),
-                           ("embedding model", _load_query_model)):
+        steps = {"features": self.features, "drift": self.drift, "vector": self.vector, "model": _load_query_model}
+        for name, step in ((n, steps[n]) for n in parts if n in steps):
             try:
                 step()
             except Exception as exc:  # noqa: BLE001 - a missing repo or server must not stop the API

@@ -93,20 +93,23 @@ def prepare_features(root: Path) -> None:
     print(f"features: {done['entities']} pipelines materialized", flush=True)
 
 
-def prepare_collection(root: Path) -> None:
-    """N_RECORDS customer records (full_text) in the Qdrant Edge store at root/edge (skipped when present)."""
+def prepare_collection(root: Path, n_records: int = N_RECORDS) -> Path:
+    """`n_records` customer records (full_text) in a Qdrant Edge store at root/edge_<n> (skipped when present);
+    returns the store's folder. The records are the first `n_records` of one fixed 100K sample, so a smaller
+    collection is a prefix of the larger one and reuses its cached embeddings."""
     from aietl_pipelines.datagen.customers import generate_customers
     from aietl_pipelines.services.vector_search import VectorSearchService
 
-    marker = root / "edge" / f"{COLLECTION}.{N_RECORDS}.done"
+    edge = root / f"edge_{n_records}"
+    marker = edge / f"{COLLECTION}.done"
     if marker.exists():
-        return
+        return edge
     records = generate_customers(n_entities=int(N_RECORDS / 1.9) + 1000, seed=7)
     records = records.sample(frac=1.0, random_state=7).reset_index(drop=True)
-    base, queries = records.iloc[:N_RECORDS], records.iloc[N_RECORDS:N_RECORDS + N_QUERIES]
+    base, queries = records.iloc[:n_records], records.iloc[N_RECORDS:N_RECORDS + N_QUERIES]
     queries[["full_text"]].to_parquet(root / "queries.parquet", index=False)
     service = VectorSearchService("qdrant", cache_dir=str(project_path("data/02_intermediate/embedding_cache")),
-                                  path=str(root / "edge"))
+                                  path=str(edge))
     service.create_collection_sync(COLLECTION, recreate=True)
     t0 = time.perf_counter()
     for start in range(0, len(base), 2_000):  # progress is kept in the embedding cache chunk by chunk
@@ -117,9 +120,25 @@ def prepare_collection(root: Path) -> None:
               flush=True)
     service.store.optimize(COLLECTION)
     marker.write_text(str(service.store.count(COLLECTION)))
+    return edge
 
 
 # --- one load run ----------------------------------------------------------------------------------------
+def _tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and its children (uvicorn's workers), from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(entry.name) == pid or int(fields[1]) == pid:  # fields[1] = ppid
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return total
+
 def _lua(bodies: list[dict]) -> str:
     items = ",\n".join(f"  [==[{json.dumps(b)}]==]" for b in bodies)
     return LUA % {"key": KEY, "bodies": items}
@@ -142,7 +161,7 @@ def _wait(base: str, proc: subprocess.Popen, timeout: float = 600) -> None:
 
 
 def run_scenario(name: str, path: str, bodies: list[dict], env: dict[str, str], workers: int, seconds: int,
-                 warmup: int) -> dict:
+                 warmup: int, settle: float = 10.0) -> dict:
     """Start uvicorn, warm it up, run wrk; returns one result row."""
     import httpx
 
@@ -158,10 +177,13 @@ def run_scenario(name: str, path: str, bodies: list[dict], env: dict[str, str], 
                 response = client.post(path, json=body)
                 if response.status_code != 200:
                     raise SystemExit(f"warm-up {path}: {response.status_code} {response.text[:300]}")
+        time.sleep(settle)  # every worker has finished its start-up warm-up (a loaded machine is slow)
         with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
             script.write(_lua(bodies))
+        cpu_before = _tree_cpu_seconds(proc.pid)
         out = subprocess.run(["wrk", "-t1", "-c10", f"-d{seconds}s", "--timeout", "5s", "-s", script.name,
                               base + path], capture_output=True, text=True, timeout=seconds + 60)
+        cpu_seconds = _tree_cpu_seconds(proc.pid) - cpu_before
         os.unlink(script.name)
     finally:
         proc.terminate()
@@ -173,10 +195,14 @@ def run_scenario(name: str, path: str, bodies: list[dict], env: dict[str, str], 
     if not match:
         raise SystemExit(f"wrk gave no result: {out.stdout}\n{out.stderr}")
     values = {k: int(v) for k, v in (kv.split("=") for kv in match.group(1).split())}
-    errors = sum(values[k] for k in ("status_errors", "connect", "read", "write", "timeout"))
+    socket_errors = sum(values[k] for k in ("connect", "read", "write", "timeout"))
     return {"scenario": name, "uvicorn workers": workers, "requests": values["requests"],
             "req/s": values["requests"] / (values["duration_us"] / 1e6), "p50 ms": values["p50_us"] / 1000,
-            "p95 ms": values["p95_us"] / 1000, "p99 ms": values["p99_us"] / 1000, "errors": errors}
+            "p95 ms": values["p95_us"] / 1000, "p99 ms": values["p99_us"] / 1000,
+            "errors": values["status_errors"] + socket_errors, "non-2xx": values["status_errors"],
+            "timeouts (5 s)": values["timeout"], "other socket errors": socket_errors - values["timeout"],
+            "server CPU ms/request": cpu_seconds * 1000 / max(values["requests"], 1),
+            "req/s if 2 idle cores (est.)": 2.0 / (cpu_seconds / max(values["requests"], 1)) if cpu_seconds else None}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -187,11 +213,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--note", default="", help="free text recorded with the table (e.g. machine load)")
     parser.add_argument("--no-report", action="store_true")
     parser.add_argument("--prepare", action="store_true", help="only build the feature repo and the collection")
+    parser.add_argument("--records", type=int, default=N_RECORDS,
+                        help="records in the duplicates collection (the target is stated for 100K)")
     args = parser.parse_args(argv)
     if args.prepare:
         WORK.mkdir(parents=True, exist_ok=True)
-        prepare_features(WORK)
-        prepare_collection(WORK)
+        if args.only in (None, "online"):
+            prepare_features(WORK)
+        if args.only in (None, "duplicates"):
+            prepare_collection(WORK, args.records)
         return
     if not shutil.which("wrk"):
         raise SystemExit("wrk is not installed: `apt-get install -y wrk` (make setup-system does it as root)")
@@ -199,12 +229,13 @@ def main(argv: list[str] | None = None) -> None:
     rng = random.Random(7)
     common = {"AIETL_API_KEYS": KEY, "AIETL_API_AUTH": "required", "AIETL_PROJECT_ROOT": str(project_path())}
     # the stores are opened by a separate process, closed before the servers open them
-    subprocess.run([sys.executable, "-m", "aietl_pipelines.benchmarks.api_load", "--prepare"], check=True)
+    subprocess.run([sys.executable, "-m", "aietl_pipelines.benchmarks.api_load", "--prepare",
+                    "--records", str(args.records), *(["--only", args.only] if args.only else [])], check=True)
     rows = []
     if args.only in (None, "online"):
         ids = [f"pipeline_{i:03d}" for i in range(1, N_PIPELINES + 1)]
         bodies = [{"features": FEATURES, "entity_rows": [{"pipeline_id": rng.choice(ids)}]} for _ in range(500)]
-        env = {**common, "AIETL_API_WARMUP": "0",  # no model loading in the background during the run
+        env = {**common, "AIETL_API_WARMUP": "features",  # each worker builds its store; no model loading
                "AIETL_FEAST_REPO": str(WORK / "feast_repo"),
                "AIETL_FEATURES_PATH": str(WORK / "data" / "pipeline_features.parquet")}
         for workers in args.workers:
@@ -214,8 +245,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.only in (None, "duplicates"):
         queries = pd.read_parquet(WORK / "queries.parquet")["full_text"].tolist()
         bodies = [{"collection_name": COLLECTION, "text": q, "threshold": 0.9} for q in queries]
-        env = {**common, "AIETL_API_WARMUP": "1", "AIETL_VECTOR_PATH": str(WORK / "edge")}
-        rows.append(run_scenario(f"POST /api/v1/vector-search/duplicates ({N_RECORDS:,} records)",
+        env = {**common, "AIETL_API_WARMUP": "1", "AIETL_VECTOR_PATH": str(WORK / f"edge_{args.records}")}
+        rows.append(run_scenario(f"POST /api/v1/vector-search/duplicates ({args.records:,} records)",
                                  "/api/v1/vector-search/duplicates", bodies, env, 1, args.seconds, warmup=10))
         print(rows[-1], flush=True)
     table = pd.DataFrame(rows)
