@@ -53,3 +53,14 @@ def test_event_rules_and_kafka_without_aiokafka():
     except ImportError:
         with pytest.raises(AietlInputError, match="aiokafka"):
             asyncio.run(first())
+
+
+def test_bad_event_values_are_skipped_in_one_line():
+    good = {"pipeline_id": "p", "timestamp": "2026-01-01T00:00:00Z", "cpu_usage": 1, "memory_usage": 1}
+    for bad in ({"anomaly_detected": 0.7}, {"anomaly_detected": "yes"}, {"cpu_usage": float("inf")},
+                {"pipeline_id": None}, {"pipeline_id": ""}):
+        with pytest.raises(AietlInputError) as info:
+            event_to_row({**good, **bad})
+        assert "\n" not in str(info.value)
+    assert event_to_row({**good, "anomaly_detected": True})["anomaly_detected"] == 1
+

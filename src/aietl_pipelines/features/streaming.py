@@ -10,6 +10,7 @@ pushed half-way.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from typing import Any
 
@@ -24,7 +25,10 @@ logger = logging.getLogger(__name__)
 def event_to_row(event: Mapping[str, Any], cpu_alert: float = 90.0) -> dict[str, Any]:
     """One push-source row from an event; raises AietlInputError naming what is missing."""
     try:
-        pipeline_id = str(event["pipeline_id"])
+        pipeline_id = event["pipeline_id"]
+        if pipeline_id is None or not str(pipeline_id).strip():
+            raise KeyError("pipeline_id")
+        pipeline_id = str(pipeline_id)
         raw_ts = event.get("event_timestamp", event.get("timestamp"))
         if raw_ts is None:
             raise KeyError("timestamp")
@@ -37,9 +41,13 @@ def event_to_row(event: Mapping[str, Any], cpu_alert: float = 90.0) -> dict[str,
         raise AietlInputError(f"event {dict(event)!r} is missing or has a bad field ({exc}); expected pipeline_id, "
                               "timestamp, cpu_usage, memory_usage") from None
     anomaly = event.get("anomaly_detected")
+    if anomaly is not None and (isinstance(anomaly, str) or anomaly not in (0, 1)):  # True/False are 1/0
+        raise AietlInputError(f"event {dict(event)!r}: anomaly_detected must be 0 or 1 (or False/True), got {anomaly!r}")
+    if not (math.isfinite(cpu) and math.isfinite(memory)):
+        raise AietlInputError(f"event {dict(event)!r}: cpu_usage and memory_usage must be finite numbers")
     return {"pipeline_id": pipeline_id, "event_timestamp": ts.tz_convert("UTC"), "current_cpu_usage": cpu,
             "current_memory_usage": memory,
-            "anomaly_detected": int(bool(anomaly)) if anomaly is not None else int(cpu >= cpu_alert)}
+            "anomaly_detected": int(anomaly) if anomaly is not None else int(cpu >= cpu_alert)}
 
 
 class RealtimeFeatureConsumer:
