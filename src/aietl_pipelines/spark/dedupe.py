@@ -8,8 +8,8 @@ pandas step returns (same columns, dtypes and row order). Replaced:
   is not dropped but joined as a sorted neighbourhood (each row with the next `block_window - 1` in text
   order, as `candidates.blocking_pairs` does), the join salted by buckets of ranks so that one huge key is
   spread over many tasks. Vector candidates: the exact kNN of `candidates.knn_search`, queries split in blocks
-  over the executors in `mapInPandas`, the vectors broadcast. Above `knn_exact_max` records (where the pandas
-  path switches to its inverted-file index) the pandas partitioned kNN runs on the driver.
+  over the executors in `mapInPandas`, the vectors broadcast; above `knn_exact_max` records on the CPU, the
+  pandas path's inverted-file index (`partitioned_knn`) with its lists as Spark groups (`_ivf_neighbours`).
 - `compare` / `levels`: `scoring.pair_levels` (the existing comparison code) in `mapInPandas` over partitions
   of candidate pairs, the prepared records broadcast to the executors.
 - `cluster`: the match graph's connected components with `spark.graph.connected_components` (Large-Star /
@@ -147,6 +147,73 @@ def _knn_partitions(spark: Any, vectors: np.ndarray, k: int, config: DedupeConfi
     return starts.mapInPandas(search, "row long, neighbour long, cosine double")
 
 
+def _ivf_neighbours(spark: Any, vectors: np.ndarray, k: int, config: DedupeConfig) -> cand.Neighbours:
+    """`candidates.partitioned_knn` with its lists as Spark groups: the same k-means centroids (fitted on the
+    driver on a sample of 64 vectors per list), each vector assigned to its `knn_probes` nearest lists in
+    `mapInPandas`, then per list (`groupBy(list).applyInPandas`) every vector routed there meets the list's members
+    (those whose nearest list it is); the best k per vector over its lists, exact float32 cosines."""
+    import torch
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    n = len(vectors)
+    n_lists = max(1, n // config.knn_list_size)
+    probes = min(config.knn_probes, n_lists)
+    full = torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32))
+    low = cand.bf16_matmul_is_fast()  # the products in the pandas index's precision, so the same lists are met
+    with torch.inference_mode():
+        centroids = cand._spherical_kmeans(full, n_lists, 8, 0)
+    shared = spark.sparkContext.broadcast(centroids.numpy())
+
+    def as_torch(column: pd.Series) -> Any:
+        return torch.from_numpy(np.stack(column.to_numpy()).astype(np.float32))
+
+    def assign(batches: Any) -> Any:
+        c = torch.from_numpy(shared.value)
+        c = c.to(torch.bfloat16) if low else c
+        for b in batches:
+            v = as_torch(b["vector"])
+            with torch.inference_mode():
+                top = torch.topk((v.to(c.dtype) @ c.T), probes, dim=1).indices.numpy()
+            yield pd.DataFrame({"row": np.repeat(b["row"].to_numpy(np.int64), probes),
+                                "rank": np.tile(np.arange(probes), len(b)), "list": top.reshape(-1).astype(np.int64),
+                                "vector": np.repeat(b["vector"].to_numpy(), probes)})
+
+    def search(group: pd.DataFrame) -> pd.DataFrame:
+        members = group[group["rank"] == 0]
+        if len(members) == 0:
+            return pd.DataFrame({"row": [], "neighbour": [], "sim": [], "cosine": []})
+        q_full, b_full = as_torch(group["vector"]), as_torch(members["vector"])
+        q, b = (q_full.to(torch.bfloat16), b_full.to(torch.bfloat16)) if low else (q_full, b_full)
+        with torch.inference_mode():
+            sims = (q @ b.T).float()
+            own = np.flatnonzero(group["rank"].to_numpy() == 0)  # members meet their own list: never themselves
+            sims[torch.from_numpy(own), torch.arange(len(own))] = -2.0
+            kk = min(k, len(members))
+            top_sim, top_pos = torch.topk(sims, kk, dim=1)
+            exact = torch.einsum("bd,bkd->bk", q_full, b_full[top_pos])
+        rows = np.repeat(group["row"].to_numpy(np.int64), kk)
+        out = pd.DataFrame({"row": rows, "neighbour": members["row"].to_numpy(np.int64)[top_pos.numpy().reshape(-1)],
+                            "sim": top_sim.numpy().reshape(-1).astype(np.float64),
+                            "cosine": exact.numpy().reshape(-1).astype(np.float64)})
+        return out[out["sim"] > -1.5]
+
+    frame = pd.DataFrame({"row": np.arange(n, dtype=np.int64), "vector": list(np.asarray(vectors, np.float32))})
+    schema = "row long, rank int, list long, vector array<float>"
+    try:
+        routed = spark.createDataFrame(frame).mapInPandas(assign, schema)
+        found = routed.groupBy("list").applyInPandas(search, "row long, neighbour long, sim double, cosine double")
+        best = (found.withColumn("n", F.row_number().over(Window.partitionBy("row").orderBy(F.desc("sim"))))
+                .where(F.col("n") <= k).toPandas())
+    finally:
+        shared.unpersist()
+    indices, cosines = np.zeros((n, k), dtype=np.int64), np.full((n, k), -2.0, dtype=np.float32)
+    slot = best["n"].to_numpy() - 1
+    indices[best["row"].to_numpy(), slot] = best["neighbour"].to_numpy()
+    cosines[best["row"].to_numpy(), slot] = best["cosine"].to_numpy()  # fewer than k met: -2, never a pair
+    return cand.Neighbours(indices, cosines, np.zeros((0, 2), dtype=np.int64))
+
+
 def candidates_with_radius(prepared: pd.DataFrame, vectors: np.ndarray, config: DedupeConfig
                            ) -> tuple[pd.DataFrame, np.ndarray]:
     """Spark twin of `pairs.candidates_with_radius`: the same pairs frame and k-th neighbour cosines."""
@@ -173,9 +240,10 @@ def candidates_with_radius(prepared: pd.DataFrame, vectors: np.ndarray, config: 
             kth[radius["row"].to_numpy()] = radius["kth"].to_numpy(dtype=np.float64)
             found = found.unionByName(neighbours.where(F.col("cosine") >= config.knn_min_cosine).select(
                 F.least("row", "neighbour").alias("left"), F.greatest("row", "neighbour").alias("right")))
-        else:  # the pandas inverted-file index, on the driver (docs/spark.md)
-            near = cand.nearest_neighbours(vectors, k, method, config.knn_exact_max, config.knn_precision,
-                                           config.device, config.knn_list_size, config.knn_probes)
+        else:
+            if method not in ("auto", "partitioned"):
+                cand.nearest_neighbours(vectors[:2], 1, method)  # the pandas path's error for a bad knn_method
+            near = _ivf_neighbours(spark, vectors, k, config)
             kth = near.cosines.min(axis=1).astype(np.float64)
             extra.append(cand.neighbour_pairs(near, config.knn_min_cosine)[0])
     collected = found.distinct().toPandas()
