@@ -9,7 +9,8 @@
    HNSW index built on the same vectors and queried once per vector; against the partitioned (inverted-file)
    search `partitioned_knn` at three settings: share of the exact top-10 and of the pairs above the 0.6 cut kept.
 
-`python -m aietl_pipelines.benchmarks.dedupe_components [--points 100000]`.
+`python -m aietl_pipelines.benchmarks.dedupe_components [--points 100000]`; `--knn-sizes 100000,300000,1000000`
+measures only the kNN stage at growing N (docs/benchmarks/dedupe_knn_scaling.md).
 """
 
 from __future__ import annotations
@@ -148,11 +149,57 @@ def knn_rows(n: int, k: int = 10) -> list[dict]:
     return rows
 
 
+def knn_scaling_rows(sizes: list[int], k: int = 10) -> list[dict]:
+    """The kNN stage alone at growing N: the partitioned search at every size, the exact bf16 search at the
+    smallest (its N^2 cost is then extrapolated), CPU seconds beside wall seconds (steadier on a shared machine),
+    recall against the exact search at the smallest size, and the fitted growth exponent."""
+    import resource
+
+    from aietl_pipelines.benchmarks.dedupe_scale import growth_exponent
+    from aietl_pipelines.dedupe.candidates import knn_search, partitioned_knn
+
+    def cpu() -> float:
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return usage.ru_utime + usage.ru_stime
+
+    rows, walls, cpus = [], [], []
+    for i, n in enumerate(sizes):
+        vectors = clustered_vectors(n)
+        t0, c0 = time.perf_counter(), cpu()
+        found = partitioned_knn(vectors, k)
+        walls.append(time.perf_counter() - t0)
+        cpus.append(cpu() - c0)
+        detail = f"CPU {cpus[-1]:.1f} s"
+        if i == 0:
+            t0, c0 = time.perf_counter(), cpu()
+            exact = knn_search(vectors, vectors, k, self_offset=0)
+            exact_wall, exact_cpu = time.perf_counter() - t0, cpu() - c0
+            top = np.mean([len(set(a) & set(b)) / k for a, b in zip(exact.indices, found.indices, strict=True)])
+            detail += f"; keeps {top:.3f} of the exact top-{k}, {_pair_recall(exact, found, 0.6):.4f} of the pairs >= 0.6"
+            rows.append({"measure": f"exact kNN (bf16 where native), {n:,} vectors", "value": exact_wall, "unit": "s",
+                         "detail": f"CPU {exact_cpu:.1f} s; N^2: {exact_wall * (sizes[-1] / n) ** 2:,.0f} s at "
+                                   f"{sizes[-1]:,} (extrapolated)"})
+        rows.append({"measure": f"partitioned kNN (default: lists of 1,000, 8 probes), {n:,} vectors", "value": walls[-1],
+                     "unit": "s", "detail": detail})
+        print(pd.DataFrame(rows).to_string(index=False), flush=True)
+    rows.append({"measure": "partitioned kNN: growth exponent b (time ~ N^b)", "value": growth_exponent(sizes, walls),
+                 "unit": "", "detail": f"on CPU time: {growth_exponent(sizes, cpus):.2f}"})
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--points", type=int, default=100_000, help="vectors for the kNN comparison")
     parser.add_argument("--records", type=int, default=2_000, help="customer records for the throughput test")
+    parser.add_argument("--knn-sizes", help="only the kNN stage at these sizes, e.g. 100000,300000,1000000")
     args = parser.parse_args()
+    if args.knn_sizes:
+        sizes = [int(x) for x in args.knn_sizes.split(",")]
+        write_report("dedupe_knn_scaling", f"python -m aietl_pipelines.benchmarks.dedupe_components --knn-sizes "
+                     f"{args.knn_sizes}", pd.DataFrame(knn_scaling_rows(sizes)),
+                     "Synthetic clustered unit vectors (dim 384, clusters of about five), so that no embedding is "
+                     "needed; wall and CPU time of this process.")
+        return
     rows = []
     for part in (lambda: embedding_rows(args.records), query_rows, lambda: knn_rows(args.points)):
         rows.extend(part())

@@ -176,34 +176,43 @@ def partitioned_knn(vectors: np.ndarray, k: int, list_size: int = 1000, probes: 
         nearest = torch.empty((n, probes), dtype=torch.int64)
         for start in range(0, n, block):  # each vector's `probes` nearest lists, a block of vectors at a time
             nearest[start:start + block] = torch.topk(low[start:start + block] @ centroids.T, probes, dim=1).indices
-        members_order = torch.argsort(nearest[:, 0], stable=True)
-        members_bounds = torch.searchsorted(nearest[members_order, 0], torch.arange(n_lists + 1)).tolist()
+        # work in list order: each list's members are one contiguous slice (no gathers in the loop)
+        perm = torch.argsort(nearest[:, 0], stable=True)
+        nearest, by_list = nearest[perm], low[perm]
+        bounds = torch.searchsorted(nearest[:, 0].contiguous(), torch.arange(n_lists + 1)).tolist()
         best_sim = torch.full((n, k), -3.0)
         best_idx = torch.zeros((n, k), dtype=torch.int64)
         for rank in range(probes):  # pass r: every vector meets the members of its r-th nearest list
-            order = members_order if rank == 0 else torch.argsort(nearest[:, rank], stable=True)
-            bounds = (members_bounds if rank == 0
-                      else torch.searchsorted(nearest[order, rank], torch.arange(n_lists + 1)).tolist())
+            order = torch.argsort(nearest[:, rank], stable=True) if rank else None
+            queries = by_list[order] if rank else by_list
+            q_bounds = (torch.searchsorted(nearest[order, rank].contiguous(), torch.arange(n_lists + 1)).tolist()
+                        if rank else bounds)
             found_sim = torch.full((n, k), -3.0)
             found_idx = torch.zeros((n, k), dtype=torch.int64)
             for lst in range(n_lists):
-                members = members_order[members_bounds[lst]:members_bounds[lst + 1]]
-                queries = order[bounds[lst]:bounds[lst + 1]]  # in pass 0, the members themselves
-                if len(members) < 1 + (rank == 0) or len(queries) == 0:
+                lo, hi, q_lo, q_hi = bounds[lst], bounds[lst + 1], q_bounds[lst], q_bounds[lst + 1]
+                kk = min(k, hi - lo - (rank == 0))
+                if kk <= 0 or q_hi == q_lo:
                     continue
-                base = low[members]
-                kk = min(k, len(members) - (rank == 0))
-                for qs in range(0, len(queries), block):
-                    rows = queries[qs:qs + block]
-                    sims = (low[rows] @ base.T).float()
+                base = by_list[lo:hi]
+                for qs in range(q_lo, q_hi, block):
+                    qe = min(qs + block, q_hi)
+                    sims = (queries[qs:qe] @ base.T).float()
                     if rank == 0:  # the queries are the members: never its own neighbour
-                        sims[torch.arange(len(rows)), torch.arange(qs, qs + len(rows))] = -2.0
+                        pos = torch.arange(qe - qs)
+                        sims[pos, pos + (qs - lo)] = -2.0
                     top_sim, top_pos = torch.topk(sims, kk, dim=1)
-                    found_sim[rows, :kk] = top_sim
-                    found_idx[rows, :kk] = members[top_pos]
+                    found_sim[qs:qe, :kk] = top_sim
+                    found_idx[qs:qe, :kk] = top_pos + lo
+            if rank:  # back from this pass's query order to list order
+                found_sim[order], found_idx[order] = found_sim.clone(), found_idx.clone()
             keep_sim, keep = torch.topk(torch.cat([best_sim, found_sim], dim=1), k, dim=1)
             best_idx = torch.gather(torch.cat([best_idx, found_idx], dim=1), 1, keep)
             best_sim = keep_sim
+        # back to the caller's row order and row numbers
+        out_idx, out_sim = torch.empty_like(best_idx), torch.empty_like(best_sim)
+        out_idx[perm], out_sim[perm] = perm[best_idx], best_sim
+        best_idx, best_sim = out_idx, out_sim
         cosines = torch.empty((n, k))
         for start in range(0, n, block):  # exact float32 cosines of what was kept
             stop = min(start + block, n)
