@@ -86,7 +86,16 @@ PANDAS = Steps(prepare=prepare.prepare_records, embed=prepare.embed, candidates=
                score=scoring.score, label=scoring.apply_labels,
                cluster=clustering.cluster)
 
-_ENGINES: dict[str, Steps | Callable[[], Steps]] = {"pandas": PANDAS}
+
+
+def _spark() -> Steps:
+    """The Spark engine's steps (`aietl_pipelines/spark/dedupe.py`), imported only when asked for."""
+    from aietl_pipelines.spark.dedupe import spark_steps
+
+    return spark_steps()
+
+
+_ENGINES: dict[str, Steps | Callable[[], Steps]] = {"pandas": PANDAS, "spark": _spark}
 
 
 def register_engine(name: str, steps: Steps | Callable[[], Steps]) -> None:
