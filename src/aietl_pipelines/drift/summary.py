@@ -29,8 +29,8 @@ def data_fingerprint(*frames: pd.DataFrame) -> str:
         digest.update(repr([str(c) for c in frame.columns]).encode())
         try:
             digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
-        except TypeError:  # unhashable cells: fall back on their text
-            digest.update(frame.astype(str).to_csv(index=False).encode())
+        except (TypeError, ValueError):  # unhashable cells or undecodable bytes: fall back on their text
+            digest.update(repr(frame.astype(object).to_numpy().tolist()).encode())
     return digest.hexdigest()[:16]
 
 
