@@ -268,19 +268,20 @@ def _row(dataset: str, method: str, labels: np.ndarray, truth: np.ndarray, secon
             "seconds": seconds, **(extra or {})}
 
 
-def run_ours(data: RealSet, cache: str, text: bool) -> dict:
+def run_ours(data: RealSet, cache: str, text: bool, embeddings: bool = True) -> dict:
     from aietl_pipelines.dedupe import engine
 
     records = data.records
-    config = (engine.DedupeConfig(id_column="record_id", text_column="full_text", cache_dir=cache) if text else
+    config = (engine.DedupeConfig(id_column="record_id", text_column="full_text", cache_dir=cache,
+                                  use_embeddings=embeddings) if text else
               engine.DedupeConfig(id_column="record_id", fields=dict(data.fields), blocking=data.blocking,
-                                  cache_dir=cache))
+                                  cache_dir=cache, use_embeddings=embeddings))
     truth = records["true_cluster_id"].to_numpy()
     t0 = time.perf_counter()
     result = engine.run(records, config)
     seconds = time.perf_counter() - t0
     q = candidate_quality(result.pairs["left"].to_numpy(), result.pairs["right"].to_numpy(), truth)
-    return _row(data.name, f"aietl {'free text' if text else 'structured'}", result.clusters["cluster_id"].to_numpy(),
+    return _row(data.name, f"aietl {'free text' if text else 'structured'}{'' if embeddings else ' (no embeddings)'}", result.clusters["cluster_id"].to_numpy(),
                 truth, seconds, {"pair_completeness": q["pair_completeness"]})
 
 
@@ -333,6 +334,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--only", choices=sorted(LOADERS), action="append", help="run only these sets")
     parser.add_argument("--no-splink", action="store_true")
     parser.add_argument("--no-recipe", action="store_true")
+    parser.add_argument("--no-embeddings", action="store_true",
+                        help="our runs without MiniLM (candidates from the blocking keys only): fast on a busy machine")
     args = parser.parse_args(argv)
     rows = []
     for key in args.only or list(LOADERS):
@@ -342,8 +345,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         print(f"{data.name}: {len(data.records)} records, {data.records['true_cluster_id'].nunique()} entities",
               flush=True)
         with tempfile.TemporaryDirectory() as cache:
-            rows.append(run_ours(data, cache, text=False))
-            rows.append(run_ours(data, cache + "/text", text=True))
+            rows.append(run_ours(data, cache, text=False, embeddings=not args.no_embeddings))
+            rows.append(run_ours(data, cache + "/text", text=True, embeddings=not args.no_embeddings))
             if not args.no_recipe:
                 rows.append(run_guide_recipe(data, "record_text", cache + "/recipe"))
                 rows.append(run_guide_recipe(data, "full_text", cache + "/recipe_text"))
@@ -352,7 +355,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         print(pd.DataFrame([r for r in rows if r["dataset"] == data.name]).to_string(index=False), flush=True)
     table = pd.DataFrame(rows)
     print(table.to_string(index=False))
-    if not args.only and not args.no_splink and not args.no_recipe:
+    if not args.only and not args.no_splink and not args.no_recipe and not args.no_embeddings:
         write_report("dedupe_real", "python -m aietl_pipelines.benchmarks.dedupe_real", table,
                      f"Peak RSS of the whole benchmark process: {peak_rss_mb():.0f} MB. Our times include embedding "
                      "the records from a cold cache.")
