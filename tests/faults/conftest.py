@@ -8,6 +8,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -15,6 +16,8 @@ import pytest
 
 #: Attempts per fault scenario; FAULT_ATTEMPTS=10 reproduces the counts in docs/operations.md.
 ATTEMPTS = int(os.environ.get("FAULT_ATTEMPTS", "1"))
+#: A forked worker still running after this long is killed (the test then fails instead of hanging).
+WORKER_TIMEOUT_S = float(os.environ.get("FAULT_WORKER_TIMEOUT", "600"))
 
 
 def free_port() -> int:
@@ -83,14 +86,22 @@ class Worker:
         self.process.start()
         os.close(write_fd)
         self.stdout = os.fdopen(read_fd, "r")
+        # a forked child that hangs (a lock held by another thread at fork time) is killed, never waited on forever
+        self._watchdog = threading.Timer(WORKER_TIMEOUT_S, self.kill)
+        self._watchdog.daemon = True
+        self._watchdog.start()
 
     def kill(self) -> None:
-        os.kill(self.process.pid, signal.SIGKILL)
+        try:
+            os.kill(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
     def wait(self) -> tuple[int, str]:
         """(exit code, remaining output)."""
         rest = self.stdout.read()
         self.process.join(60)
+        self._watchdog.cancel()
         self.stdout.close()
         return self.process.exitcode, rest
 
