@@ -22,16 +22,31 @@ def use_project_logging() -> None:
     warning (kedro-mlflow, omegaconf, tqdm, SQLAlchemy) that `kedro run` keeps out of its output. Called from
     settings.py, which `%load_ext kedro.ipython` imports first.
     """
-    if os.environ.get("KEDRO_LOGGING_CONFIG") or Path("conf/logging.yml").exists():
-        return
     root = Path(os.environ.get("AIETL_PROJECT_ROOT") or PROJECT_ROOT)
     path = root / "conf" / "logging.yml"
-    if not path.exists():
-        return
-    import yaml
-    from kedro.framework.project import LOGGING
+    if not (os.environ.get("KEDRO_LOGGING_CONFIG") or Path("conf/logging.yml").exists()) and path.exists():
+        import yaml
+        from kedro.framework.project import LOGGING
 
-    LOGGING.configure(yaml.safe_load(path.read_text(encoding="utf-8")))
+        LOGGING.configure(yaml.safe_load(path.read_text(encoding="utf-8")))
+    _use_ipython_tracebacks()
+
+
+def _use_ipython_tracebacks() -> None:
+    """In an IPython kernel, give tracebacks back to IPython.
+
+    Kedro's RichHandler (`rich_tracebacks: True`) installs rich's traceback display into IPython, which ignores
+    `_render_traceback_`: a notebook's "run this pipeline first" would show as a full rich traceback instead of one
+    line. IPython's own display honours it and shows every other error as usual.
+    """
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is not None:
+        for name in ("_showtraceback", "showtraceback", "showsyntaxerror"):  # rich's instance overrides
+            vars(shell).pop(name, None)
 
 
 class MissingPipelineOutput(AietlInputError):
