@@ -6,7 +6,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import aietl_pipelines.spark.dedupe  # noqa: F401  (registers `dedupe.engine: spark`)
 from aietl_pipelines.datagen.customers import generate_customers
 from aietl_pipelines.dedupe import engine
 from aietl_pipelines.dedupe.config import DedupeConfig, project_root

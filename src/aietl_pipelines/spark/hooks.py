@@ -25,4 +25,3 @@ class SparkHooks:
         from aietl_pipelines.spark.session import get_spark
 
         get_spark(settings)
-        import aietl_pipelines.spark.dedupe  # noqa: F401  (registers `dedupe.engine: spark`)
