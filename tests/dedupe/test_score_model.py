@@ -51,7 +51,7 @@ def test_u_comes_from_random_pairs_not_from_the_candidates():
 def test_weights_are_bounded_and_monotone():
     levels, _, random_levels = _synthetic()
     model = fit_model(levels, random_levels, ["a", "b", "c"], [5, 5, 5])
-    for w, u in zip(model.weights(), model.u, strict=True):
+    for w, _u in zip(model.weights(), model.u, strict=True):
         body = w[1:]
         assert np.all(np.diff(body) <= 1e-9), body  # a weaker level never weighs more
         assert np.all(body >= np.log2(M_FLOOR) - 1e-6)

@@ -176,7 +176,7 @@ def _org_variant(name: str, rng: np.random.Generator) -> str:
     """One source's way of writing an organisation name: legal form, case, punctuation, word order, a typo."""
     out = name
     lower = out.lower()
-    for key, forms in LEGAL_VARIANTS:
+    for _key, forms in LEGAL_VARIANTS:
         for form in sorted(forms, key=len, reverse=True):
             idx = lower.find(form.lower())
             if idx >= 0 and (idx + len(form) == len(lower) or not lower[idx + len(form)].isalpha()):
