@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from feast.infra.online_stores import sqlite as feast_sqlite
 from feast.infra.online_stores.redis import RedisOnlineStore, RedisOnlineStoreConfig
 from feast.infra.online_stores.sqlite import SqliteOnlineStore, SqliteOnlineStoreConfig
 from feast.infra.registry.file import FileRegistryStore
@@ -57,6 +59,13 @@ class ThreadLocalSqliteOnlineStore(SqliteOnlineStore):
             conn.execute("PRAGMA journal_mode=WAL")
             local.conn = conn
         return conn
+
+    def online_write_batch(self, *args: Any, **kwargs: Any) -> None:
+        # sqlite3 adapters are process-global: Feast registers datetime -> epoch seconds at import, but a module
+        # imported later can replace it (nbformat.sign registers datetime -> ISO text), and Feast's reader then
+        # fails on the ISO strings (int(b"2026-...")). Put Feast's adapter back before every write.
+        sqlite3.register_adapter(datetime, feast_sqlite.adapt_datetime_epoch)
+        return super().online_write_batch(*args, **kwargs)
 
     def teardown(self, config: Any, tables: Any, entities: Any) -> None:
         local = self.__dict__.pop("_aietl_local", None)
