@@ -45,7 +45,10 @@ def project():
     # ("Online migration expected to match one row"): create it before, as a first run would
     from mlflow.tracking import MlflowClient
 
-    MlflowClient(tracking_uri=f"sqlite:///{project}/mlflow.db").search_experiments()
+    client = MlflowClient(tracking_uri=f"sqlite:///{project}/mlflow.db")
+    # the experiment too: kedro-mlflow's hook creates it on a first run, and three first runs race on its name
+    if client.get_experiment_by_name("aietl_pipelines") is None:
+        client.create_experiment("aietl_pipelines")
     yield project, compute_pipeline_features(runs)
     shutil.rmtree(folder, ignore_errors=True)
 
