@@ -148,12 +148,20 @@ class VectorSearchService:
         return await asyncio.to_thread(self.batch_index_sync, collection_name, records, text_field, id_field)
 
     async def find_duplicates(self, collection_name, text, threshold=DEFAULT_MATCH_THRESHOLD, limit=10):
-        vector = await self._query_vector(collection_name, text)
+        vector = await self._query_vector_or_none(collection_name, text)
         return await asyncio.to_thread(self.find_duplicates_sync, collection_name, text, threshold, limit, vector)
 
     async def search(self, collection_name, query, filters=None, limit=10):
-        vector = await self._query_vector(collection_name, query)
+        vector = await self._query_vector_or_none(collection_name, query)
         return await asyncio.to_thread(self.search_sync, collection_name, query, filters, limit, vector)
+
+    async def _query_vector_or_none(self, collection_name: str, text: Any) -> np.ndarray | None:
+        """The batched query embedding, or None on bad input: the instrumented sync method then raises the
+        same error itself, so that it is counted (aietl_vector_search_errors_total{kind="bad_input"})."""
+        try:
+            return await self._query_vector(collection_name, text)
+        except AietlInputError:
+            return None
 
     async def _query_vector(self, collection_name: str, text: Any) -> np.ndarray:
         """The query's embedding, computed together with the other queries awaiting at the same moment."""
