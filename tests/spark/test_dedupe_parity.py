@@ -55,7 +55,11 @@ def test_spark_steps_equal_the_pandas_steps(spark, sample, monkeypatch):
     np.testing.assert_array_equal(s_levels, levels)
     np.testing.assert_array_equal(s_random, random_levels)
 
-    probability, _ = PANDAS.score(levels, random_levels, names, sizes, config)
+    probability, model = PANDAS.score(levels, random_levels, names, sizes, config)
+    s_probability, s_model = on_spark.score(levels, random_levels, names, sizes, config)  # EM on pattern counts
+    np.testing.assert_allclose(s_probability, probability, rtol=1e-9, atol=1e-12)
+    assert s_model.prior == pytest.approx(model.prior, rel=1e-9)
+    assert s_model.threshold == pytest.approx(model.threshold, rel=1e-9)
     clusters = PANDAS.cluster(prepared, pairs, probability, config)
     s_clusters = on_spark.cluster(prepared, pairs, probability, config)
     pd.testing.assert_frame_equal(s_clusters, clusters)

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from aietl_pipelines.dedupe import cluster as clustering
-from aietl_pipelines.dedupe import pairs, prepare, scoring
+from aietl_pipelines.dedupe import pairs, prepare, scoring, survivorship
 from aietl_pipelines.dedupe.config import DedupeConfig
 from aietl_pipelines.dedupe.score import FellegiSunterModel
 from aietl_pipelines.errors import AietlInputError
@@ -66,6 +66,11 @@ class Cluster(Protocol):
                  config: DedupeConfig) -> pd.DataFrame: ...
 
 
+class Golden(Protocol):
+    def __call__(self, records: pd.DataFrame, clusters: pd.Series, fields: list[str], id_column: str,
+                 rules: dict[str, Any]) -> pd.DataFrame: ...
+
+
 @dataclass(frozen=True)
 class Steps:
     """The implementation of each step for one engine."""
@@ -79,12 +84,13 @@ class Steps:
     score: Score
     label: ApplyLabels               # labelled mode: labelled pairs recalibrate the scores (no labels: unchanged)
     cluster: Cluster
+    golden: Golden                   # one golden record per cluster (survivorship rules)
 
 
 PANDAS = Steps(prepare=prepare.prepare_records, embed=prepare.embed, candidates=pairs.candidates_with_radius,
                new_candidates=pairs.new_record_candidates, compare=scoring.compare, levels=scoring.pair_levels,
                score=scoring.score, label=scoring.apply_labels,
-               cluster=clustering.cluster)
+               cluster=clustering.cluster, golden=survivorship.build_golden_records)
 
 
 

@@ -16,7 +16,14 @@ pandas step returns (same columns, dtypes and row order). Replaced:
   Small-Star); the weak-link splitting of components holding a pair scored below the threshold and the
   optional size cap stay on the driver (`dedupe/cluster.py`'s helpers), over the pairs of those components.
 
-Not replaced (the pandas steps): prepare, embed, new_candidates (incremental runs), score (EM), label.
+- `score`: EM on comparison-pattern counts (`spark/patterns.py`): the candidate levels grouped by pattern on
+  Spark, only the (pattern, count) rows on the driver, `score.fit_model`'s steps weighted by the counts; each
+  pair's probability from its levels with the fitted model (a given model, in incremental runs: as pandas).
+
+- `prepare`, `embed`, `golden`: `spark/dedupe_records.py` (normalisation in `mapInPandas`, embeddings of new
+  texts only with the cache as a parquet table, golden records per group of clusters).
+
+Not replaced (the pandas steps): new_candidates (incremental runs), label.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ from aietl_pipelines.dedupe import cluster as clustering
 from aietl_pipelines.dedupe import pairs as pairing
 from aietl_pipelines.dedupe import scoring
 from aietl_pipelines.dedupe.config import DedupeConfig
+from aietl_pipelines.dedupe.score import FellegiSunterModel
 from aietl_pipelines.dedupe.steps import PANDAS, Steps, register_engine
 
 logger = logging.getLogger(__name__)
@@ -300,6 +308,22 @@ def compare(prepared: pd.DataFrame, pairs: pd.DataFrame, vectors: np.ndarray, co
     return levels[: len(pairs)], levels[len(pairs):], names, sizes
 
 
+# ---------------------------------------------------------------------------------------------- EM
+
+def score(levels: np.ndarray, random_levels: np.ndarray, names: list[str], sizes: list[int], config: DedupeConfig,
+          model: FellegiSunterModel | None = None) -> tuple[np.ndarray, FellegiSunterModel]:
+    """Spark twin of `scoring.score`: the model fitted on the pattern counts grouped on Spark."""
+    from aietl_pipelines.spark.patterns import fit_patterns, pattern_counts
+
+    if model is None and len(levels):
+        rules = config.blocking if config.mode == "structured" else pairing.TEXT_BLOCKING  # as scoring.score
+        sessions = [[names.index(c) for c in r] for r in rules if r and all(c in names for c in r)]
+        patterns, counts = pattern_counts(_session(), levels)
+        model = fit_patterns(patterns, counts, random_levels, names, sizes, iterations=config.em_iterations,
+                             sessions=sessions)
+    return scoring.score(levels, random_levels, names, sizes, config, model)
+
+
 # ---------------------------------------------------------------------------------------------- clusters
 
 def match_components(n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
@@ -349,9 +373,12 @@ def cluster(prepared: pd.DataFrame, pairs: pd.DataFrame, probability: np.ndarray
 
 
 def spark_steps() -> Steps:
-    """The Spark engine's steps: the pandas ones with candidates, comparisons and clustering replaced."""
-    return dataclasses.replace(PANDAS, candidates=candidates_with_radius, compare=compare, levels=pair_levels,
-                               cluster=cluster)
+    """The Spark engine's steps: the pandas ones with all but incremental candidates and labels replaced."""
+    from aietl_pipelines.spark import dedupe_records as records
+
+    return dataclasses.replace(PANDAS, prepare=records.prepare_records, embed=records.embed,
+                               candidates=candidates_with_radius, compare=compare, levels=pair_levels,
+                               score=score, cluster=cluster, golden=records.golden_records)
 
 
 register_engine("spark", spark_steps)

@@ -18,7 +18,6 @@ from aietl_pipelines.dedupe.score import FellegiSunterModel
 from aietl_pipelines.dedupe.scoring import scored_pairs
 from aietl_pipelines.dedupe.state import DedupeState, build_state
 from aietl_pipelines.dedupe.steps import steps_for
-from aietl_pipelines.dedupe.survivorship import build_golden_records as golden
 
 
 def parse_dedupe_config(params: dict[str, Any]) -> DedupeConfig:
@@ -69,7 +68,7 @@ def build_golden_records(records: pd.DataFrame, clusters: pd.DataFrame, config: 
     keep = [c for c in records.columns if c in fields or c in (rules.get("recency_column"), rules.get("source_column"))]
     frame = records[[config.id_column, *[c for c in keep if c != config.id_column]]].reset_index(drop=True)
     frame[config.id_column] = frame[config.id_column].astype(str)
-    return golden(frame, clusters["cluster_id"], fields, config.id_column, rules)
+    return steps_for(config).golden(frame, clusters["cluster_id"], fields, config.id_column, rules)
 
 
 def evaluate_dedupe(records: pd.DataFrame, prepared: pd.DataFrame, pairs: pd.DataFrame, clusters: pd.DataFrame,

@@ -1,0 +1,195 @@
+"""`dedupe.engine: spark`: the record-wise dedupe steps on Spark (prepare, embed, golden records).
+
+- `prepare`: structured records normalised by `prepare.prepare_records` itself in `mapInPandas`, over slices of
+  the records (every structured step is row-local once the ids are checked unique, which is done first over
+  all records). Free text is prepared by the pandas step: it drops words found in more than 5% of ALL records
+  (`prepare._drop_boilerplate_words`), which needs the whole corpus.
+- `embed`: the content-hash cache is a parquet table (`<cache_dir>/spark_embeddings`, key = sha1 of the text
+  as `embeddings.text_key`, vector); the texts the pandas step would embed whose key is not in the table (a left
+  anti join) are embedded in `mapInPandas` (the model loaded once per Python worker: `embeddings.get_model` is
+  cached in the process and Spark reuses its workers) and appended to the table. The driver's content-hash
+  cache is then filled from the table and the pandas step assembles the vectors (per-field sums in
+  structured mode) without embedding anything: the same vectors as the in-process path.
+- `golden`: `survivorship.build_golden_records` per group of whole clusters (`groupBy(bucket of cluster)
+  .applyInPandas`): one pandas call per bucket of many clusters, not per cluster.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from aietl_pipelines.dedupe import prepare as preparing
+from aietl_pipelines.dedupe.config import DedupeConfig
+from aietl_pipelines.dedupe.survivorship import build_golden_records
+from aietl_pipelines.errors import AietlInputError
+
+#: Records normalised per Spark task.
+RECORDS_PER_TASK = 50_000
+#: Records per golden-record group (whole clusters, at least one per core).
+RECORDS_PER_GOLDEN_GROUP = 200_000
+#: New texts embedded per Spark task (few texts: one task, so one worker loads the model).
+TEXTS_PER_TASK = 20_000
+#: Folder of the embedding table inside `dedupe.cache_dir`.
+EMBEDDING_TABLE = "spark_embeddings"
+
+
+def _session() -> Any:
+    from aietl_pipelines.spark.session import get_spark
+
+    return get_spark()
+
+
+def prepare_records(records: pd.DataFrame, config: DedupeConfig) -> pd.DataFrame:
+    """Spark twin of `prepare.prepare_records` (structured mode; free text: the pandas step)."""
+    if config.mode != "structured" or not isinstance(records, pd.DataFrame) or len(records) < 2:
+        return preparing.prepare_records(records, config)
+    probe = preparing.prepare_records(records.iloc[:1], config)  # column checks, and the output columns
+    preparing.validate_ids(records, config)  # over ALL records: each slice alone cannot see a duplicate id
+    spark = _session()
+    shared = spark.sparkContext.broadcast(records)
+    columns = list(probe.columns)
+
+    def prepared_slices(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        every = shared.value
+        for batch in batches:
+            for start in batch["id"].tolist():
+                out = preparing.prepare_records(every.iloc[start:start + RECORDS_PER_TASK], config)
+                out.insert(0, "__row", np.arange(start, start + len(out), dtype=np.int64))
+                yield out
+
+    n = len(records)
+    starts = spark.range(0, n, RECORDS_PER_TASK, numPartitions=max(1, math.ceil(n / RECORDS_PER_TASK)))
+    schema = ", ".join(["`__row` long", *[f"`{c}` string" for c in columns]])
+    try:
+        found = starts.mapInPandas(prepared_slices, schema).toPandas()
+    finally:
+        shared.unpersist()
+    found = found.sort_values("__row", kind="stable").reset_index(drop=True)
+    if len(found) != n:
+        raise RuntimeError(f"spark prepare returned {len(found)} rows for {n} records")
+    return preparing.python_values(found[columns])
+
+
+def texts_to_embed(prepared: pd.DataFrame, config: DedupeConfig) -> list[str]:
+    """The distinct texts `prepare.embed` embeds: record texts (free text) or field values (structured)."""
+    if config.mode == "structured":
+        embedded = [c for c, kind in config.fields.items() if kind in config.embed_kinds] or list(config.fields)
+        values = pd.concat([prepared[c] for c in embedded], ignore_index=True)
+        values = values[values.notna()].astype(str)
+        values = values[values.str.strip() != ""]
+    else:
+        values = prepared["__text"].astype(str)
+    return list(dict.fromkeys(values.tolist()))
+
+
+def _read_table(spark: Any, table: str) -> Any:
+    """The embedding table, or None before its first write."""
+    from pyspark.errors import AnalysisException
+
+    if "://" not in table and not Path(table).exists():
+        return None
+    try:
+        return spark.read.parquet(table)
+    except AnalysisException as exc:  # a remote path not written yet
+        if "PATH_NOT_FOUND" in str(exc):
+            return None
+        raise
+
+
+def embed_new_texts(spark: Any, texts: list[str], table: str, device: str) -> int:
+    """Embed on the executors the texts whose content hash is not in the parquet `table`, append them to it, and
+    return how many were embedded."""
+    from pyspark import TaskContext
+
+    from aietl_pipelines.embeddings import text_key
+
+    wanted = spark.createDataFrame(pd.DataFrame({"key": [text_key(t) for t in texts], "text": texts}),
+                                   "key string, text string")
+    known = _read_table(spark, table)
+    if known is not None:
+        wanted = wanted.join(known.select("key"), "key", "left_anti")
+    new = wanted.localCheckpoint()
+    n_new = new.count()
+    if not n_new:
+        return 0
+
+    def encode(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        import torch
+
+        from aietl_pipelines.embeddings import embed_texts
+
+        context = TaskContext.get()
+        torch.set_num_threads(max(1, context.cpus() if context else 1))  # one task per core: no oversubscription
+        for batch in batches:
+            vectors = embed_texts(batch["text"].tolist(), cache_dir=None, device=device)
+            yield pd.DataFrame({"key": batch["key"], "vector": list(vectors)})
+
+    parts = math.ceil(n_new / TEXTS_PER_TASK)
+    (new.repartition(parts).mapInPandas(encode, "key string, vector array<float>")
+     .write.mode("append").parquet(table))
+    return n_new
+
+
+def embed(prepared: pd.DataFrame, config: DedupeConfig) -> np.ndarray:
+    """Spark twin of `prepare.embed`: only texts missing from the parquet cache table are embedded, on Spark."""
+    from aietl_pipelines.embeddings import EmbeddingCache, text_key
+
+    if not config.use_embeddings:
+        return preparing.embed(prepared, config)
+    spark = _session()
+    with tempfile.TemporaryDirectory(prefix="aietl-embed-") as scratch:
+        cache_dir = config.cache_dir or scratch  # no cache configured: one for this run only
+        table = str(Path(cache_dir) / EMBEDDING_TABLE) if "://" not in cache_dir else f"{cache_dir}/{EMBEDDING_TABLE}"
+        texts = texts_to_embed(prepared, config)
+        embed_new_texts(spark, texts, table, config.device)
+        keys = spark.createDataFrame(pd.DataFrame({"key": [text_key(t) for t in texts]}), "key string")
+        stored = _read_table(spark, table)
+        found = (stored.join(keys, "key").dropDuplicates(["key"]).toPandas() if stored is not None
+                 else pd.DataFrame({"key": [], "vector": []}))
+        if len(found) != len(texts):
+            raise AietlInputError(f"The embedding table {table} lacks {len(texts) - len(found)} of the texts just "
+                                  "embedded: another run may be rewriting it; run again.")
+        if len(found):
+            EmbeddingCache(cache_dir).put_many(found["key"].tolist(), np.stack(found["vector"].to_numpy()))
+        return preparing.embed(prepared, dataclasses.replace(config, cache_dir=cache_dir))
+
+
+def golden_records(records: pd.DataFrame, clusters: pd.Series, fields: list[str], id_column: str,
+                   rules: dict[str, Any]) -> pd.DataFrame:
+    """Spark twin of `survivorship.build_golden_records`: the same function over groups of whole clusters."""
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    frame = records.reset_index(drop=True)
+    if len(frame) < 2:
+        return build_golden_records(frame, clusters, fields, id_column, rules)
+    spark = _session()
+    probe = build_golden_records(frame.iloc[:1], clusters.iloc[:1], fields, id_column, rules)
+    shipped = frame.assign(__cluster=clusters.to_numpy().astype(np.int64), __row=np.arange(len(frame)))
+    data = spark.createDataFrame(shipped)
+    types = {f.name: f.dataType for f in data.schema.fields}
+    schema = T.StructType([T.StructField("cluster_id", T.LongType()), T.StructField("golden_id", types[id_column]),
+                           T.StructField("cluster_size", T.LongType()),
+                           T.StructField("member_ids", T.ArrayType(types[id_column])),
+                           *[T.StructField(c, types[c]) for c in probe.columns[4:]]])
+
+    def per_group(group: pd.DataFrame) -> pd.DataFrame:
+        group = group.sort_values("__row", kind="stable")  # ties keep the input order, as in one pandas call
+        out = build_golden_records(group.drop(columns=["__cluster", "__row", "__group"]), group["__cluster"],
+                                   fields, id_column, rules)
+        return out.assign(cluster_id=out["cluster_id"].astype(np.int64))
+
+    groups = max(spark.sparkContext.defaultParallelism, math.ceil(len(frame) / RECORDS_PER_GOLDEN_GROUP))
+    found = (data.withColumn("__group", F.pmod(F.xxhash64("__cluster"), F.lit(groups)))
+             .groupBy("__group").applyInPandas(per_group, schema).toPandas())
+    found = found.sort_values("cluster_id", kind="stable").reset_index(drop=True)
+    found["member_ids"] = found["member_ids"].map(list)
+    return found.astype({c: probe[c].dtype for c in probe.columns if c != "member_ids"}, errors="ignore")
