@@ -18,7 +18,7 @@ from aietl_pipelines.dedupe import cluster as clustering
 from aietl_pipelines.dedupe import pairs, prepare, scoring, survivorship
 from aietl_pipelines.dedupe.config import DedupeConfig
 from aietl_pipelines.dedupe.score import FellegiSunterModel
-from aietl_pipelines.errors import AietlInputError
+from aietl_pipelines.engine_registry import EngineRegistry
 
 
 class Prepare(Protocol):
@@ -101,20 +101,14 @@ def _spark() -> Steps:
     return spark_steps()
 
 
-_ENGINES: dict[str, Steps | Callable[[], Steps]] = {"pandas": PANDAS, "spark": _spark}
+_ENGINES: EngineRegistry[Steps] = EngineRegistry("dedupe", "dedupe.engine", {"pandas": PANDAS, "spark": _spark}, Steps)
 
 
 def register_engine(name: str, steps: Steps | Callable[[], Steps]) -> None:
     """Make `dedupe.engine: <name>` available (a `Steps`, or a function building it on first use)."""
-    _ENGINES[name] = steps
+    _ENGINES.register(name, steps)
 
 
 def steps_for(config: DedupeConfig | Any) -> Steps:
     """The steps of the engine `config.engine` names."""
-    name = getattr(config, "engine", "pandas")
-    if name not in _ENGINES:
-        raise AietlInputError(f"Unknown dedupe engine {name!r} in `dedupe.engine`: use one of {sorted(_ENGINES)}.")
-    found = _ENGINES[name]
-    if not isinstance(found, Steps):
-        found = _ENGINES[name] = found()
-    return found
+    return _ENGINES.get(getattr(config, "engine", "pandas"))

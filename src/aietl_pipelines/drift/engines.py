@@ -11,7 +11,7 @@ from typing import Any
 from aietl_pipelines.drift.statistics import compute_drift, input_warnings
 from aietl_pipelines.drift.summary import data_fingerprint
 from aietl_pipelines.drift.windows import split_windows
-from aietl_pipelines.errors import AietlInputError
+from aietl_pipelines.engine_registry import EngineRegistry
 
 
 @dataclass(frozen=True)
@@ -35,17 +35,11 @@ def _spark() -> DriftSteps:
                       drift.report_frames)
 
 
-_ENGINES: dict[str, DriftSteps | Callable[[], DriftSteps]] = {"pandas": PANDAS, "spark": _spark}
+_ENGINES: EngineRegistry[DriftSteps] = EngineRegistry(
+    "drift", "drift_monitoring.engine", {"pandas": PANDAS, "spark": _spark}, DriftSteps
+)
 
 
 def drift_steps(name: str | None = "pandas") -> DriftSteps:
     """The drift steps of engine `name` (`drift_monitoring.engine`)."""
-    name = name or "pandas"
-    if name not in _ENGINES:
-        raise AietlInputError(
-            f"Unknown drift engine {name!r} in `drift_monitoring.engine`: use one of {sorted(_ENGINES)}."
-        )
-    found = _ENGINES[name]
-    if callable(found) and not isinstance(found, DriftSteps):
-        found = _ENGINES[name] = found()
-    return found
+    return _ENGINES.get(name)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pandas as pd
 
-from aietl_pipelines.errors import AietlInputError
+from aietl_pipelines.engine_registry import EngineRegistry
 from aietl_pipelines.features.compute import compute_pipeline_features
 
 
@@ -19,14 +19,13 @@ def _spark_features(runs, short_window: str, long_window: str) -> pd.DataFrame:
     return to_pandas_features(on_spark(runs, short_window, long_window))
 
 
-_ENGINES: dict[str, Callable[..., pd.DataFrame]] = {"pandas": compute_pipeline_features, "spark": _spark_features}
+# values are factories (the steps themselves are plain functions)
+_ENGINES: EngineRegistry[Callable[..., pd.DataFrame]] = EngineRegistry(
+    "feature", "feature_engineering.engine",
+    {"pandas": lambda: compute_pipeline_features, "spark": lambda: _spark_features},
+)
 
 
 def feature_builder(name: str | None = "pandas") -> Callable[..., pd.DataFrame]:
     """`compute_pipeline_features(runs, short_window, long_window)` of engine `name`."""
-    name = name or "pandas"
-    if name not in _ENGINES:
-        raise AietlInputError(
-            f"Unknown feature engine {name!r} in `feature_engineering.engine`: use one of {sorted(_ENGINES)}."
-        )
-    return _ENGINES[name]
+    return _ENGINES.get(name)

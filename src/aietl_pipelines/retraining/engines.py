@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from aietl_pipelines.errors import AietlInputError
+from aietl_pipelines.engine_registry import EngineRegistry
 from aietl_pipelines.retraining import dataset
 from aietl_pipelines.retraining.model import predict_failure_probability
 
@@ -42,17 +42,11 @@ def _spark() -> RetrainingSteps:
     return RetrainingSteps(retraining.build_training_data, score)
 
 
-_ENGINES: dict[str, RetrainingSteps | Callable[[], RetrainingSteps]] = {"pandas": PANDAS, "spark": _spark}
+_ENGINES: EngineRegistry[RetrainingSteps] = EngineRegistry(
+    "retraining", "retraining.engine", {"pandas": PANDAS, "spark": _spark}, RetrainingSteps
+)
 
 
 def retraining_steps(name: str | None = "pandas") -> RetrainingSteps:
     """The retraining steps of engine `name` (`retraining.engine`)."""
-    name = name or "pandas"
-    if name not in _ENGINES:
-        raise AietlInputError(
-            f"Unknown retraining engine {name!r} in `retraining.engine`: use one of {sorted(_ENGINES)}."
-        )
-    found = _ENGINES[name]
-    if not isinstance(found, RetrainingSteps):
-        found = _ENGINES[name] = found()
-    return found
+    return _ENGINES.get(name)
