@@ -94,6 +94,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pipelines", type=int, default=200, help="pipelines in the generated telemetry")
     parser.add_argument("--days", type=int, default=56)
     parser.add_argument("--cores", default="1,2")
+    parser.add_argument("--no-report", action="store_true",
+                        help="print the table only (a smoke run must not replace docs/benchmarks/spark_scale.md)")
     parser.add_argument("--worker", nargs=2, metavar=("PATH", "CORES"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
@@ -128,6 +130,8 @@ def main(argv: list[str] | None = None) -> None:
         rows.append(row)
     table = pd.DataFrame(rows)
     print(table.to_string(index=False))
+    if args.no_report:
+        return
     command = "python -m aietl_pipelines.benchmarks.spark_scale " + " ".join(argv or sys.argv[1:])
     write_report("spark_scale", command, table,
                  f"{int(results['pandas']['rows']):,} telemetry rows; connected components on a graph of "
