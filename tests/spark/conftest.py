@@ -8,7 +8,7 @@ import pytest
 
 TEST_CONF = {
     "spark.master": "local[2]",
-    "spark.sql.shuffle.partitions": "4",
+    "spark.sql.shuffle.partitions": "2",
     "spark.default.parallelism": "2",
     # faster JVM start for short test jobs (tiered JIT level 1, serial GC)
     "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",

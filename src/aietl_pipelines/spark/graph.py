@@ -46,10 +46,14 @@ def connected_components(edges: Any, src: str = "src", dst: str = "dst", max_rou
                .where(F.col("src") != F.col("dst"))
                .select(F.greatest("src", "dst").alias("src"), F.least("src", "dst").alias("dst")).distinct()
                .localCheckpoint())
+    size = current.count()
     for _ in range(max_rounds):
         nxt = _small_star(_large_star(current)).localCheckpoint()
-        changed = nxt.exceptAll(current).limit(1).count() + current.exceptAll(nxt).limit(1).count()
-        current = nxt
+        # both are sets (distinct edges): equal when they have the same size and one holds the other; the size
+        # is read from the checkpointed blocks, so only one shuffle per round checks convergence
+        nxt_size = nxt.count()
+        changed = nxt_size != size or nxt.exceptAll(current).limit(1).count() > 0
+        current, size = nxt, nxt_size
         if not changed:
             break
     else:
