@@ -13,6 +13,8 @@ agreement, then weaker levels, and the last level = disagreement. Levels per kin
 | date | exact, Levenshtein <= 1 (one typo), day and month swapped, else |
 | email | exact, same local part or Jaro-Winkler >= 0.9, else |
 | tokens (free text words) | information-weighted overlap (`idf_token_levels`): Jaccard >= 0.85, >= 0.7, >= 0.55, >= 0.4, contained >= 0.7, else |
+| segments (free text: the values between separators, `textparse.text_segments`) | information of the values both records hold (`information_levels`): >= 3, 2, 1.5, 1, 0.5 times log2(N) bits, some, none |
+| rare_numbers (free text's numbers when its segments are not scored) | as segments, over the digit groups |
 | numbers (free text, sets) | Jaccard = 1, >= 0.5, > 0, else |
 | cosine (embeddings) | >= 0.95, >= 0.90, >= 0.80, >= 0.70, else |
 | `<field>~tf` (term frequency of an exact agreement on a name, organisation, text or street field) | the agreed value is rare, middling, common (terciles of the value counts in this data); 0 when the pair does not agree exactly |
@@ -25,17 +27,19 @@ worth more than on "Smith", estimated from the data like every other weight.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from rapidfuzz.distance import JaroWinkler, Levenshtein
 from rapidfuzz.fuzz import token_set_ratio
 
 N_LEVELS = {"name": 5, "text": 5, "street": 5, "state": 5, "id": 5, "phone": 5, "postcode": 5, "number": 5,
-            "date": 5, "email": 4, "tokens": 7, "numbers": 5, "cosine": 6, "organisation": 5, "list": 5, "tf": 4}
+            "date": 5, "email": 4, "tokens": 7, "segments": 8, "rare_numbers": 8, "numbers": 5, "cosine": 6, "organisation": 5, "list": 5, "tf": 4}
 #: Kinds whose exact agreements get a term-frequency companion comparison `<field>~tf`.
 TF_KINDS = ("name", "organisation", "text", "street")
 TF_SUFFIX = "~tf"
+#: Set-valued kinds compared by the information of the values both records hold (`information_levels`).
+INFORMATION_KINDS = ("segments", "rare_numbers")
 
 
 def _string_level(a: str, b: str, tokens: bool) -> int:
@@ -181,18 +185,22 @@ def tf_levels(bands: dict[object, int], exact: np.ndarray, left_values: Sequence
     return out
 
 
-def idf_token_levels(values: Sequence, left: np.ndarray, right: np.ndarray) -> np.ndarray:
+def idf_token_levels(values: Sequence, left: np.ndarray, right: np.ndarray, counts: Mapping[str, int] | None = None,
+                     n_records: int | None = None) -> np.ndarray:
     """Levels of free-text word sets by their information-weighted overlap: each word weighs log2(N / records
     holding it) over this data, so a shared rare name counts for much, a shared "street" or "smith" for little.
     J = shared / union weight, C = shared / smaller record's weight:
     1 J >= 0.85; 2 J >= 0.7; 3 J >= 0.55; 4 J >= 0.4; 5 C >= 0.7 (one record's words mostly in the other); 6 else;
-    a character-level token-set ratio >= 95 lifts a pair to level 2 at least, >= 85 to 4, >= 70 to 5 (typos)."""
+    a character-level token-set ratio >= 95 lifts a pair to level 2 at least, >= 85 to 4, >= 70 to 5 (typos).
+    `counts`/`n_records`: word counts of a reference corpus (a fitted matcher) instead of those of `values`; a word
+    the corpus lacks counts once."""
     from collections import Counter
 
     sets = [frozenset(str(v).split()) if v else None for v in values]
-    df = Counter(w for s in sets if s for w in s)
-    n = max(sum(1 for s in sets if s), 2)
-    idf = {w: float(np.log2(n / c)) + 1.0 for w, c in df.items()}
+    df = Counter(w for s in sets if s for w in s) if counts is None else counts
+    n = max(sum(1 for s in sets if s), 2) if n_records is None else max(n_records, 2)
+    words = {w for s in sets if s for w in s}
+    idf = {w: float(np.log2(n / max(df.get(w, 1), 1))) + 1.0 for w in words}
     total = [sum(idf[w] for w in s) if s else 0.0 for s in sets]
     out = np.zeros(len(left), dtype=np.int8)
     for e, (i, j) in enumerate(zip(left.tolist(), right.tolist(), strict=True)):
@@ -211,6 +219,36 @@ def idf_token_levels(values: Sequence, left: np.ndarray, right: np.ndarray) -> n
     return out
 
 
+def information_levels(values: Sequence, left: np.ndarray, right: np.ndarray, counts: Mapping[str, int] | None = None,
+                       n_records: int | None = None) -> np.ndarray:
+    """Levels of set-valued fields (free text's segments) by the information the two records share: each value
+    weighs log2(N / records holding it) bits over this data (a value unique to two records: about log2 N bits, one
+    in every record: 0), and the shared bits B give, with L = log2 N: 1 B >= 3L; 2 B >= 2L; 3 B >= 1.5L; 4 B >= L;
+    5 B >= L/2; 6 B > 0; 7 nothing shared; 0 when a record has no value. So a shared rare name and street weigh
+    more than a shared city, in every data set by its own counts. `counts`/`n_records`: those of a reference
+    corpus instead (a fitted matcher); a value the corpus lacks counts once."""
+    from collections import Counter
+
+    sets = [v if isinstance(v, frozenset) else frozenset(v or ()) for v in values]
+    df = Counter(w for s in sets for w in s) if counts is None else counts
+    n = max(sum(1 for s in sets if s), 2) if n_records is None else max(n_records, 2)
+    unit = float(np.log2(n))
+    bits = {w: float(np.log2(n / max(df.get(w, 1), 1))) for s in sets for w in s}
+    cuts = np.array([3.0, 2.0, 1.5, 1.0, 0.5]) * unit
+    out = np.zeros(len(left), dtype=np.int8)
+    for e, (i, j) in enumerate(zip(left.tolist(), right.tolist(), strict=True)):
+        a, b = sets[i], sets[j]
+        if not a or not b:
+            continue
+        shared = a & b
+        if not shared:
+            out[e] = 7
+            continue
+        total = sum(bits[w] for w in shared)
+        out[e] = 1 + int(np.searchsorted(-cuts, -total, side="right")) if total > 0 else 6
+    return out
+
+
 def compare_pairs(values: dict[str, list], kinds: dict[str, str], left: np.ndarray, right: np.ndarray,
                   cosines: np.ndarray | None = None) -> tuple[np.ndarray, list[str], list[int]]:
     """Level matrix (pairs x comparisons), comparison names and their level counts (incl. level 0).
@@ -223,7 +261,8 @@ def compare_pairs(values: dict[str, list], kinds: dict[str, str], left: np.ndarr
         if kind == "list":
             vals = [_set(v) if v is not None else None for v in vals]
         lv, rv = [vals[i] for i in left], [vals[j] for j in right]
-        level = idf_token_levels(vals, left, right) if kind == "tokens" else compare_column(kind, lv, rv)
+        level = (idf_token_levels(vals, left, right) if kind == "tokens" else
+                 information_levels(vals, left, right) if kind in INFORMATION_KINDS else compare_column(kind, lv, rv))
         columns.append(level)
         names.append(field)
         sizes.append(N_LEVELS[kind])

@@ -71,6 +71,7 @@ class DedupeConfig:
     # the model: defaults from conf/base/parameters_dedupe.yml only
     engine: str = _yaml("engine")
     knn_k: int = _yaml("knn_k")
+    knn_max_k: int = _yaml("knn_max_k")
     embed_kinds: list[str] = _yaml("embed_kinds")
     knn_precision: str = _yaml("knn_precision")
     knn_min_cosine: float = _yaml("knn_min_cosine")

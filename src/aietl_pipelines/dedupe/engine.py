@@ -24,7 +24,7 @@ from aietl_pipelines.dedupe.pairs import (
 )
 from aietl_pipelines.dedupe.prepare import embed, prepare_records
 from aietl_pipelines.dedupe.score import FellegiSunterModel
-from aietl_pipelines.dedupe.scoring import compare, score, scored_pairs
+from aietl_pipelines.dedupe.scoring import align_levels, compare, score, scored_pairs
 from aietl_pipelines.dedupe.state import (
     DedupeState,
     build_state,
@@ -96,7 +96,8 @@ def run_incremental(new_records: pd.DataFrame, state: DedupeState, config: Dedup
         raise AietlInputError("The earlier run's vectors have another dimension: run the full pipeline again.")
     vectors = np.concatenate([state.vectors, new_vectors]) if len(state.vectors) else new_vectors
     pairs, kth_new = steps.new_candidates(prepared, vectors, n_old, state.kth_cosine, config)
-    levels, _, _ = steps.levels(prepared, pairs, vectors, config)
+    levels, names, _ = steps.levels(prepared, pairs, vectors, config)
+    levels = align_levels(levels, names, state.model.names)  # the saved model's comparisons, in its order
     probability, _ = steps.score(levels, levels[:0], state.model.names, state.model.sizes, config, state.model)
     pairs, probability = steps.label(prepared, pairs, vectors, levels, probability, state.model, config)
     pairs = pairs.assign(match_probability=probability)

@@ -1,41 +1,173 @@
 """Match score of one free-text query against candidate records (used by `find_duplicates`).
 
-A Fellegi-Sunter model over the free-text comparisons (words, e-mail, phone, date, numbers) with fixed
-weights: the m/u probabilities EM estimated, unsupervised, on the FEBRL free-text renderings (rounded; see
-docs/dedupe.md). The embedding cosine finds the candidates; it is not added to the score, because it
-duplicates the evidence of the word comparison (measured: adding it made EM collapse).
+The score is the free-text dedupe model FITTED ON DATA, never fixed weights: a `TextMatcher` holds a
+Fellegi-Sunter model fitted (unsupervised, `score.fit_model`) on a collection of texts and the word and segment
+counts of that collection (the rarity the comparisons weigh). Which one `score_text_matches` uses, first found:
+
+1. the matcher registered with `use_text_matcher` (e.g. `fit_text_matcher(texts)` on the records a collection
+   was built from; `services.dedupe.fit_duplicate_matcher` does both);
+2. the model and records of the last free-text dedupe run saved by the pipeline
+   (`kedro run --pipeline dedupe --params "dedupe.text_column=full_text"`: `data/07_model_output/dedupe/state`);
+3. a model fitted once per process on the project's sample customers (`data/01_raw/customers.parquet`,
+   `full_text`), the records the guide's examples look like.
+
+The embedding cosine finds the candidates; it is not added to the score (it duplicates the word comparison).
 """
 
 from __future__ import annotations
 
+import logging
+import threading
+from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
-from aietl_pipelines.dedupe.compare import compare_column
+from aietl_pipelines.dedupe.compare import compare_column, idf_token_levels, information_levels
+from aietl_pipelines.dedupe.score import FellegiSunterModel
 from aietl_pipelines.dedupe.textparse import TEXT_KINDS, parse_text
 
+logger = logging.getLogger(__name__)
 #: A query and a record are duplicates when the model's match probability is at least this.
 DEFAULT_MATCH_THRESHOLD = 0.9
-PRIOR = 0.001
-#: log2(m/u) per level (index 0 = missing → 0).
-WEIGHTS = {
-    "words": (0.0, 11.5, 11.0, 7.0, -4.0),
-    "email": (0.0, 10.0, 4.0, -4.0),
-    "phone": (0.0, 10.0, 6.0, 2.0, -4.0),
-    "date": (0.0, 10.5, 4.0, 3.0, -3.0),
-    "numbers": (0.0, 10.5, 8.0, 3.0, -5.0),
-}
+SAMPLE_RECORDS = Path("data/01_raw/customers.parquet")
+SAVED_STATE = Path("data/07_model_output/dedupe/state")
+PARSED_CACHE = 100_000  # parsed texts kept per matcher
 
 
-def score_text_matches(query_text: str, candidate_texts: Sequence[str]) -> np.ndarray:
-    """Match probability in [0, 1] of the query against each candidate text."""
-    if not candidate_texts:
+@dataclass(frozen=True)
+class TextMatcher:
+    """A free-text match model and the corpus statistics its comparisons need."""
+
+    model: FellegiSunterModel
+    word_counts: Counter
+    segment_counts: Counter
+    number_counts: Counter
+    n_records: int
+    common: frozenset[str]   # words too common to tell records apart (prepare.common_words)
+    labels: frozenset[str]   # label words taken out of segments (prepare.label_words)
+    source: str              # where the model was fitted, for logs and docs
+    _parsed: dict[str | None, dict[str, object]] = field(default_factory=dict, repr=False, compare=False)
+
+    def parts(self, text: str | None) -> dict[str, object]:
+        """The parsed parts of one text, with the corpus's common and label words taken out (kept for the texts
+        seen last: the stored records come back as candidates again and again)."""
+        found = self._parsed.get(text)
+        if found is None:
+            from aietl_pipelines.dedupe.prepare import drop_words
+
+            parsed = [parse_text(text)]
+            drop_words(parsed, self.common, self.labels)
+            found = parsed[0]
+            if len(self._parsed) >= PARSED_CACHE:
+                self._parsed.clear()
+            self._parsed[text] = found
+        return found
+
+    def kinds(self) -> dict[str, str]:
+        """Comparison kind of each part, as the fit chose them (`scoring.comparison_kinds`: without segments, the
+        numbers are compared by their rarity)."""
+        kinds = dict(TEXT_KINDS)
+        if "segments" not in self.model.names:
+            kinds["numbers"] = "rare_numbers"
+        return kinds
+
+    def score(self, query_text: str, candidate_texts: Sequence[str]) -> np.ndarray:
+        """Match probability in [0, 1] of the query against each candidate text."""
+        if not len(candidate_texts):
+            return np.zeros(0)
+        parsed = [self.parts(query_text), *[self.parts(t) for t in candidate_texts]]
+        left = np.zeros(len(candidate_texts), dtype=np.int64)
+        right = np.arange(1, len(parsed), dtype=np.int64)
+        levels = np.zeros((len(right), len(self.model.names)), dtype=np.int8)
+        for k, name in enumerate(self.model.names):
+            kind = self.kinds().get(name)
+            values = [p.get(name) for p in parsed]
+            if kind == "tokens":
+                levels[:, k] = idf_token_levels(values, left, right, self.word_counts, self.n_records)
+            elif kind == "segments":
+                levels[:, k] = information_levels(values, left, right, self.segment_counts, self.n_records)
+            elif kind == "rare_numbers":
+                levels[:, k] = information_levels(values, left, right, self.number_counts, self.n_records)
+            elif kind is not None:
+                levels[:, k] = compare_column(kind, [values[0]] * len(right), values[1:])
+        return self.model.probability(levels)
+
+
+def matcher_from_run(prepared: pd.DataFrame, model: FellegiSunterModel, source: str) -> TextMatcher:
+    """The matcher of a free-text dedupe run: its fitted model and the counts of its prepared records."""
+    from aietl_pipelines.dedupe.prepare import common_words, label_words
+
+    texts = prepared["__text"].fillna("").astype(str).tolist()
+    raw = [parse_text(t) for t in texts]
+    words = Counter(w for v in prepared["words"].tolist() if v for w in set(str(v).split()))
+    segments = Counter(s for v in prepared["segments"].tolist() if v for s in v) if "segments" in prepared else Counter()
+    numbers = Counter(x for v in prepared["numbers"].tolist() if v for x in v)
+    return TextMatcher(model, words, segments, numbers, len(prepared), common_words(raw), label_words(raw), source)
+
+
+def fit_text_matcher(texts: Sequence[str], **options: object) -> TextMatcher:
+    """Fit the free-text model on `texts` (a collection's records), unsupervised, with the dedupe defaults
+    (`options`: any `DedupeConfig` field; embeddings off unless asked for: they only add candidates)."""
+    from aietl_pipelines.dedupe import engine
+
+    frame = pd.DataFrame({"record_id": [f"r{i}" for i in range(len(texts))], "text": list(texts)})
+    config = engine.DedupeConfig(id_column="record_id", text_column="text",
+                                 **{"use_embeddings": False, **options})  # type: ignore[arg-type]
+    result = engine.run(frame, config)
+    return matcher_from_run(result.prepared, result.model, f"{len(texts)} texts")
+
+
+_lock = threading.Lock()
+_registered: list[TextMatcher] = []
+
+
+def use_text_matcher(matcher: TextMatcher | None) -> None:
+    """Score `find_duplicates` with this matcher from now on (None: back to the default)."""
+    with _lock:
+        _registered[:] = [matcher] if matcher is not None else []
+
+
+def _saved_matcher(root: Path) -> TextMatcher | None:
+    path = root / SAVED_STATE
+    if not path.exists():
+        return None
+    from aietl_pipelines.dedupe.state import load_state
+
+    try:
+        state = load_state(path)
+    except Exception as exc:  # an unreadable or older state: the next source serves
+        logger.warning("find_duplicates: the saved dedupe state %s could not be read (%s)", path, exc)
+        return None
+    if "words" not in state.prepared.columns or "words" not in state.model.names:
+        return None  # a structured run: its model compares named fields, not text
+    return matcher_from_run(state.prepared, state.model, str(path))
+
+
+def _sample_matcher(root: Path) -> TextMatcher:
+    frame = pd.read_parquet(root / SAMPLE_RECORDS, columns=["full_text"])
+    return fit_text_matcher(frame["full_text"].dropna().astype(str).tolist())
+
+
+def default_matcher() -> TextMatcher:
+    """The matcher `score_text_matches` uses (module docstring: registered, saved run, sample customers)."""
+    from aietl_pipelines.dedupe.config import project_root
+
+    with _lock:
+        if not _registered:
+            root = project_root()
+            matcher = _saved_matcher(root) or _sample_matcher(root)
+            logger.info("find_duplicates scores with the free-text model fitted on %s", matcher.source)
+            _registered.append(matcher)
+        return _registered[0]
+
+
+def score_text_matches(query_text: str, candidate_texts: Sequence[str], matcher: TextMatcher | None = None
+                       ) -> np.ndarray:
+    """Match probability in [0, 1] of the query against each candidate text (`default_matcher` unless given)."""
+    if not len(candidate_texts):
         return np.zeros(0)
-    query = parse_text(query_text)
-    cands = [parse_text(t) for t in candidate_texts]
-    total = np.full(len(cands), np.log2(PRIOR / (1 - PRIOR)))
-    for name, kind in TEXT_KINDS.items():
-        levels = compare_column(kind, [query[name]] * len(cands), [c[name] for c in cands])
-        total += np.asarray(WEIGHTS[name])[levels]
-    return 1.0 / (1.0 + np.power(2.0, -total))
+    return (matcher or default_matcher()).score(query_text, candidate_texts)

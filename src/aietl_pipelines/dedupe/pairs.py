@@ -24,6 +24,33 @@ def blocking_rules(prepared: pd.DataFrame, config: DedupeConfig) -> list[list[st
     return [list(r) for r in config.blocking if all(c in prepared.columns for c in r)] or default
 
 
+def _segment_keys(prepared: pd.DataFrame) -> pd.DataFrame:
+    """Free text: one row per (record, text segment), with the record's row in `row` and its text in `__text`."""
+    if "segments" not in prepared.columns:
+        return pd.DataFrame({"segment": [], "row": [], "__text": []})
+    frame = pd.DataFrame({"segment": [sorted(s) if s else [] for s in prepared["segments"]],
+                          "row": np.arange(len(prepared)), "__text": prepared["__text"].to_numpy()})
+    frame = frame.explode("segment").dropna(subset=["segment"]).reset_index(drop=True)
+    frame["row"] = frame["row"].astype(np.int64)
+    return frame
+
+
+def segment_pairs(prepared: pd.DataFrame, config: DedupeConfig, new_from: int | None = None) -> np.ndarray:
+    """Free text: records sharing a text segment (a field value between separators: a name, a street, a
+    co-author) are candidates, each segment a blocking key (blocks above `max_block_size` as sorted
+    neighbourhoods, as for the other rules)."""
+    keys = _segment_keys(prepared)
+    if keys.empty:
+        return np.zeros((0, 2), dtype=np.int64)
+    found = cand.blocking_pairs(keys, [["segment"]], config.max_block_size, window=config.block_window)
+    rows = keys["row"].to_numpy()
+    pairs = np.stack([rows[found[:, 0]], rows[found[:, 1]]], axis=1) if len(found) else found
+    pairs = pairs[pairs[:, 0] != pairs[:, 1]]
+    if new_from is not None:
+        pairs = pairs[pairs.max(axis=1) >= new_from]
+    return cand.union_pairs(pairs)
+
+
 def oversized_blocks(prepared: pd.DataFrame, config: DedupeConfig, new_from: int | None = None) -> dict[str, float]:
     """Blocks larger than `max_block_size` (joined as sorted neighbourhoods by `blocking_pairs`, not all-pairs):
     how many, and the records they hold.
@@ -40,6 +67,15 @@ def oversized_blocks(prepared: pd.DataFrame, config: DedupeConfig, new_from: int
         big = sizes[sizes > config.max_block_size]
         if new_from is not None and len(big):
             fresh = set(keys[np.flatnonzero(valid) >= new_from])
+            big = big[[k in fresh for k in big.index]]
+        blocks += len(big)
+        records += int(big.sum())
+    if config.mode == "text":  # the text segments' blocks (`segment_pairs`)
+        keys = _segment_keys(prepared)
+        sizes = keys["segment"].value_counts() if len(keys) else pd.Series(dtype=int)
+        big = sizes[sizes > config.max_block_size]
+        if new_from is not None and len(big):
+            fresh = set(keys.loc[keys["row"] >= new_from, "segment"])
             big = big[[k in fresh for k in big.index]]
         blocks += len(big)
         records += int(big.sum())
@@ -66,7 +102,7 @@ def candidates_with_radius(prepared: pd.DataFrame, vectors: np.ndarray, config: 
     """Blocking pairs ∪ kNN pairs with the embedding cosine of each pair, and each record's k-th neighbour
     cosine (kept in the state for incremental runs)."""
     groups = [cand.blocking_pairs(prepared, blocking_rules(prepared, config), config.max_block_size,
-                                  window=config.block_window)]
+                                  window=config.block_window), segment_pairs(prepared, config)]
     _log_dropped(oversized_blocks(prepared, config), config)
     kth = np.full(len(prepared), np.inf)
     k = min(config.knn_k, len(prepared) - 1)
@@ -75,7 +111,53 @@ def candidates_with_radius(prepared: pd.DataFrame, vectors: np.ndarray, config: 
                                         config.device, config.knn_list_size, config.knn_probes)
         kth = found.cosines.min(axis=1).astype(np.float64)
         groups.append(cand.neighbour_pairs(found, config.knn_min_cosine)[0])
+        deeper, kth = deeper_neighbours(vectors, kth, config)
+        groups.append(deeper)
     return pairs_frame(cand.union_pairs(*groups), vectors), kth
+
+
+def similarity_floor(vectors: np.ndarray, k: int, min_cosine: float, seed: int = 0, sample: int = 50_000) -> float:
+    """The cosine above which a record has, by chance, about k/2 other records: the 1 - k/(2N) quantile of the
+    cosine of random record pairs (never below `min_cosine`). A record whose k-th neighbour is above it sits in a
+    crowd of similar records (one entity with dozens of records, or many alike) and is searched deeper."""
+    n = len(vectors)
+    rng = np.random.default_rng(seed)
+    a, b = rng.integers(0, n, sample), rng.integers(0, n, sample)
+    keep = a != b
+    cosines = cand.pair_cosines(vectors, a[keep], b[keep])
+    q = float(np.clip(1.0 - k / (2.0 * n), 0.5, 1.0))
+    return max(float(np.quantile(cosines, q)) if len(cosines) else 1.0, min_cosine)
+
+
+def deeper_neighbours(vectors: np.ndarray, kth: np.ndarray, config: DedupeConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Candidate search whose depth adapts to the data: records whose k-th neighbour is still above the
+    similarity floor (`similarity_floor`) are searched again with 4 times k, and so on up to `knn_max_k`; the
+    neighbours above the floor found so are added. Exact search only (up to `knn_exact_max` records, or on a GPU).
+
+    Returns those pairs and each record's deepest neighbour cosine (its radius for incremental runs)."""
+    n, k = len(vectors), min(config.knn_k, len(vectors) - 1)
+    limit = min(config.knn_max_k, n - 1)
+    from aietl_pipelines.embeddings import resolve_device
+
+    if k >= limit or (n > config.knn_exact_max and resolve_device(config.device) == "cpu"):
+        return np.zeros((0, 2), dtype=np.int64), kth
+    floor = similarity_floor(vectors, k, config.knn_min_cosine, config.seed)
+    found, kth = [], kth.copy()
+    rows = np.flatnonzero(kth >= floor)
+    depth = k
+    while len(rows) and depth < limit:
+        depth = min(4 * depth, limit)
+        deep = cand.knn_search(vectors[rows], vectors, depth + 1, precision=config.knn_precision, device=config.device)
+        left = np.repeat(rows, depth + 1)
+        right, cosine = deep.indices.reshape(-1), deep.cosines.reshape(-1)
+        keep = (right != left) & (cosine >= floor)
+        found.append(np.stack([left[keep], right[keep]], axis=1))
+        kth[rows] = deep.cosines.min(axis=1)
+        rows = rows[kth[rows] >= floor]
+    if found:
+        logger.info("deeper kNN search: %d records in crowds above cosine %.3f, searched up to %d neighbours",
+                    int((kth >= floor).sum()), floor, depth)
+    return (np.concatenate(found) if found else np.zeros((0, 2), dtype=np.int64)), kth
 
 
 def candidate_pairs(prepared: pd.DataFrame, vectors: np.ndarray, config: DedupeConfig) -> pd.DataFrame:
@@ -93,7 +175,7 @@ def new_record_candidates(prepared: pd.DataFrame, vectors: np.ndarray, n_old: in
     """
     new_vectors = vectors[n_old:]
     groups = [cand.blocking_pairs(prepared, blocking_rules(prepared, config), config.max_block_size, new_from=n_old,
-                                  window=config.block_window)]
+                                  window=config.block_window), segment_pairs(prepared, config, new_from=n_old)]
     _log_dropped(oversized_blocks(prepared, config, new_from=n_old), config)
     k = min(config.knn_k, len(prepared) - 1)
     kth_new = np.full(len(prepared) - n_old, np.inf)

@@ -19,16 +19,29 @@ logger = logging.getLogger(__name__)
 SCRIPT_KINDS = {"name", "street", "text", "state", "organisation", "organization", "city", "address"}
 
 
-def _drop_boilerplate_words(parsed: list[dict[str, object]], max_share: float = 0.05) -> None:
-    """Remove words that appear in more than `max_share` of the records (labels such as "born", "street"):
-    they say nothing about identity and make every pair look alike."""
+def common_words(parsed: list[dict[str, object]], max_share: float = 0.05) -> frozenset[str]:
+    """Words that appear in more than `max_share` of the records (labels such as "born", "street"): they say
+    nothing about identity and make every pair look alike."""
     counts = Counter(w for p in parsed if p["words"] for w in set(str(p["words"]).split()))
     limit = max(2, int(max_share * len(parsed)))
-    common = {w for w, c in counts.items() if c > limit}
+    return frozenset(w for w, c in counts.items() if c > limit)
+
+
+def label_words(parsed: list[dict[str, object]], max_share: float = 0.3) -> frozenset[str]:
+    """Words found in more than `max_share` of the records' segments (labels such as "born" or "ssn" left beside
+    a value): taken out of the segments, so that a segment is the value alone."""
+    counts = Counter(w for p in parsed for w in {w for seg in p["segments"] for w in str(seg).split()})
+    return frozenset(w for w, c in counts.items() if c > max(2, int(max_share * len(parsed))))
+
+
+def drop_words(parsed: list[dict[str, object]], common: frozenset[str], labels: frozenset[str]) -> None:
+    """Remove `common` words from each record's words and `labels` from its segments (in place)."""
     for p in parsed:
-        if p["words"]:
-            kept = [w for w in str(p["words"]).split() if w not in common]
-            p["words"] = " ".join(kept) or None
+        if p["words"] and common:
+            p["words"] = " ".join(w for w in str(p["words"]).split() if w not in common) or None
+        if labels:
+            kept = (" ".join(w for w in str(seg).split() if w not in labels) for seg in p["segments"])
+            p["segments"] = frozenset(seg for seg in kept if seg)
 
 
 def validate_ids(records: pd.DataFrame, config: DedupeConfig) -> pd.Series:
@@ -100,7 +113,7 @@ def prepare_records(records: pd.DataFrame, config: DedupeConfig) -> pd.DataFrame
     else:
         clean = [_text_value(t) for t in records[config.text_column].tolist()]
         parsed = [parse_text(t) for t in clean]
-        _drop_boilerplate_words(parsed)
+        drop_words(parsed, common_words(parsed), label_words(parsed))
         for key in TEXT_KINDS:
             out[key] = _objects([p[key] for p in parsed])
         out["number_key"] = _objects([" ".join(sorted(p["numbers"])) if p["numbers"] else None for p in parsed])

@@ -181,31 +181,88 @@ def _session_rules(levels: np.ndarray, exact: list[list[int]], declared: list[li
     return usable or per_field
 
 
+def _single_comparison_sessions(levels: np.ndarray, random_levels: np.ndarray, u: list[np.ndarray],
+                                exact: list[list[int]], per_field: list[list[int]], companions: dict[int, list[int]],
+                                estimates: list[list[np.ndarray]], found: list[tuple[list[int], float]],
+                                sizes: list[int], min_pairs: int, is_tf: list[bool]) -> None:
+    """m of the comparisons no EM session could estimate (each session that holds them has no second comparison
+    with values: free text's date beside words, segments and numbers, which are read from the same words).
+
+    In the pairs agreeing exactly on an estimated comparison F, the match share is known from the model so far,
+    lambda = prior m_F / (prior m_F + (1 - prior) u_F), and non-matches agree on the comparison k by chance (u_k),
+    so its level frequencies f give m_k = (f - (1 - lambda) u_k) / lambda (clipped at 0, renormalised)."""
+    todo = [k for k in range(len(sizes)) if not estimates[k] and not is_tf[k]]
+    if not todo or not len(levels):
+        return
+    m_now = [np.mean(e, axis=0) if e else start for e, start in zip(estimates, _start_m(sizes), strict=True)]
+    prior = estimate_prior(found, m_now, random_levels, exact)
+    for k in todo:
+        for fixed in per_field:
+            if k in fixed or any(not estimates[j] for j in fixed) or any(k in companions[j] for j in fixed):
+                continue
+            session = np.all([np.isin(levels[:, j], exact[j]) for j in fixed], axis=0)
+            values = levels[session, k]
+            values = values[values != 0]
+            if len(values) < min_pairs:
+                continue
+            pm = float(np.prod([m_now[j][exact[j]].sum() for j in fixed]))
+            pu = float(np.prod([u[j][exact[j]].sum() for j in fixed]))
+            lam = float(np.clip(prior * pm / (prior * pm + (1 - prior) * pu), 0.01, 1.0))
+            freq = np.bincount(values, minlength=sizes[k]).astype(float)[: sizes[k]] / len(values)
+            m = np.clip((freq - (1 - lam) * u[k]) / lam, 0.0, None)
+            m[0] = 0.0
+            if m[1:].sum() <= 0:
+                continue
+            estimates[k].append(np.r_[1.0, m[1:] / m[1:].sum()])
+            break
+
+
 def fit_model(levels: np.ndarray, random_levels: np.ndarray, names: list[str], sizes: list[int],
               iterations: int = 25, min_session_pairs: int = 10, exact: list[list[int]] | None = None,
-              sessions: list[list[int]] | None = None) -> FellegiSunterModel:
+              sessions: list[list[int]] | None = None, related: dict[str, list[str]] | None = None
+              ) -> FellegiSunterModel:
     """Fit the model Splink's way (module docstring).
 
     `sessions`: the comparisons of each EM session's rule (the blocking rules: pairs agreeing exactly on all of
     them, which are left out of that session's estimate); default one session per comparison. `exact[k]`: the
-    levels of comparison k that count as agreeing (default level 1)."""
+    levels of comparison k that count as agreeing (default level 1). `related[name]`: comparisons read from the same
+    values as `name` (free text's words and segments), left out of the sessions blocked on it with its
+    term-frequency companions: within pairs selected for agreeing on one, the other agrees by construction, and
+    with u held at its random-pair value EM would call every such pair a match."""
     u = random_pair_u(random_levels, sizes)
     exact = exact or [[1] for _ in sizes]
     n_comp = len(sizes)
-    companions = {k: [j for j in range(n_comp) if names[j] == names[k] + "~tf"] for k in range(n_comp)}
+    related = related or {}
+    companions = {k: [j for j in range(n_comp) if names[j] == names[k] + "~tf" or names[j] in related.get(names[k], ())]
+                  for k in range(n_comp)}
     per_field = [[k] for k in range(n_comp) if not names[k].endswith("~tf")]
     estimates: list[list[np.ndarray]] = [[] for _ in sizes]
     found: list[tuple[list[int], float]] = []
-    for fixed in _session_rules(levels, exact, [list(r) for r in sessions or [] if r], per_field, min_session_pairs):
+
+    def run_session(fixed: list[int]) -> None:
         session = np.all([np.isin(levels[:, k], exact[k]) for k in fixed], axis=0) if len(levels) else np.zeros(0, bool)
         left_out = set(fixed) | {j for k in fixed for j in companions[k]}
-        active = [j for j in range(n_comp) if j not in left_out]
+        active = [j for j in range(n_comp) if j not in left_out and (levels[session, j] != 0).any()]
         if session.sum() < min_session_pairs or not active:
-            continue
+            return
         m, lam = _em(levels[session], u, _start_m(sizes), active, 0.5, iterations)
         for j in active:
             estimates[j].append(m[j])
         found.append((fixed, lam))
+
+    rules = _session_rules(levels, exact, [list(r) for r in sessions or [] if r], per_field, min_session_pairs)
+    for fixed in rules:
+        run_session(fixed)
+    # a comparison that every session blocked on (the only rule is on it) is estimated in a session blocked on
+    # another single comparison, as Splink needs each comparison trained outside its own blocking rule
+    for fixed in per_field:
+        unestimated = {k for k in range(n_comp) if not estimates[k] and not names[k].endswith("~tf")}
+        if not unestimated:
+            break
+        if fixed not in rules and not set(fixed) & unestimated:
+            run_session(fixed)
+    _single_comparison_sessions(levels, random_levels, u, exact, per_field, companions, estimates, found, sizes,
+                                min_session_pairs, [n.endswith("~tf") for n in names])
     m_final = _start_m(sizes)
     missing = [k for k in range(n_comp) if not estimates[k]]
     if missing and len(levels):  # comparisons no session could estimate: EM on all candidates
@@ -235,7 +292,7 @@ def model_threshold(probability: np.ndarray) -> float:
 
 
 def fit_em(levels: np.ndarray, random_levels: np.ndarray, names: list[str], sizes: list[int],
-           prior: float = 0.05, iterations: int = 25, tol: float = 1e-6, sessions: list[list[int]] | None = None
-           ) -> FellegiSunterModel:
+           prior: float = 0.05, iterations: int = 25, tol: float = 1e-6, sessions: list[list[int]] | None = None,
+           related: dict[str, list[str]] | None = None) -> FellegiSunterModel:
     """The unsupervised model (kept name): see `fit_model`. `prior` and `tol` are unused (the prior is estimated)."""
-    return fit_model(levels, random_levels, names, sizes, iterations=iterations, sessions=sessions)
+    return fit_model(levels, random_levels, names, sizes, iterations=iterations, sessions=sessions, related=related)

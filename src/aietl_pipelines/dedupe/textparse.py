@@ -11,14 +11,37 @@ DATE = re.compile(r"\b(\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{
 PHONE = re.compile(r"\+?\(?\d(?:(?:[ ./-]|\)\s?|\s?\()?\d){8,14}")
 NUMBER = re.compile(r"\d+")
 WORD = re.compile(r"[a-z]+")
+#: Where one field of a record's text ends and the next begins: , ; | and a spaced dash or slash.
+SEPARATOR = re.compile(r"\s*[,;|]\s*|\s+[-/]\s+")
+SEGMENT_WORD = re.compile(r"[a-z0-9]+")
 #: The parsed parts and the comparison kind each is compared with (compare.py).
-TEXT_KINDS = {"words": "tokens", "email": "email", "phone": "phone", "date": "date", "numbers": "numbers"}
+TEXT_KINDS = {"words": "tokens", "segments": "segments", "email": "email", "phone": "phone", "date": "date",
+              "numbers": "numbers"}
+#: Parts read from the same characters of the text (segments hold the words and the digits): an EM session blocked
+#: on one leaves the others out (score.py).
+TEXT_RELATED = {"words": ["segments"], "segments": ["words", "numbers"], "numbers": ["segments"]}
+
+
+def text_segments(rest: str) -> frozenset[str]:
+    """The field values of a record's text (what lies between separators), each as its sorted folded words
+    (nicknames mapped: "Smith, Bob" and "robert smith" give the same), plus each two neighbouring values joined
+    (a name written "Smith, John" is split by its comma; joined, it equals "John Smith")."""
+    pieces = []
+    for piece in SEPARATOR.split(rest):
+        folded = normalize.street(piece) or ""
+        words = sorted({normalize.NICKNAMES.get(w, w) for w in SEGMENT_WORD.findall(folded)})
+        if words:
+            pieces.append(words)
+    joined = [sorted(set(a) | set(b)) for a, b in zip(pieces, pieces[1:], strict=False)]
+    return frozenset(" ".join(w) for w in [*pieces, *joined])
 
 
 def parse_text(text: str | None) -> dict[str, object]:
-    """email, phone, date, numbers (set of digit groups), words (normalised name/address words)."""
+    """email, phone, date, numbers (set of digit groups), words (normalised name/address words), segments (the
+    field values between separators, `text_segments`; e-mail, phone and date taken out)."""
     if not text:
-        return {"email": None, "phone": None, "date": None, "numbers": frozenset(), "words": None}
+        return {"email": None, "phone": None, "date": None, "numbers": frozenset(), "words": None,
+                "segments": frozenset()}
     raw = str(text)
     email_match = EMAIL.search(raw)
     email = normalize.email(email_match.group(0)) if email_match else None
@@ -34,4 +57,5 @@ def parse_text(text: str | None) -> dict[str, object]:
         numbers.discard(date.replace("-", ""))
     folded = normalize.street(rest) or ""
     words = " ".join(normalize.NICKNAMES.get(w, w) for w in WORD.findall(folded))
-    return {"email": email, "phone": phone, "date": date, "numbers": frozenset(numbers), "words": words or None}
+    return {"email": email, "phone": phone, "date": date, "numbers": frozenset(numbers), "words": words or None,
+            "segments": text_segments(rest)}

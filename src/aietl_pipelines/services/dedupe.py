@@ -1,4 +1,5 @@
-"""The guide's "customer deduplication" use case as one call, and its labelled mode."""
+"""The guide's "customer deduplication" use case as one call, its labelled mode, and the model `find_duplicates`
+scores with."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ import pandas as pd
 from aietl_pipelines.dedupe import engine
 from aietl_pipelines.dedupe import labels as labelled
 from aietl_pipelines.dedupe.config import DedupeConfig
+from aietl_pipelines.dedupe.matcher import TextMatcher, fit_text_matcher, use_text_matcher
 from aietl_pipelines.dedupe.steps import steps_for
 from aietl_pipelines.dedupe.survivorship import build_golden_records
+from aietl_pipelines.errors import AietlInputError
 
 LabelsArg = Sequence[Mapping[str, Any]] | str | Path | None
 
@@ -132,3 +135,27 @@ def train_dedupe_with_labels(records: pd.DataFrame | Iterable[Mapping[str, Any]]
         if fitted is not None:
             current, threshold = fitted.probability(levels, weight), fitted.threshold
     return labels
+
+
+def fit_duplicate_matcher(records: pd.DataFrame | Iterable[Mapping[str, Any]], text_field: str = "text",
+                          **options: Any) -> TextMatcher:
+    """Fit the model `find_duplicates` scores with on a collection's records and use it from now on.
+
+    Without this call, `find_duplicates` scores with the last saved free-text dedupe run's model, else one fitted
+    on the project's sample customers (`dedupe/matcher.py`); never with fixed weights.
+
+    Args:
+        records: The records the collection was built from (frame or list of dicts), as given to `batch_index`.
+        text_field: The column holding each record's text.
+        **options: Any `DedupeConfig` field for the fit (embeddings are off unless `use_embeddings=True`).
+
+    Returns:
+        The fitted matcher (now also the one `find_duplicates` uses).
+    """
+    frame = _frame(records)
+    if text_field not in frame.columns:
+        raise AietlInputError(f"The records have no '{text_field}' column (columns: {list(frame.columns)}): "
+                              "set text_field to the column holding the record text.")
+    matcher = fit_text_matcher(frame[text_field].dropna().astype(str).tolist(), **options)
+    use_text_matcher(matcher)
+    return matcher
