@@ -18,7 +18,8 @@ installed, read from the archive):
 - organisations: the assignee organisations of the PatentsView mentions, each rendered by several "sources" with
   legal-form, abbreviation, word-order and typo variants and that patent's co-inventors and classes (rendered).
 
-`python -m aietl_pipelines.benchmarks.dedupe_real [--quick] [--only NAME]`.
+`python -m aietl_pipelines.benchmarks.dedupe_real [--only NAME]`: writes docs/benchmarks/dedupe_real.md (with
+`--only`, the rows of the sets run replace theirs and the others are kept).
 """
 
 from __future__ import annotations
@@ -355,11 +356,37 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         print(pd.DataFrame([r for r in rows if r["dataset"] == data.name]).to_string(index=False), flush=True)
     table = pd.DataFrame(rows)
     print(table.to_string(index=False))
-    if not args.only and not args.no_splink and not args.no_recipe and not args.no_embeddings:
-        write_report("dedupe_real", "python -m aietl_pipelines.benchmarks.dedupe_real", table,
-                     f"Peak RSS of the whole benchmark process: {peak_rss_mb():.0f} MB. Our times include embedding "
-                     "the records from a cold cache.")
+    if not args.no_splink and not args.no_recipe and not args.no_embeddings:  # only complete rows are reported
+        table = merged_report(table, REPORT)
+        write_report("dedupe_real", "python -m aietl_pipelines.benchmarks.dedupe_real [--only NAME]", table,
+                     "Rows of a set are replaced when that set is run again (`--only NAME` updates its rows and keeps "
+                     f"the others). Peak RSS of the last benchmark process: {peak_rss_mb():.0f} MB. Our times include "
+                     "embedding the records from a cold cache.")
     return table
+
+
+REPORT = Path("docs/benchmarks/dedupe_real.md")
+
+
+def report_table(path: Path) -> pd.DataFrame:
+    """The result table of an earlier report (empty when there is none)."""
+    if not path.exists():
+        return pd.DataFrame()
+    lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.startswith("|")]
+    if len(lines) < 3:
+        return pd.DataFrame()
+    table = pd.read_csv(io.StringIO("\n".join([lines[0], *lines[2:]])), sep="|", skipinitialspace=True).iloc[:, 1:-1]
+    table.columns = [c.strip() for c in table.columns]
+    return table.apply(lambda s: s.str.strip() if s.dtype == object else s)
+
+
+def merged_report(table: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """The earlier report's rows of the data sets not run this time, then `table`."""
+    earlier = report_table(path)
+    if earlier.empty or "dataset" not in earlier.columns:
+        return table
+    kept = earlier[~earlier["dataset"].isin(set(table["dataset"]))]
+    return pd.concat([kept, table], ignore_index=True)
 
 
 if __name__ == "__main__":
