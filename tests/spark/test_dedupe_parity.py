@@ -115,3 +115,31 @@ def test_partitioned_knn_on_spark_finds_the_pandas_index_pairs(spark, sample, mo
     assert len(found) > len(prepared)
     assert len(found ^ s_found) <= 0.01 * len(found)
     assert np.mean(np.isclose(s_kth, kth, rtol=0, atol=1e-6)) >= 0.99
+
+
+def test_free_text_on_spark_equals_pandas(spark, monkeypatch):
+    """Free text: the segments as blocking keys (some blocks oversized: sorted neighbourhoods) and the EM with
+    related parts on pattern counts give the pandas engine's pairs, probabilities and clusters."""
+    from aietl_pipelines.spark import dedupe as spark_dedupe
+
+    monkeypatch.setattr(spark_dedupe, "RANK_BUCKET", 8)
+    people = generate_customers(n_entities=80, seed=3)
+    records = pd.DataFrame({"record_id": people["record_id"], "true_cluster_id": people["true_cluster_id"],
+                            "text": (people["first_name"].fillna("") + " " + people["last_name"].fillna("") + ", "
+                                     + people["street"].fillna("") + ", " + people["city"].fillna("") + ", "
+                                     + people["state"].fillna("") + " " + people["phone"].fillna(""))})
+    config = DedupeConfig(text_column="text", use_embeddings=False, max_block_size=8)
+    on_spark = steps_for(DedupeConfig(**{**config.__dict__, "engine": "spark"}))
+    prepared = PANDAS.prepare(records, config)
+    vectors = PANDAS.embed(prepared, config)
+    pairs, kth = PANDAS.candidates(prepared, vectors, config)
+    s_pairs, s_kth = on_spark.candidates(prepared, vectors, config)
+    assert engine.oversized_blocks(prepared, config)["n_dropped_blocks"] > 0  # segment blocks above the cap
+    pd.testing.assert_frame_equal(s_pairs, pairs)
+    levels, random_levels, names, sizes = PANDAS.compare(prepared, pairs, vectors, config)
+    probability, model = PANDAS.score(levels, random_levels, names, sizes, config)
+    s_probability, _ = on_spark.score(levels, random_levels, names, sizes, config)
+    np.testing.assert_allclose(s_probability, probability, rtol=1e-9, atol=1e-12)
+    clusters = PANDAS.cluster(prepared, pairs, probability, config)
+    pd.testing.assert_frame_equal(on_spark.cluster(prepared, pairs, s_probability, config), clusters)
+    assert clusters["cluster_id"].nunique() < len(prepared)

@@ -12,16 +12,16 @@ NAMES = ["first_name", "first_name~tf", "last_name", "email", "date_of_birth"]
 SIZES = [4, 3, 4, 3, 4]
 
 
-def _levels(n: int, match_share: float, seed: int) -> np.ndarray:
+def _levels(n: int, match_share: float, seed: int, sizes: list[int] = SIZES, null: float = 0.05) -> np.ndarray:
     """Pairs drawn from a two-class model: matches mostly at level 1, non-matches mostly at the weakest level,
     some nulls (level 0)."""
     rng = np.random.default_rng(seed)
     match = rng.random(n) < match_share
-    out = np.zeros((n, len(SIZES)), dtype=np.int8)
-    for k, size in enumerate(SIZES):
-        good = np.r_[0.05, np.linspace(1.0, 0.1, size - 1) ** 2]
+    out = np.zeros((n, len(sizes)), dtype=np.int8)
+    for k, size in enumerate(sizes):
+        good = np.r_[null, np.linspace(1.0, 0.1, size - 1) ** 2]
         bad = good[::-1].copy()
-        bad[0] = 0.05
+        bad[0] = null
         for rows, p in ((match, good), (~match, bad)):
             out[rows, k] = rng.choice(size, rows.sum(), p=p / p.sum())
     return out
@@ -50,6 +50,25 @@ def test_pattern_fit_without_usable_sessions_falls_back_like_the_per_pair_fit():
                        min_session_pairs=10**6)
     for a, b in zip(got.m, expected.m, strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-15)
+
+
+def test_pattern_fit_equals_the_per_pair_fit_for_free_text_parts():
+    """Free text's parts: related comparisons left out of each other's sessions, the only declared rules too rare
+    (sessions per field, then single-comparison estimates for what no session could estimate)."""
+    from aietl_pipelines.dedupe.textparse import TEXT_RELATED
+
+    names = ["words", "words~tf", "segments", "email", "date", "numbers"]
+    sizes = [5, 3, 4, 3, 4, 3]
+    levels = _levels(8_000, 0.25, 6, sizes, null=0.6)
+    random_levels = _levels(4_000, 0.001, 7, sizes, null=0.6)
+    for sessions in ([[3]], [[4], [0]], [[2]]):
+        expected = fs.fit_model(levels, random_levels, names, sizes, sessions=sessions, related=TEXT_RELATED)
+        patterns, counts = np.unique(levels, axis=0, return_counts=True)
+        got = fit_patterns(patterns, counts, random_levels, names, sizes, sessions=sessions, related=TEXT_RELATED)
+        for a, b in zip(got.m, expected.m, strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+        assert got.prior == pytest.approx(expected.prior, rel=1e-9)
+        assert got.threshold == pytest.approx(expected.threshold, rel=1e-9)
 
 
 @pytest.mark.parametrize("seed", range(5))

@@ -4,12 +4,14 @@ The `Steps` interface (`dedupe/steps.py`) hands every step pandas frames and num
 back, so each step here ships its inputs to Spark, does the heavy part there and returns exactly what the
 pandas step returns (same columns, dtypes and row order). Replaced:
 
-- `candidates`: blocking rules as Spark joins on (rule, key, row, text); a block larger than `max_block_size`
+- `candidates`: blocking rules (and free text's segments, `pairs.segment_pairs`) as Spark joins on
+  (rule, key, row, text); a block larger than `max_block_size`
   is not dropped but joined as a sorted neighbourhood (each row with the next `block_window - 1` in text
   order, as `candidates.blocking_pairs` does), the join salted by buckets of ranks so that one huge key is
   spread over many tasks. Vector candidates: the exact kNN of `candidates.knn_search`, queries split in blocks
   over the executors in `mapInPandas`, the vectors broadcast; above `knn_exact_max` records on the CPU, the
-  pandas path's inverted-file index (`partitioned_knn`) with its lists as Spark groups (`_ivf_neighbours`).
+  pandas path's inverted-file index (`partitioned_knn`) with its lists as Spark groups (`_ivf_neighbours`). The
+  deeper search of records in crowds (`pairs.deeper_neighbours`, exact-search sizes only) runs on the driver.
 - `compare` / `levels`: `scoring.pair_levels` (the existing comparison code) in `mapInPandas` over partitions
   of candidate pairs, the prepared records broadcast to the executors.
 - `cluster`: the match graph's connected components with `spark.graph.connected_components` (Large-Star /
@@ -43,6 +45,7 @@ from aietl_pipelines.dedupe import scoring
 from aietl_pipelines.dedupe.config import DedupeConfig
 from aietl_pipelines.dedupe.score import FellegiSunterModel
 from aietl_pipelines.dedupe.steps import PANDAS, Steps, register_engine
+from aietl_pipelines.dedupe.textparse import TEXT_RELATED
 
 logger = logging.getLogger(__name__)
 
@@ -130,6 +133,23 @@ def blocking_pairs(spark: Any, prepared: pd.DataFrame, rules: list[list[str]], m
         found = found.unionByName(near)
     ordered = found.select(F.least("left", "right").alias("left"), F.greatest("left", "right").alias("right"))
     return ordered, report
+
+
+def segment_pairs(spark: Any, prepared: pd.DataFrame, config: DedupeConfig) -> Any:
+    """Free text: `pairs.segment_pairs` on Spark (each text segment a blocking key, joined as `blocking_pairs`
+    does), as a DataFrame (left, right) of record rows; None when the records have no segments."""
+    from pyspark.sql import functions as F
+
+    keys = pairing._segment_keys(prepared)
+    if keys.empty:
+        return None
+    found, _ = blocking_pairs(spark, keys, [["segment"]], config.max_block_size, config.block_window)
+    rows = spark.createDataFrame(pd.DataFrame({"k": np.arange(len(keys), dtype=np.int64),
+                                               "row": keys["row"].to_numpy(np.int64)}))
+    a, b = rows.alias("a"), rows.alias("b")
+    records = (found.join(a, F.col("left") == F.col("a.k")).join(b, F.col("right") == F.col("b.k"))
+               .select(F.col("a.row").alias("x"), F.col("b.row").alias("y")).where(F.col("x") != F.col("y")))
+    return records.select(F.least("x", "y").alias("left"), F.greatest("x", "y").alias("right"))
 
 
 def _knn_partitions(spark: Any, vectors: np.ndarray, k: int, config: DedupeConfig) -> Any:
@@ -232,7 +252,10 @@ def candidates_with_radius(prepared: pd.DataFrame, vectors: np.ndarray, config: 
     spark = _session()
     rules = pairing.blocking_rules(prepared, config)
     found, report = blocking_pairs(spark, prepared, rules, config.max_block_size, config.block_window)
-    pairing._log_dropped(report, config)
+    segments = segment_pairs(spark, prepared, config)
+    if segments is not None:
+        found = found.unionByName(segments)
+    pairing._log_dropped(pairing.oversized_blocks(prepared, config) if config.mode == "text" else report, config)
     kth = np.full(len(prepared), np.inf)
     extra = []
     k = min(config.knn_k, len(prepared) - 1)
@@ -254,6 +277,8 @@ def candidates_with_radius(prepared: pd.DataFrame, vectors: np.ndarray, config: 
             near = _ivf_neighbours(spark, vectors, k, config)
             kth = near.cosines.min(axis=1).astype(np.float64)
             extra.append(cand.neighbour_pairs(near, config.knn_min_cosine)[0])
+        deeper, kth = pairing.deeper_neighbours(vectors, kth, config)  # exact-search sizes only: on the driver
+        extra.append(deeper)
     collected = found.distinct().toPandas()
     pairs = np.stack([collected["left"].to_numpy(np.int64), collected["right"].to_numpy(np.int64)], axis=1)
     return pairing.pairs_frame(cand.union_pairs(pairs, *extra), vectors), kth
@@ -320,7 +345,7 @@ def score(levels: np.ndarray, random_levels: np.ndarray, names: list[str], sizes
         sessions = [[names.index(c) for c in r] for r in rules if r and all(c in names for c in r)]
         patterns, counts = pattern_counts(_session(), levels)
         model = fit_patterns(patterns, counts, random_levels, names, sizes, iterations=config.em_iterations,
-                             sessions=sessions)
+                             sessions=sessions, related=TEXT_RELATED if config.mode == "text" else None)
     return scoring.score(levels, random_levels, names, sizes, config, model)
 
 

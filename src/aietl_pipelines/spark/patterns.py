@@ -82,31 +82,79 @@ def model_threshold(probability: np.ndarray, counts: np.ndarray) -> float:
     return float(p[int(np.argmax(f1)) // 2])
 
 
+def _single_comparison_sessions(patterns: np.ndarray, counts: np.ndarray, random_levels: np.ndarray,
+                                u: list[np.ndarray], exact: list[list[int]], per_field: list[list[int]],
+                                companions: dict[int, list[int]], estimates: list[list[np.ndarray]],
+                                found: list[tuple[list[int], float]], sizes: list[int], min_pairs: int,
+                                is_tf: list[bool]) -> None:
+    """`score._single_comparison_sessions` over weighted patterns."""
+    todo = [k for k in range(len(sizes)) if not estimates[k] and not is_tf[k]]
+    if not todo or not len(patterns):
+        return
+    m_now = [np.mean(e, axis=0) if e else start for e, start in zip(estimates, fs._start_m(sizes), strict=True)]
+    prior = fs.estimate_prior(found, m_now, random_levels, exact)
+    for k in todo:
+        for fixed in per_field:
+            if k in fixed or any(not estimates[j] for j in fixed) or any(k in companions[j] for j in fixed):
+                continue
+            session = _agree(patterns, exact, fixed)
+            values, weights = patterns[session, k], counts[session]
+            weights = weights[values != 0]
+            values = values[values != 0]
+            if weights.sum() < min_pairs:
+                continue
+            pm = float(np.prod([m_now[j][exact[j]].sum() for j in fixed]))
+            pu = float(np.prod([u[j][exact[j]].sum() for j in fixed]))
+            lam = float(np.clip(prior * pm / (prior * pm + (1 - prior) * pu), 0.01, 1.0))
+            freq = np.bincount(values, weights=weights, minlength=sizes[k]).astype(float)[: sizes[k]] / weights.sum()
+            m = np.clip((freq - (1 - lam) * u[k]) / lam, 0.0, None)
+            m[0] = 0.0
+            if m[1:].sum() <= 0:
+                continue
+            estimates[k].append(np.r_[1.0, m[1:] / m[1:].sum()])
+            break
+
+
 def fit_patterns(patterns: np.ndarray, counts: np.ndarray, random_levels: np.ndarray, names: list[str],
                  sizes: list[int], iterations: int = 25, min_session_pairs: int = 10,
-                 exact: list[list[int]] | None = None, sessions: list[list[int]] | None = None
-                 ) -> fs.FellegiSunterModel:
-    """`score.fit_model` on (pattern, count) rows instead of one row per pair."""
+                 exact: list[list[int]] | None = None, sessions: list[list[int]] | None = None,
+                 related: dict[str, list[str]] | None = None) -> fs.FellegiSunterModel:
+    """`score.fit_model` on (pattern, count) rows instead of one row per pair (same arguments)."""
     counts = np.asarray(counts, dtype=np.float64)
     u = fs.random_pair_u(random_levels, sizes)
     exact = exact or [[1] for _ in sizes]
     n_comp = len(sizes)
-    companions = {k: [j for j in range(n_comp) if names[j] == names[k] + "~tf"] for k in range(n_comp)}
+    related = related or {}
+    companions = {k: [j for j in range(n_comp) if names[j] == names[k] + "~tf" or names[j] in related.get(names[k], ())]
+                  for k in range(n_comp)}
     per_field = [[k] for k in range(n_comp) if not names[k].endswith("~tf")]
-    declared = [list(r) for r in sessions or [] if r]
-    usable = [r for r in declared if len(patterns) and counts[_agree(patterns, exact, r)].sum() >= min_session_pairs]
     estimates: list[list[np.ndarray]] = [[] for _ in sizes]
     found: list[tuple[list[int], float]] = []
-    for fixed in usable or per_field:
+
+    def run_session(fixed: list[int]) -> None:
         session = _agree(patterns, exact, fixed) if len(patterns) else np.zeros(0, bool)
         left_out = set(fixed) | {j for k in fixed for j in companions[k]}
-        active = [j for j in range(n_comp) if j not in left_out]
+        active = [j for j in range(n_comp) if j not in left_out and (patterns[session, j] != 0).any()]
         if counts[session].sum() < min_session_pairs or not active:
-            continue
+            return
         m, lam = _em(patterns[session], counts[session], u, fs._start_m(sizes), active, 0.5, iterations)
         for j in active:
             estimates[j].append(m[j])
         found.append((fixed, lam))
+
+    declared = [list(r) for r in sessions or [] if r]
+    usable = [r for r in declared if len(patterns) and counts[_agree(patterns, exact, r)].sum() >= min_session_pairs]
+    rules = usable or per_field
+    for fixed in rules:
+        run_session(fixed)
+    for fixed in per_field:  # as fit_model: comparisons every session blocked on, from another single comparison
+        unestimated = {k for k in range(n_comp) if not estimates[k] and not names[k].endswith("~tf")}
+        if not unestimated:
+            break
+        if fixed not in rules and not set(fixed) & unestimated:
+            run_session(fixed)
+    _single_comparison_sessions(patterns, counts, random_levels, u, exact, per_field, companions, estimates, found,
+                                sizes, min_session_pairs, [n.endswith("~tf") for n in names])
     m_final = fs._start_m(sizes)
     missing = [k for k in range(n_comp) if not estimates[k]]
     if missing and len(patterns):
