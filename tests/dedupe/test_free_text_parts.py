@@ -93,3 +93,14 @@ def test_find_duplicates_scores_with_a_model_fitted_on_the_collection():
         assert np.allclose(matcher.score_text_matches(texts[0], [texts[120]]), fitted.score(texts[0], [texts[120]]))
     finally:
         matcher.use_text_matcher(None)
+
+
+def test_the_shipped_sample_matcher_is_a_fitted_model_and_round_trips():
+    shipped = matcher.TextMatcher.from_dict(__import__("json").loads(matcher.SHIPPED.read_text(encoding="utf-8")))
+    assert "sample customers" in shipped.source and shipped.n_records > 1000
+    assert shipped.model.prior < 0.01 and "words" in shipped.model.names
+    again = matcher.TextMatcher.from_dict(shipped.to_dict())
+    texts = ["John Doe, 123 Main St, john@example.com", "Jon Doe, 123 Main Street, john@example.com",
+             "Jane Dow, 9 Oak Avenue"]
+    assert np.allclose(again.score(texts[0], texts[1:]), shipped.score(texts[0], texts[1:]))
+    assert shipped.score(texts[0], texts[1:2])[0] >= matcher.DEFAULT_MATCH_THRESHOLD

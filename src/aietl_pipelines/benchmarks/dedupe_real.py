@@ -356,12 +356,13 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         print(pd.DataFrame([r for r in rows if r["dataset"] == data.name]).to_string(index=False), flush=True)
     table = pd.DataFrame(rows)
     print(table.to_string(index=False))
-    if not args.no_splink and not args.no_recipe and not args.no_embeddings:  # only complete rows are reported
+    if not args.no_splink and not args.no_embeddings:  # rows with embeddings and Splink beside are reported
         table = merged_report(table, REPORT)
-        write_report("dedupe_real", "python -m aietl_pipelines.benchmarks.dedupe_real [--only NAME]", table,
-                     "Rows of a set are replaced when that set is run again (`--only NAME` updates its rows and keeps "
-                     f"the others). Peak RSS of the last benchmark process: {peak_rss_mb():.0f} MB. Our times include "
-                     "embedding the records from a cold cache.")
+        write_report("dedupe_real", "python -m aietl_pipelines.benchmarks.dedupe_real [--only NAME] [--no-recipe]",
+                     table, "Each row is replaced when its set and method run again (`--only NAME` updates that "
+                     "set's rows, `--no-recipe` keeps the guide recipe's earlier rows: the recipe does not depend on "
+                     f"this project's model). Peak RSS of the last benchmark process: {peak_rss_mb():.0f} MB. Our "
+                     "times include embedding the records from a cold cache; the machine is shared, so times vary.")
     return table
 
 
@@ -381,12 +382,19 @@ def report_table(path: Path) -> pd.DataFrame:
 
 
 def merged_report(table: pd.DataFrame, path: Path) -> pd.DataFrame:
-    """The earlier report's rows of the data sets not run this time, then `table`."""
+    """The earlier report's rows, each (data set, method) run this time replaced by its new row, in the earlier
+    order; new rows after them."""
     earlier = report_table(path)
-    if earlier.empty or "dataset" not in earlier.columns:
+    if earlier.empty or not {"dataset", "method"} <= set(earlier.columns):
         return table
-    kept = earlier[~earlier["dataset"].isin(set(table["dataset"]))]
-    return pd.concat([kept, table], ignore_index=True)
+    fresh = {(d, m): i for i, (d, m) in enumerate(zip(table["dataset"], table["method"], strict=True))}
+    rows, used = [], set()
+    for row in earlier.to_dict("records"):
+        key = (row["dataset"], row["method"])
+        rows.append(table.iloc[fresh[key]].to_dict() if key in fresh else row)
+        used.add(key)
+    rows += [r for r in table.to_dict("records") if (r["dataset"], r["method"]) not in used]
+    return pd.DataFrame(rows)
 
 
 if __name__ == "__main__":

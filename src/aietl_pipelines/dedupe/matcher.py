@@ -8,14 +8,16 @@ counts of that collection (the rarity the comparisons weigh). Which one `score_t
    was built from; `services.dedupe.fit_duplicate_matcher` does both);
 2. the model and records of the last free-text dedupe run saved by the pipeline
    (`kedro run --pipeline dedupe --params "dedupe.text_column=full_text"`: `data/07_model_output/dedupe/state`);
-3. a model fitted once per process on the project's sample customers (`data/01_raw/customers.parquet`,
-   `full_text`), the records the guide's examples look like.
+3. the model fitted on the project's sample customers (`data/01_raw/customers.parquet`, `full_text`: the records
+   the guide's examples look like), shipped beside this module as `sample_text_matcher.json` so that any
+   process and any project root has it at once; `python -m aietl_pipelines.dedupe.matcher` fits it again.
 
 The embedding cosine finds the candidates; it is not added to the score (it duplicates the word comparison).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections import Counter
@@ -36,6 +38,7 @@ DEFAULT_MATCH_THRESHOLD = 0.9
 SAMPLE_RECORDS = Path("data/01_raw/customers.parquet")
 SAVED_STATE = Path("data/07_model_output/dedupe/state")
 PARSED_CACHE = 100_000  # parsed texts kept per matcher
+SHIPPED = Path(__file__).with_name("sample_text_matcher.json")
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,23 @@ class TextMatcher:
                 self._parsed.clear()
             self._parsed[text] = found
         return found
+
+    def to_dict(self) -> dict:
+        """JSON-able form (values seen once are left out: an unknown value counts once anyway)."""
+        def kept(counts: Counter) -> dict[str, int]:
+            return {str(k): int(v) for k, v in sorted(counts.items()) if v >= 2}
+
+        return {"model": self.model.to_dict(), "word_counts": kept(self.word_counts),
+                "segment_counts": kept(self.segment_counts), "number_counts": kept(self.number_counts),
+                "n_records": self.n_records, "common": sorted(self.common), "labels": sorted(self.labels),
+                "source": self.source}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TextMatcher:
+        """Inverse of `to_dict`."""
+        return cls(FellegiSunterModel.from_dict(data["model"]), Counter(data["word_counts"]),
+                   Counter(data["segment_counts"]), Counter(data["number_counts"]), int(data["n_records"]),
+                   frozenset(data["common"]), frozenset(data["labels"]), str(data["source"]))
 
     def kinds(self) -> dict[str, str]:
         """Comparison kind of each part, as the fit chose them (`scoring.comparison_kinds`: without segments, the
@@ -147,9 +167,19 @@ def _saved_matcher(root: Path) -> TextMatcher | None:
     return matcher_from_run(state.prepared, state.model, str(path))
 
 
-def _sample_matcher(root: Path) -> TextMatcher:
+def fit_sample_matcher(root: Path) -> TextMatcher:
+    """The matcher fitted on the sample customers' free text under `root`."""
     frame = pd.read_parquet(root / SAMPLE_RECORDS, columns=["full_text"])
-    return fit_text_matcher(frame["full_text"].dropna().astype(str).tolist())
+    matcher = fit_text_matcher(frame["full_text"].dropna().astype(str).tolist())
+    return TextMatcher(matcher.model, matcher.word_counts, matcher.segment_counts, matcher.number_counts,
+                       matcher.n_records, matcher.common, matcher.labels,
+                       f"the sample customers ({SAMPLE_RECORDS}, {matcher.n_records} texts)")
+
+
+def _sample_matcher(root: Path) -> TextMatcher:
+    if SHIPPED.exists():
+        return TextMatcher.from_dict(json.loads(SHIPPED.read_text(encoding="utf-8")))
+    return fit_sample_matcher(root)
 
 
 def default_matcher() -> TextMatcher:
@@ -171,3 +201,12 @@ def score_text_matches(query_text: str, candidate_texts: Sequence[str], matcher:
     if not len(candidate_texts):
         return np.zeros(0)
     return (matcher or default_matcher()).score(query_text, candidate_texts)
+
+
+if __name__ == "__main__":  # fit the shipped sample matcher again (after a change of the model or of the sample)
+    from aietl_pipelines.dedupe.config import project_root
+
+    fitted = fit_sample_matcher(project_root())
+    SHIPPED.write_text(json.dumps(fitted.to_dict(), ensure_ascii=False, separators=(",", ":")) + "\n",
+                       encoding="utf-8")
+    print(f"wrote {SHIPPED} ({SHIPPED.stat().st_size // 1024} KB): {fitted.model.names}")
