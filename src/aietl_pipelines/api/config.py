@@ -14,6 +14,7 @@
 | ``AIETL_VECTOR_PROVIDER`` | vector store when a request names none | ``qdrant`` |
 | ``AIETL_VECTOR_PATH`` | folder of the embedded Qdrant (Edge) collections; unset = a temporary folder | unset |
 | ``AIETL_API_WARMUP`` | what to build at start-up: ``1`` (all), ``0`` (nothing) or some of ``features,drift,vector,model`` | ``1`` |
+| ``AIETL_API_TORCH_THREADS`` | torch intra-op threads of the query embedding in each API process | ``1`` |
 
 Text and row limits are also part of the request models (and so of the OpenAPI schema), so they are read at
 import time.
@@ -87,6 +88,10 @@ class ApiSettings:
     vector_provider: str = "qdrant"
     vector_path: str | None = None
     warm_up: tuple[str, ...] = ("features", "drift", "vector", "model")
+    #: One thread per process: concurrent requests already keep the cores busy (queries are embedded in batches
+    #: while the event loop serves the others); a second intra-op thread spins in OpenMP waits, and on a busy
+    #: machine a query costs several times the CPU (benchmarks/api_load.py). Run more uvicorn workers instead.
+    torch_threads: int = 1
 
     @classmethod
     def from_env(cls) -> ApiSettings:
@@ -106,4 +111,5 @@ class ApiSettings:
             vector_provider=os.environ.get("AIETL_VECTOR_PROVIDER", "qdrant").strip() or "qdrant",
             vector_path=os.environ.get("AIETL_VECTOR_PATH") or None,
             warm_up=_warm_up_parts(os.environ.get("AIETL_API_WARMUP", "1")),
+            torch_threads=_int_env("AIETL_API_TORCH_THREADS", 1),
         )

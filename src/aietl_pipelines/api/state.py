@@ -18,10 +18,12 @@ from aietl_pipelines.api.config import ApiSettings
 logger = logging.getLogger(__name__)
 
 
-def _load_query_model() -> None:
-    from aietl_pipelines.embeddings import embed_query
+def limit_torch_threads(threads: int) -> None:
+    """Torch's intra-op threads in this process (`ApiSettings.torch_threads`), set before the model runs."""
+    import torch
 
-    embed_query("warm-up")
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
 
 
 class ServiceRegistry:
@@ -59,12 +61,27 @@ class ServiceRegistry:
 
         name = provider or self.settings.vector_provider
         options = {"path": self.settings.vector_path} if self.settings.vector_path and name == "qdrant" else {}
-        return self._get(("vector", name), lambda: get_vector_search_service(name, **options))
+
+        def build() -> Any:
+            limit_torch_threads(self.settings.torch_threads)  # the service embeds queries with torch
+            return get_vector_search_service(name, **options)
+
+        return self._get(("vector", name), build)
+
+    def _load_query_model(self) -> None:
+        """The query embedding model and the duplicates match model (fitted on first use), loaded now."""
+        from aietl_pipelines.dedupe.matcher import score_text_matches
+        from aietl_pipelines.embeddings import embed_query
+
+        limit_torch_threads(self.settings.torch_threads)
+        embed_query("warm-up")
+        score_text_matches("warm-up", ["warm-up"])
 
     def warm_up(self, parts: tuple[str, ...] = ("features", "drift", "vector", "model")) -> None:
         """Build the services and load the embedding model now, so the first requests do not wait for it
         (run in a background thread by the app's lifespan; failures are logged, requests then report them)."""
-        steps = {"features": self.features, "drift": self.drift, "vector": self.vector, "model": _load_query_model}
+        steps = {"features": self.features, "drift": self.drift, "vector": self.vector,
+                 "model": self._load_query_model}
         for name, step in ((n, steps[n]) for n in parts if n in steps):
             try:
                 step()

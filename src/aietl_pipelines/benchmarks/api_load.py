@@ -7,8 +7,11 @@ What it does, bounded in count and time:
 1. prepares, once (kept in ``data/benchmarks/api_load/``): a Feast repo with the features of 1,000 pipelines,
    materialized into the SQLite online store, and a 100K-record customer collection in the embedded Qdrant
    (Edge) store, embedded through the project's embedding cache (so a rerun embeds nothing);
-2. for each scenario starts ``uvicorn aietl_pipelines.api.app:app`` on a free 127.0.0.1 port with API keys on
-   (the production set-up), waits for it, sends a few warm-up requests;
+2. for each scenario starts ``uvicorn aietl_pipelines.api.app:app --workers N --no-access-log --log-level warning``
+   on a free 127.0.0.1 port with API keys on (the production set-up; uvloop + httptools; torch on one thread per
+   process, ``AIETL_API_TORCH_THREADS`` default), waits for it, sends a few warm-up requests. ``--workers`` are the
+   counts tried for ``/features/online`` (default 1 and 2), ``--duplicates-workers`` for duplicates (default 1:
+   the embedded Qdrant Edge collection opens in one process only, docs/api.md "Serving options");
 3. runs ``wrk -t1 -c10 -d<seconds>s`` (10 concurrent clients on one light wrk thread, so the load tool does not
    take the cores the server needs) with a Lua script that cycles through fixed request bodies and prints
    p50/p95/p99 from wrk's own latency histogram;
@@ -209,7 +212,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=int, default=20, help="wrk duration per scenario")
     parser.add_argument("--only", choices=["online", "duplicates"], default=None)
-    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="uvicorn worker counts to try")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2],
+                        help="uvicorn worker counts to try for /features/online")
+    parser.add_argument("--duplicates-workers", type=int, nargs="+", default=[1],
+                        help="uvicorn worker counts to try for /vector-search/duplicates")
     parser.add_argument("--note", default="", help="free text recorded with the table (e.g. machine load)")
     parser.add_argument("--no-report", action="store_true")
     parser.add_argument("--prepare", action="store_true", help="only build the feature repo and the collection")
@@ -246,15 +252,18 @@ def main(argv: list[str] | None = None) -> None:
         queries = pd.read_parquet(WORK / "queries.parquet")["full_text"].tolist()
         bodies = [{"collection_name": COLLECTION, "text": q, "threshold": 0.9} for q in queries]
         env = {**common, "AIETL_API_WARMUP": "1", "AIETL_VECTOR_PATH": str(WORK / f"edge_{args.records}")}
-        rows.append(run_scenario(f"POST /api/v1/vector-search/duplicates ({args.records:,} records)",
-                                 "/api/v1/vector-search/duplicates", bodies, env, 1, args.seconds, warmup=10))
-        print(rows[-1], flush=True)
+        for workers in args.duplicates_workers:
+            rows.append(run_scenario(f"POST /api/v1/vector-search/duplicates ({args.records:,} records)",
+                                     "/api/v1/vector-search/duplicates", bodies, env, workers, args.seconds,
+                                     warmup=10))
+            print(rows[-1], flush=True)
     table = pd.DataFrame(rows)
     print(table.to_string(index=False))
     if not args.no_report:
         load = os.getloadavg()
         notes = (f"wrk 4.1 (-t1 -c10, {args.seconds} s per row, closed loop: 10 concurrent clients), API keys on, "
-                 f"uvicorn with uvloop/httptools, one process per row. Load average at the end: "
+                 f"uvicorn --no-access-log with uvloop/httptools, AIETL_API_TORCH_THREADS="
+                 f"{os.environ.get('AIETL_API_TORCH_THREADS', '1 (default)')}, one server per row. Load average at the end: "
                  f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}. {args.note}")
         write_report("api_load", "python -m aietl_pipelines.benchmarks.api_load " + " ".join(argv or sys.argv[1:]),
                      table, notes)
