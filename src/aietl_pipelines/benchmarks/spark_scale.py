@@ -61,9 +61,10 @@ def _dedupe_stages(runs: pd.DataFrame, fit: Any, golden: Any) -> dict[str, float
 
 
 def _stages_spark(path: str, cores: int) -> dict[str, float]:
+    from aietl_pipelines.dedupe.score import fit_model
     from aietl_pipelines.spark import drift, features, graph, retraining
     from aietl_pipelines.spark.dedupe_records import golden_records
-    from aietl_pipelines.spark.patterns import fit_patterns, pattern_counts
+    from aietl_pipelines.spark.patterns import pattern_counts
     from aietl_pipelines.spark.session import get_spark
 
     spark = get_spark({"spark.master": f"local[{cores}]", "spark.sql.shuffle.partitions": str(4 * cores),
@@ -91,7 +92,7 @@ def _stages_spark(path: str, cores: int) -> dict[str, float]:
 
     def fit(levels: np.ndarray, random_levels: np.ndarray, names: list[str], sizes: list[int]) -> Any:
         patterns, counts = pattern_counts(spark, levels)
-        return fit_patterns(patterns, counts, random_levels, names, sizes)
+        return fit_model(patterns, random_levels, names, sizes, counts=counts)
 
     out.update(_dedupe_stages(runs.toPandas(), fit, golden_records))
     return out

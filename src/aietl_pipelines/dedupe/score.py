@@ -18,6 +18,12 @@ No labels are used:
   stronger one: pool-adjacent-violators over the level order);
 - a missing value (level 0) weighs 0;
 - the match threshold is read from the fitted model (`FellegiSunterModel.threshold`, see `model_threshold`).
+
+`counts` (optional, in `fit_model` and the helpers it calls): the rows of `levels` are distinct comparison
+PATTERNS, row i standing for `counts[i]` > 0 pairs. A pair's posterior depends only on its levels, so every sum over
+pairs becomes a count-weighted sum over patterns and the model equals the one fitted on the expanded pairs (up to
+float summation order): `dedupe.engine: spark` fits billions of pairs from their few thousand pattern counts
+(`spark/patterns.py`). None: one pair per row.
 """
 
 from __future__ import annotations
@@ -117,10 +123,21 @@ def bound_and_order(m: np.ndarray, u: np.ndarray, counts: np.ndarray, m_floor: f
     return m
 
 
+def _level_counts(levels: np.ndarray, k: int, size: int, counts: np.ndarray | None = None) -> np.ndarray:
+    """Pairs per level of comparison k (each row weighted by its count, if given)."""
+    return np.bincount(levels[:, k], weights=counts, minlength=size).astype(float)[:size]
+
+
+def _pairs(mask: np.ndarray, counts: np.ndarray | None = None) -> float:
+    """How many pairs the rows selected by `mask` stand for."""
+    return int(mask.sum()) if counts is None else float(counts[mask].sum())
+
+
 def _em(levels: np.ndarray, u: list[np.ndarray], m: list[np.ndarray], active: list[int], prior: float,
-        iterations: int, tol: float = 1e-6) -> tuple[list[np.ndarray], float]:
-    """Classic two-class EM on `levels` over the comparisons in `active`, u held fixed."""
+        iterations: int, tol: float = 1e-6, counts: np.ndarray | None = None) -> tuple[list[np.ndarray], float]:
+    """Classic two-class EM on `levels` over the comparisons in `active`, u held fixed (`counts`: module doc)."""
     sizes = [len(x) for x in m]
+    per_level = [_level_counts(levels, k, sizes[k], counts) for k in range(len(sizes))]
     lam = prior
     for _ in range(iterations):
         total = np.full(len(levels), np.log2(lam / (1 - lam)))
@@ -129,11 +146,11 @@ def _em(levels: np.ndarray, u: list[np.ndarray], m: list[np.ndarray], active: li
             w[0] = 0.0
             total += w[levels[:, k]]
         post = 1.0 / (1.0 + np.power(2.0, -total))
-        new_lam = float(np.clip(post.mean(), 1e-6, 1 - 1e-6))
-        fitted = level_frequencies(levels, sizes, weights=post, smoothing=1e-3)
+        share = post.mean() if counts is None else (post * counts).sum() / counts.sum()
+        new_lam = float(np.clip(share, 1e-6, 1 - 1e-6))
+        fitted = level_frequencies(levels, sizes, weights=post if counts is None else post * counts, smoothing=1e-3)
         for k in active:
-            counts = np.bincount(levels[:, k], minlength=sizes[k]).astype(float)[: sizes[k]]
-            m[k] = bound_and_order(fitted[k], u[k], counts)
+            m[k] = bound_and_order(fitted[k], u[k], per_level[k])
         done = abs(new_lam - lam) < tol
         lam = new_lam
         if done:
@@ -170,12 +187,17 @@ def estimate_prior(sessions: list[tuple[list[int], float]], m: list[np.ndarray],
     return float(np.clip(np.median(values), 1e-9, 0.5)) if values else 1e-4
 
 
+def _agree(levels: np.ndarray, exact: list[list[int]], rule: list[int]) -> np.ndarray:
+    """Rows agreeing exactly on every comparison of `rule`."""
+    return np.all([np.isin(levels[:, k], exact[k]) for k in rule], axis=0)
+
+
 def _session_rules(levels: np.ndarray, exact: list[list[int]], declared: list[list[int]], per_field: list[list[int]],
-                   min_pairs: int) -> list[list[int]]:
+                   min_pairs: int, counts: np.ndarray | None = None) -> list[list[int]]:
     """The declared rules that select enough pairs; when none does (free text without e-mails, phones or dates),
     one rule per field."""
-    def size(rule: list[int]) -> int:
-        return int(np.all([np.isin(levels[:, k], exact[k]) for k in rule], axis=0).sum()) if len(levels) else 0
+    def size(rule: list[int]) -> float:
+        return _pairs(_agree(levels, exact, rule), counts) if len(levels) else 0
 
     usable = [r for r in declared if size(r) >= min_pairs]
     return usable or per_field
@@ -184,7 +206,8 @@ def _session_rules(levels: np.ndarray, exact: list[list[int]], declared: list[li
 def _single_comparison_sessions(levels: np.ndarray, random_levels: np.ndarray, u: list[np.ndarray],
                                 exact: list[list[int]], per_field: list[list[int]], companions: dict[int, list[int]],
                                 estimates: list[list[np.ndarray]], found: list[tuple[list[int], float]],
-                                sizes: list[int], min_pairs: int, is_tf: list[bool]) -> None:
+                                sizes: list[int], min_pairs: int, is_tf: list[bool],
+                                counts: np.ndarray | None = None) -> None:
     """m of the comparisons no EM session could estimate (each session that holds them has no second comparison
     with values: free text's date beside words, segments and numbers, which are read from the same words).
 
@@ -200,15 +223,17 @@ def _single_comparison_sessions(levels: np.ndarray, random_levels: np.ndarray, u
         for fixed in per_field:
             if k in fixed or any(not estimates[j] for j in fixed) or any(k in companions[j] for j in fixed):
                 continue
-            session = np.all([np.isin(levels[:, j], exact[j]) for j in fixed], axis=0)
+            session = _agree(levels, exact, fixed)
             values = levels[session, k]
+            weights = None if counts is None else counts[session][values != 0]
             values = values[values != 0]
-            if len(values) < min_pairs:
+            n_values = len(values) if weights is None else weights.sum()
+            if n_values < min_pairs:
                 continue
             pm = float(np.prod([m_now[j][exact[j]].sum() for j in fixed]))
             pu = float(np.prod([u[j][exact[j]].sum() for j in fixed]))
             lam = float(np.clip(prior * pm / (prior * pm + (1 - prior) * pu), 0.01, 1.0))
-            freq = np.bincount(values, minlength=sizes[k]).astype(float)[: sizes[k]] / len(values)
+            freq = np.bincount(values, weights=weights, minlength=sizes[k]).astype(float)[: sizes[k]] / n_values
             m = np.clip((freq - (1 - lam) * u[k]) / lam, 0.0, None)
             m[0] = 0.0
             if m[1:].sum() <= 0:
@@ -219,8 +244,8 @@ def _single_comparison_sessions(levels: np.ndarray, random_levels: np.ndarray, u
 
 def fit_model(levels: np.ndarray, random_levels: np.ndarray, names: list[str], sizes: list[int],
               iterations: int = 25, min_session_pairs: int = 10, exact: list[list[int]] | None = None,
-              sessions: list[list[int]] | None = None, related: dict[str, list[str]] | None = None
-              ) -> FellegiSunterModel:
+              sessions: list[list[int]] | None = None, related: dict[str, list[str]] | None = None,
+              counts: np.ndarray | None = None) -> FellegiSunterModel:
     """Fit the model Splink's way (module docstring).
 
     `sessions`: the comparisons of each EM session's rule (the blocking rules: pairs agreeing exactly on all of
@@ -228,7 +253,9 @@ def fit_model(levels: np.ndarray, random_levels: np.ndarray, names: list[str], s
     levels of comparison k that count as agreeing (default level 1). `related[name]`: comparisons read from the same
     values as `name` (free text's words and segments), left out of the sessions blocked on it with its
     term-frequency companions: within pairs selected for agreeing on one, the other agrees by construction, and
-    with u held at its random-pair value EM would call every such pair a match."""
+    with u held at its random-pair value EM would call every such pair a match. `counts`: row i of `levels` is a
+    comparison pattern standing for counts[i] pairs (module docstring); None: one row per pair."""
+    counts = None if counts is None else np.asarray(counts, dtype=np.float64)
     u = random_pair_u(random_levels, sizes)
     exact = exact or [[1] for _ in sizes]
     n_comp = len(sizes)
@@ -240,17 +267,19 @@ def fit_model(levels: np.ndarray, random_levels: np.ndarray, names: list[str], s
     found: list[tuple[list[int], float]] = []
 
     def run_session(fixed: list[int]) -> None:
-        session = np.all([np.isin(levels[:, k], exact[k]) for k in fixed], axis=0) if len(levels) else np.zeros(0, bool)
+        session = _agree(levels, exact, fixed) if len(levels) else np.zeros(0, bool)
         left_out = set(fixed) | {j for k in fixed for j in companions[k]}
         active = [j for j in range(n_comp) if j not in left_out and (levels[session, j] != 0).any()]
-        if session.sum() < min_session_pairs or not active:
+        if _pairs(session, counts) < min_session_pairs or not active:
             return
-        m, lam = _em(levels[session], u, _start_m(sizes), active, 0.5, iterations)
+        m, lam = _em(levels[session], u, _start_m(sizes), active, 0.5, iterations,
+                     counts=None if counts is None else counts[session])
         for j in active:
             estimates[j].append(m[j])
         found.append((fixed, lam))
 
-    rules = _session_rules(levels, exact, [list(r) for r in sessions or [] if r], per_field, min_session_pairs)
+    rules = _session_rules(levels, exact, [list(r) for r in sessions or [] if r], per_field, min_session_pairs,
+                           counts)
     for fixed in rules:
         run_session(fixed)
     # a comparison that every session blocked on (the only rule is on it) is estimated in a session blocked on
@@ -262,33 +291,52 @@ def fit_model(levels: np.ndarray, random_levels: np.ndarray, names: list[str], s
         if fixed not in rules and not set(fixed) & unestimated:
             run_session(fixed)
     _single_comparison_sessions(levels, random_levels, u, exact, per_field, companions, estimates, found, sizes,
-                                min_session_pairs, [n.endswith("~tf") for n in names])
+                                min_session_pairs, [n.endswith("~tf") for n in names], counts)
     m_final = _start_m(sizes)
     missing = [k for k in range(n_comp) if not estimates[k]]
     if missing and len(levels):  # comparisons no session could estimate: EM on all candidates
-        m_all, _ = _em(levels, u, _start_m(sizes), list(range(n_comp)), 0.05, iterations)
+        m_all, _ = _em(levels, u, _start_m(sizes), list(range(n_comp)), 0.05, iterations, counts=counts)
         for k in missing:
             estimates[k].append(m_all[k])
     for k in range(n_comp):
         if estimates[k]:
-            counts = np.bincount(levels[:, k], minlength=sizes[k]).astype(float)[: sizes[k]]
-            m_final[k] = bound_and_order(np.mean(estimates[k], axis=0), u[k], counts)
+            m_final[k] = bound_and_order(np.mean(estimates[k], axis=0), u[k], _level_counts(levels, k, sizes[k], counts))
     prior = estimate_prior(found, m_final, random_levels, exact)
     model = FellegiSunterModel(names, sizes, m_final, u, prior)
-    model.threshold = model_threshold(model.probability(levels) if len(levels) else np.zeros(0))
+    model.threshold = model_threshold(model.probability(levels) if len(levels) else np.zeros(0), counts)
     return model
 
 
-def model_threshold(probability: np.ndarray) -> float:
+def model_threshold(probability: np.ndarray, counts: np.ndarray | None = None) -> float:
     """The match-probability cut that maximises the F1 the model itself expects on the candidate pairs:
     taking the k most probable pairs, expected true positives = sum of their probabilities, expected F1 =
-    2 TP / (k + sum of all probabilities)."""
+    2 TP / (k + sum of all probabilities).
+
+    `counts`: probability[i] is that of counts[i] pairs (one comparison pattern). Within a run of equal
+    probabilities the expected F1 is monotone in how many of them are taken, so its best is at the first or the
+    last pair of the run: both are evaluated, in the order of the expanded pairs."""
+    if counts is not None:
+        return _weighted_threshold(probability, np.asarray(counts, dtype=np.float64))
     if not len(probability) or probability.sum() <= 0:
         return 0.5
     p = np.sort(probability)[::-1]
     tp = np.cumsum(p)
     f1 = 2 * tp / (np.arange(1, len(p) + 1) + p.sum())
     return float(p[int(np.argmax(f1))])
+
+
+def _weighted_threshold(probability: np.ndarray, counts: np.ndarray) -> float:
+    """`model_threshold` of probability[i] repeated counts[i] times, without expanding them."""
+    if not len(probability) or (probability * counts).sum() <= 0:
+        return 0.5
+    order = np.argsort(-probability, kind="stable")
+    p, w = probability[order], counts[order]
+    taken, tp = np.cumsum(w), np.cumsum(p * w)
+    total = tp[-1]
+    first = 2 * (np.r_[0.0, tp[:-1]] + p) / (np.r_[0.0, taken[:-1]] + 1 + total)
+    last = 2 * tp / (taken + total)
+    f1 = np.stack([first, last], axis=1).reshape(-1)
+    return float(p[int(np.argmax(f1)) // 2])
 
 
 def fit_em(levels: np.ndarray, random_levels: np.ndarray, names: list[str], sizes: list[int],

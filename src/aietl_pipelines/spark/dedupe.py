@@ -19,7 +19,7 @@ pandas step returns (same columns, dtypes and row order). Replaced:
   optional size cap stay on the driver (`dedupe/cluster.py`'s helpers), over the pairs of those components.
 
 - `score`: EM on comparison-pattern counts (`spark/patterns.py`): the candidate levels grouped by pattern on
-  Spark, only the (pattern, count) rows on the driver, `score.fit_model`'s steps weighted by the counts; each
+  Spark, only the (pattern, count) rows on the driver, `score.fit_model(..., counts=counts)` fits them; each
   pair's probability from its levels with the fitted model (a given model, in incremental runs: as pandas).
 
 - `prepare`, `embed`, `golden`: `spark/dedupe_records.py` (normalisation in `mapInPandas`, embeddings of new
@@ -43,7 +43,7 @@ from aietl_pipelines.dedupe import cluster as clustering
 from aietl_pipelines.dedupe import pairs as pairing
 from aietl_pipelines.dedupe import scoring
 from aietl_pipelines.dedupe.config import DedupeConfig
-from aietl_pipelines.dedupe.score import FellegiSunterModel
+from aietl_pipelines.dedupe.score import FellegiSunterModel, fit_model
 from aietl_pipelines.dedupe.steps import PANDAS, Steps, register_engine
 from aietl_pipelines.dedupe.textparse import TEXT_RELATED
 
@@ -338,14 +338,14 @@ def compare(prepared: pd.DataFrame, pairs: pd.DataFrame, vectors: np.ndarray, co
 def score(levels: np.ndarray, random_levels: np.ndarray, names: list[str], sizes: list[int], config: DedupeConfig,
           model: FellegiSunterModel | None = None) -> tuple[np.ndarray, FellegiSunterModel]:
     """Spark twin of `scoring.score`: the model fitted on the pattern counts grouped on Spark."""
-    from aietl_pipelines.spark.patterns import fit_patterns, pattern_counts
+    from aietl_pipelines.spark.patterns import pattern_counts
 
     if model is None and len(levels):
         rules = config.blocking if config.mode == "structured" else pairing.TEXT_BLOCKING  # as scoring.score
         sessions = [[names.index(c) for c in r] for r in rules if r and all(c in names for c in r)]
         patterns, counts = pattern_counts(_session(), levels)
-        model = fit_patterns(patterns, counts, random_levels, names, sizes, iterations=config.em_iterations,
-                             sessions=sessions, related=TEXT_RELATED if config.mode == "text" else None)
+        model = fit_model(patterns, random_levels, names, sizes, iterations=config.em_iterations, sessions=sessions,
+                          related=TEXT_RELATED if config.mode == "text" else None, counts=counts)
     return scoring.score(levels, random_levels, names, sizes, config, model)
 
 
