@@ -2,9 +2,11 @@
 
 A pair's posterior in EM depends only on its level vector, so EM over N pairs equals EM over the P distinct
 patterns with each weighted by its count (P is thousands for 10 comparisons of 3-5 levels, N can be billions).
-The patterns are counted on Spark (`pattern_counts`: a groupBy over the level columns), only the counts come to
-the driver, and `score.fit_model(patterns, ..., counts=counts)` fits the model from them (equal to the fit on
-the expanded pairs up to float summation order: tests/dedupe/test_score_counts.py).
+The patterns are counted on Spark (`pattern_counts`: a groupBy over the level columns) and
+`score.fit_model(patterns, ..., counts=counts)` fits the model from them (equal to the fit on the expanded pairs
+up to float summation order: tests/dedupe/test_score_counts.py). Today the dedupe Steps hand the levels over as
+a driver-side array (docs/spark.md, "what is open"), so this grouping saves no driver memory yet: it is the part
+that stays as it is once the levels remain a Spark table.
 """
 
 from __future__ import annotations
