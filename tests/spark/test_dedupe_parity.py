@@ -143,3 +143,66 @@ def test_free_text_on_spark_equals_pandas(spark, monkeypatch):
     clusters = PANDAS.cluster(prepared, pairs, probability, config)
     pd.testing.assert_frame_equal(on_spark.cluster(prepared, pairs, s_probability, config), clusters)
     assert clusters["cluster_id"].nunique() < len(prepared)
+
+
+def test_table_run_keeps_the_pairs_on_spark(spark, sample, monkeypatch):
+    """`dedupe_tables.run`: the pandas engine's pairs, probabilities and clusters, with the pairs, their levels and
+    probabilities as a Spark DataFrame; what reaches the driver (every toPandas/collect counted) is the pattern
+    table, the random-pair levels and one row per record at most, never a table of pairs."""
+    from aietl_pipelines.spark import dedupe_tables
+
+    records, config, _, _ = sample
+    config = DedupeConfig(**{**config.__dict__, "u_sample_pairs": 400})
+    frame_class = type(spark.range(1))
+    collected: list[tuple[tuple[str, ...], int]] = []
+
+    def counting(method):
+        def counted(self, *args, **kwargs):
+            out = method(self, *args, **kwargs)
+            collected.append((tuple(self.columns), len(out)))
+            return out
+        return counted
+
+    with monkeypatch.context() as patch:
+        patch.setattr(frame_class, "toPandas", counting(frame_class.toPandas))
+        patch.setattr(frame_class, "collect", counting(frame_class.collect))
+        result = dedupe_tables.run(records, DedupeConfig(**{**config.__dict__, "engine": "spark"}))
+        n_pairs = result.pairs.count()
+    assert isinstance(result.pairs, frame_class)
+    assert {"left", "right", "cosine", "match_probability", *dedupe_tables.level_columns(len(result.names))} \
+        <= set(result.pairs.columns)
+    assert n_pairs > 2 * len(records) and result.counts.sum() == n_pairs
+    assert collected and max(rows for _, rows in collected) <= max(len(records), config.u_sample_pairs)
+    assert not any({"left", "right"} <= set(columns) for columns, _ in collected)  # no pair table collected
+
+    pandas_run = engine.run(records, config)
+    pairs = result.pairs.select("left", "right", "match_probability").toPandas().sort_values(
+        ["left", "right"], ignore_index=True)
+    np.testing.assert_array_equal(pairs[["left", "right"]].to_numpy(), pandas_run.pairs[["left", "right"]].to_numpy())
+    np.testing.assert_allclose(pairs["match_probability"].to_numpy(),
+                               pandas_run.pairs["match_probability"].to_numpy(), rtol=1e-9, atol=1e-12)
+    pd.testing.assert_frame_equal(result.clusters, pandas_run.clusters)
+
+
+def test_cluster_table_splits_weak_links_and_caps_as_pandas(spark):
+    """Weak-link splitting and the size cap, per component in applyInPandas, give `cluster_with_components`'
+    labels and components on a random graph where both happen."""
+    from aietl_pipelines.dedupe.cluster import cluster_with_components
+    from aietl_pipelines.spark.dedupe_tables import cluster_table
+
+    rng = np.random.default_rng(11)
+    n, threshold = 80, 0.9
+    left = rng.integers(0, n, 200)
+    right = (left // 10) * 10 + rng.integers(0, 10, 200)  # inside groups of 10: small components, few CC rounds
+    pairs = np.unique(np.stack([np.minimum(left, right), np.maximum(left, right)], axis=1), axis=0)
+    pairs = pairs[pairs[:, 0] != pairs[:, 1]]
+    probability = np.where(rng.random(len(pairs)) < 0.7, rng.uniform(0.9, 1.0, len(pairs)),
+                           rng.uniform(0.0, 0.9, len(pairs)))
+    scored = spark.createDataFrame(pd.DataFrame({"left": pairs[:, 0], "right": pairs[:, 1],
+                                                 "match_probability": probability}))
+    for cap in (None, 4):  # 8 of 11 components split; with the cap, clusters of 5-8 records are cut too
+        labels, components = cluster_with_components(n, pairs[:, 0], pairs[:, 1], probability, threshold, cap)
+        s_labels, s_components = cluster_table(spark, n, scored, threshold, cap)
+        np.testing.assert_array_equal(s_components, components)
+        np.testing.assert_array_equal(s_labels, labels)
+        assert pd.Series(labels).groupby(components).nunique().max() > 1  # components were split: not vacuous

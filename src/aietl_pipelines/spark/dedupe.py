@@ -2,7 +2,10 @@
 
 The `Steps` interface (`dedupe/steps.py`) hands every step pandas frames and numpy arrays and expects the same
 back, so each step here ships its inputs to Spark, does the heavy part there and returns exactly what the
-pandas step returns (same columns, dtypes and row order). Replaced:
+pandas step returns (same columns, dtypes and row order). The heavy parts are the table functions of
+`spark/dedupe_tables.py`, which keep the pairs as Spark DataFrames; `dedupe_tables.run` chains them without
+bringing the pairs to the driver, and the steps below are adapters over them for the `Steps` interface.
+Replaced:
 
 - `candidates`: blocking rules (and free text's segments, `pairs.segment_pairs`) as Spark joins on
   (rule, key, row, text); a block larger than `max_block_size`
@@ -10,18 +13,18 @@ pandas step returns (same columns, dtypes and row order). Replaced:
   order, as `candidates.blocking_pairs` does), the join salted by buckets of ranks so that one huge key is
   spread over many tasks. Vector candidates: the exact kNN of `candidates.knn_search`, queries split in blocks
   over the executors in `mapInPandas`, the vectors broadcast; above `knn_exact_max` records on the CPU, the
-  pandas path's inverted-file index (`partitioned_knn`) with its lists as Spark groups (`_ivf_neighbours`). The
+  pandas path's inverted-file index (`partitioned_knn`) with its lists as Spark groups (`_ivf_best`). The
   deeper search of records in crowds (`pairs.deeper_neighbours`, exact-search sizes only) runs on the driver.
+  (`dedupe_tables.candidate_table`; the step collects and sorts it.)
 - `compare` / `levels`: `scoring.pair_levels` (the existing comparison code) in `mapInPandas` over partitions
-  of candidate pairs, the prepared records broadcast to the executors.
+  of candidate pairs, the prepared records broadcast to the executors (`dedupe_tables.levels_table`).
 - `cluster`: the match graph's connected components with `spark.graph.connected_components` (Large-Star /
   Small-Star); the weak-link splitting of components holding a pair scored below the threshold and the
-  optional size cap stay on the driver (`dedupe/cluster.py`'s helpers), over the pairs of those components.
-
+  optional size cap per component in `applyInPandas` with `dedupe/cluster.py`'s helpers
+  (`dedupe_tables.cluster_table`).
 - `score`: EM on comparison-pattern counts (`spark/patterns.py`): the candidate levels grouped by pattern on
   Spark, only the (pattern, count) rows on the driver, `score.fit_model(..., counts=counts)` fits them; each
   pair's probability from its levels with the fitted model (a given model, in incremental runs: as pandas).
-
 - `prepare`, `embed`, `golden`: `spark/dedupe_records.py` (normalisation in `mapInPandas`, embeddings of new
   texts only with the cache as a parquet table, golden records per group of clusters).
 
@@ -39,13 +42,11 @@ import numpy as np
 import pandas as pd
 
 from aietl_pipelines.dedupe import candidates as cand
-from aietl_pipelines.dedupe import cluster as clustering
 from aietl_pipelines.dedupe import pairs as pairing
 from aietl_pipelines.dedupe import scoring
 from aietl_pipelines.dedupe.config import DedupeConfig
-from aietl_pipelines.dedupe.score import FellegiSunterModel, fit_model
+from aietl_pipelines.dedupe.score import FellegiSunterModel
 from aietl_pipelines.dedupe.steps import PANDAS, Steps, register_engine
-from aietl_pipelines.dedupe.textparse import TEXT_RELATED
 
 logger = logging.getLogger(__name__)
 
@@ -175,7 +176,7 @@ def _knn_partitions(spark: Any, vectors: np.ndarray, k: int, config: DedupeConfi
     return starts.mapInPandas(search, "row long, neighbour long, cosine double")
 
 
-def _ivf_neighbours(spark: Any, vectors: np.ndarray, k: int, config: DedupeConfig) -> cand.Neighbours:
+def _ivf_best(spark: Any, vectors: np.ndarray, k: int, config: DedupeConfig) -> Any:
     """`candidates.partitioned_knn` with its lists as Spark groups: the same k-means centroids (fitted on the
     driver on a sample of 64 vectors per list), each vector assigned to its `knn_probes` nearest lists in
     `mapInPandas`, then per list (`groupBy(list).applyInPandas`) every vector routed there meets the list's members
@@ -232,9 +233,16 @@ def _ivf_neighbours(spark: Any, vectors: np.ndarray, k: int, config: DedupeConfi
         routed = spark.createDataFrame(frame).mapInPandas(assign, schema)
         found = routed.groupBy("list").applyInPandas(search, "row long, neighbour long, sim double, cosine double")
         best = (found.withColumn("n", F.row_number().over(Window.partitionBy("row").orderBy(F.desc("sim"))))
-                .where(F.col("n") <= k).toPandas())
+                .where(F.col("n") <= k).select("row", "neighbour", "n", "cosine").localCheckpoint())
     finally:
         shared.unpersist()
+    return best
+
+
+def _ivf_neighbours(spark: Any, vectors: np.ndarray, k: int, config: DedupeConfig) -> cand.Neighbours:
+    """`_ivf_best` collected as the pandas index's `Neighbours` (n x k; fewer than k met: cosine -2)."""
+    n = len(vectors)
+    best = _ivf_best(spark, vectors, k, config).toPandas()
     indices, cosines = np.zeros((n, k), dtype=np.int64), np.full((n, k), -2.0, dtype=np.float32)
     slot = best["n"].to_numpy() - 1
     indices[best["row"].to_numpy(), slot] = best["neighbour"].to_numpy()
@@ -244,81 +252,39 @@ def _ivf_neighbours(spark: Any, vectors: np.ndarray, k: int, config: DedupeConfi
 
 def candidates_with_radius(prepared: pd.DataFrame, vectors: np.ndarray, config: DedupeConfig
                            ) -> tuple[pd.DataFrame, np.ndarray]:
-    """Spark twin of `pairs.candidates_with_radius`: the same pairs frame and k-th neighbour cosines."""
-    from pyspark.sql import functions as F
+    """Spark twin of `pairs.candidates_with_radius`: the same pairs frame and k-th neighbour cosines.
+
+    `dedupe_tables.candidate_table` builds the pairs as a Spark table; this `Steps` adapter collects and sorts
+    it (the interface carries the pairs as a pandas frame)."""
+    from aietl_pipelines.spark.dedupe_tables import candidate_table
 
     if len(prepared) < 2:
         return PANDAS.candidates(prepared, vectors, config)
-    spark = _session()
-    rules = pairing.blocking_rules(prepared, config)
-    found, report = blocking_pairs(spark, prepared, rules, config.max_block_size, config.block_window)
-    segments = segment_pairs(spark, prepared, config)
-    if segments is not None:
-        found = found.unionByName(segments)
-    pairing._log_dropped(pairing.oversized_blocks(prepared, config) if config.mode == "text" else report, config)
-    kth = np.full(len(prepared), np.inf)
-    extra = []
-    k = min(config.knn_k, len(prepared) - 1)
-    if vectors.shape[1] and k > 0:
-        from aietl_pipelines.embeddings import resolve_device
-
-        method = config.knn_method
-        exact = method == "exact" or (method == "auto" and (len(vectors) <= config.knn_exact_max
-                                                             or resolve_device(config.device) != "cpu"))
-        if exact:
-            neighbours = _knn_partitions(spark, vectors, k, config).localCheckpoint()
-            radius = neighbours.groupBy("row").agg(F.min("cosine").alias("kth")).toPandas()
-            kth[radius["row"].to_numpy()] = radius["kth"].to_numpy(dtype=np.float64)
-            found = found.unionByName(neighbours.where(F.col("cosine") >= config.knn_min_cosine).select(
-                F.least("row", "neighbour").alias("left"), F.greatest("row", "neighbour").alias("right")))
-        else:
-            if method not in ("auto", "partitioned"):
-                cand.nearest_neighbours(vectors[:2], 1, method)  # the pandas path's error for a bad knn_method
-            near = _ivf_neighbours(spark, vectors, k, config)
-            kth = near.cosines.min(axis=1).astype(np.float64)
-            extra.append(cand.neighbour_pairs(near, config.knn_min_cosine)[0])
-        deeper, kth = pairing.deeper_neighbours(vectors, kth, config)  # exact-search sizes only: on the driver
-        extra.append(deeper)
-    collected = found.distinct().toPandas()
-    pairs = np.stack([collected["left"].to_numpy(np.int64), collected["right"].to_numpy(np.int64)], axis=1)
-    return pairing.pairs_frame(cand.union_pairs(pairs, *extra), vectors), kth
+    table, kth = candidate_table(_session(), prepared, vectors, config)
+    collected = table.toPandas().sort_values(["left", "right"], kind="stable", ignore_index=True)
+    pairs = pd.DataFrame({"left": collected["left"].to_numpy(np.int64), "right": collected["right"].to_numpy(np.int64),
+                          "cosine": collected["cosine"].to_numpy(np.float64)})
+    return pairs, kth
 
 
 # ---------------------------------------------------------------------------------------------- comparisons
 
 def pair_levels(prepared: pd.DataFrame, pairs: pd.DataFrame, vectors: np.ndarray, config: DedupeConfig
                 ) -> tuple[np.ndarray, list[str], list[int]]:
-    """Spark twin of `scoring.pair_levels`: the same function over partitions of pairs in `mapInPandas`."""
+    """Spark twin of `scoring.pair_levels`: `dedupe_tables.levels_table` (the same function over partitions of
+    pairs in `mapInPandas`), collected in the pairs' order for the `Steps` interface."""
+    from aietl_pipelines.spark.dedupe_tables import level_columns, levels_table
+
     if len(pairs) < 2:
         return scoring.pair_levels(prepared, pairs, vectors, config)
     spark = _session()
-    columns = [c for c in [*scoring.comparison_kinds(config), "__original"] if c in prepared.columns]
-    shipped = prepared[columns].copy()
-    no_vectors = np.zeros((0, vectors.shape[1]), dtype=np.float32)  # pair_levels reads only their width
-    probe, names, sizes = scoring.pair_levels(shipped, pairs.iloc[:1], no_vectors, config)
-    shared = spark.sparkContext.broadcast(shipped)
-    width = probe.shape[1]
-
-    def levels_of(batches: Any) -> Any:
-        chunk = pd.concat(list(batches), ignore_index=True)  # one partition at once: term frequencies once
-        if not len(chunk):
-            return
-        levels, _, _ = scoring.pair_levels(shared.value, chunk, no_vectors, config)
-        out = pd.DataFrame(levels.astype(np.int32), columns=[f"l{j}" for j in range(width)])
-        out.insert(0, "e", chunk["e"].to_numpy(np.int64))
-        yield out
-
     frame = pd.DataFrame({"e": np.arange(len(pairs), dtype=np.int64), "left": pairs["left"].to_numpy(np.int64),
                           "right": pairs["right"].to_numpy(np.int64),
                           "cosine": pairs["cosine"].to_numpy(np.float64)})
-    parts = max(spark.sparkContext.defaultParallelism, math.ceil(len(frame) / PAIRS_PER_TASK))
-    schema = ", ".join(["e long", *[f"l{j} int" for j in range(width)]])
-    try:
-        result = spark.createDataFrame(frame).repartition(parts).mapInPandas(levels_of, schema).toPandas()
-    finally:
-        shared.unpersist()
-    result = result.sort_values("e", kind="stable")
-    levels = result[[f"l{j}" for j in range(width)]].to_numpy().astype(probe.dtype)
+    table, names, sizes, dtype = levels_table(spark, prepared, spark.createDataFrame(frame), vectors, config)
+    cols = level_columns(len(names))
+    result = table.select("e", *cols).toPandas().sort_values("e", kind="stable")
+    levels = result[cols].to_numpy().astype(dtype)
     if len(levels) != len(pairs):
         raise RuntimeError(f"spark comparisons returned {len(levels)} rows for {len(pairs)} pairs")
     return levels, names, sizes
@@ -338,63 +304,31 @@ def compare(prepared: pd.DataFrame, pairs: pd.DataFrame, vectors: np.ndarray, co
 def score(levels: np.ndarray, random_levels: np.ndarray, names: list[str], sizes: list[int], config: DedupeConfig,
           model: FellegiSunterModel | None = None) -> tuple[np.ndarray, FellegiSunterModel]:
     """Spark twin of `scoring.score`: the model fitted on the pattern counts grouped on Spark."""
+    from aietl_pipelines.spark.dedupe_tables import fit_patterns
     from aietl_pipelines.spark.patterns import pattern_counts
 
     if model is None and len(levels):
-        rules = config.blocking if config.mode == "structured" else pairing.TEXT_BLOCKING  # as scoring.score
-        sessions = [[names.index(c) for c in r] for r in rules if r and all(c in names for c in r)]
         patterns, counts = pattern_counts(_session(), levels)
-        model = fit_model(patterns, random_levels, names, sizes, iterations=config.em_iterations, sessions=sessions,
-                          related=TEXT_RELATED if config.mode == "text" else None, counts=counts)
+        model = fit_patterns(patterns, counts, random_levels, names, sizes, config)  # scoring.score's options
     return scoring.score(levels, random_levels, names, sizes, config, model)
 
 
 # ---------------------------------------------------------------------------------------------- clusters
 
-def match_components(n: int, left: np.ndarray, right: np.ndarray) -> np.ndarray:
-    """Component label (0..c-1, numbered by smallest member, as scipy numbers them) of each of n records, from
-    the match edges, with `spark.graph.connected_components`."""
-    from aietl_pipelines.spark.graph import connected_components
-
-    smallest = np.arange(n, dtype=np.int64)
-    if len(left):
-        edges = _session().createDataFrame(pd.DataFrame({"src": left.astype(np.int64), "dst": right.astype(np.int64)}))
-        found = connected_components(edges).toPandas()
-        smallest[found["node"].to_numpy(np.int64)] = found["component"].to_numpy(np.int64)
-    return pd.factorize(smallest)[0].astype(np.int32)  # scipy's label dtype
-
-
 def cluster(prepared: pd.DataFrame, pairs: pd.DataFrame, probability: np.ndarray, config: DedupeConfig
             ) -> pd.DataFrame:
-    """Spark twin of `cluster.cluster`: components on Spark, weak-link splitting and the cap on the driver."""
-    n = len(prepared)
-    left, right = pairs["left"].to_numpy(np.int64), pairs["right"].to_numpy(np.int64)
-    probability = np.asarray(probability, dtype=float)
-    threshold = config.match_threshold
-    keep = probability >= threshold
-    components = match_components(n, left[keep], right[keep])
-    labels = components.copy()
-    # as cluster.cluster_with_components, from its components on: split components with evidence against
-    against = ~keep & (components[left] == components[right]) & (left != right)
-    suspect = np.unique(components[left[against]])
-    if len(suspect):
-        inside = np.isin(components[left], suspect) & (components[left] == components[right])
-        roots = clustering._agglomerate(n, left[inside], right[inside],
-                                        clustering._votes(probability[inside], threshold))
-        labels = np.where(np.isin(components, suspect), n + roots, labels)
-    if config.max_cluster_size:
-        labels = clustering._cap(n, left[keep], right[keep], probability[keep], labels, int(config.max_cluster_size))
-    labels = pd.factorize(labels)[0]
-    pieces = pd.Series(labels).groupby(components).nunique()
-    split = pieces[pieces > 1]
-    if len(split):
-        logger.warning("Split %d match component(s) at weak links into %d clusters (largest component: %d records)",
-                       len(split), int(split.sum()), int(np.bincount(components)[split.index.to_numpy()].max()))
-    out = pd.DataFrame({"record_id": prepared["record_id"].to_numpy(), "cluster_id": labels,
-                        "component_id": components})
-    if len(out) != n or out["record_id"].duplicated().any():
-        raise AssertionError("dedupe clustering lost or duplicated a record id")
-    return out
+    """Spark twin of `cluster.cluster`: `dedupe_tables.cluster_table` over the scored pairs shipped to Spark
+    (components on Spark, weak-link splitting and the cap per component in `applyInPandas`)."""
+    from aietl_pipelines.spark.dedupe_tables import cluster_table, clusters_frame
+
+    spark = _session()
+    scored = spark.createDataFrame(pd.DataFrame({"e": np.arange(len(pairs), dtype=np.int64),  # the edge order
+                                                 "left": pairs["left"].to_numpy(np.int64),
+                                                 "right": pairs["right"].to_numpy(np.int64),
+                                                 "match_probability": np.asarray(probability, dtype=np.float64)}),
+                                   "e long, left long, right long, match_probability double")
+    labels, components = cluster_table(spark, len(prepared), scored, config.match_threshold, config.max_cluster_size)
+    return clusters_frame(prepared, labels, components)
 
 
 def spark_steps() -> Steps:

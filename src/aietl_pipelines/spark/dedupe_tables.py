@@ -1,0 +1,343 @@
+"""`dedupe.engine: spark` with the pairs kept as Spark tables from candidates to clusters (issue 16).
+
+The `Steps` interface (`dedupe/steps.py`) hands numpy arrays between the steps, so the Spark steps of
+`spark/dedupe.py` must bring the candidate pairs, their comparison levels and probabilities to the driver (about
+24 GB at 100M records). The functions here are the same stages over Spark DataFrames; only small results reach
+the driver:
+
+- `candidate_table`: the blocking and kNN pairs as one DataFrame (left, right, cosine), distinct, left < right,
+  the cosines computed on the executors; each record's k-th neighbour cosine comes back (N floats).
+- `levels_table`: `scoring.pair_levels` in `mapInPandas` adding the level columns l0..lk to the pairs table.
+- `random_levels`: the levels of `u_sample_pairs` random pairs (for u): that many rows on the driver.
+- `fit_model_on_table`: the comparison patterns counted on Spark (`patterns.pattern_counts_table`: distinct
+  level tuples with their counts, thousands of rows) fitted by `score.fit_model(..., counts=...)`.
+- `with_probability`: the model's probability per pattern joined back onto the levels table (a broadcast join
+  of the pattern table: the same numbers as `model.probability(levels)`, which is a function of the row).
+- `cluster_table`: components of the matched pairs with `spark.graph.connected_components`; the components that
+  hold a pair scored below the threshold (weak-link split, `dedupe/cluster.py`) or are larger than
+  `max_cluster_size` are clustered per component in `groupBy(component).applyInPandas` with the pandas path's
+  own helpers (`cluster._agglomerate`, `_votes`, `_cap`); what reaches the driver is one row per record that has
+  a match (its component and cluster), from which the record → cluster assignment (N rows) is built.
+
+`run` chains them (`run(records, config)`: prepare, embed, candidates, levels, EM, probabilities, clusters) and
+returns the pairs as a Spark DataFrame. The `Steps` of `spark/dedupe.py` are thin adapters over the same
+functions (they convert to and from numpy at their boundary, as the interface requires).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from aietl_pipelines.dedupe import candidates as cand
+from aietl_pipelines.dedupe import cluster as clustering
+from aietl_pipelines.dedupe import pairs as pairing
+from aietl_pipelines.dedupe import scoring
+from aietl_pipelines.dedupe.config import DedupeConfig
+from aietl_pipelines.dedupe.score import FellegiSunterModel, fit_model
+from aietl_pipelines.dedupe.textparse import TEXT_RELATED
+from aietl_pipelines.errors import AietlInputError
+
+logger = logging.getLogger(__name__)
+
+
+def level_columns(width: int) -> list[str]:
+    """The names of the level columns of a levels table (l0..l{width-1})."""
+    return [f"l{j}" for j in range(width)]
+
+
+# ---------------------------------------------------------------------------------------------- candidates
+
+def candidate_table(spark: Any, prepared: pd.DataFrame, vectors: np.ndarray, config: DedupeConfig
+                    ) -> tuple[Any, np.ndarray]:
+    """The candidate pairs as a Spark DataFrame (left long, right long, cosine double), distinct with
+    left < right, materialised (local checkpoint); and each record's k-th neighbour cosine (N floats).
+
+    The same pairs and cosines as `pairs.candidates_with_radius` (the Spark steps' `candidates` collects this
+    table and sorts it)."""
+    from pyspark.sql import functions as F
+
+    from aietl_pipelines.spark import dedupe as sd
+
+    n = len(prepared)
+    rules = pairing.blocking_rules(prepared, config)
+    found, report = sd.blocking_pairs(spark, prepared, rules, config.max_block_size, config.block_window)
+    segments = sd.segment_pairs(spark, prepared, config)
+    if segments is not None:
+        found = found.unionByName(segments)
+    pairing._log_dropped(pairing.oversized_blocks(prepared, config) if config.mode == "text" else report, config)
+    kth = np.full(n, np.inf)
+    k = min(config.knn_k, n - 1)
+    shared = []
+    if vectors.shape[1] and k > 0:
+        from aietl_pipelines.embeddings import resolve_device
+
+        method = config.knn_method
+        exact = method == "exact" or (method == "auto" and (n <= config.knn_exact_max
+                                                             or resolve_device(config.device) != "cpu"))
+        if exact:
+            neighbours = sd._knn_partitions(spark, vectors, k, config).localCheckpoint()
+            radius = neighbours.groupBy("row").agg(F.min("cosine").alias("kth")).toPandas()  # N rows
+            kth[radius["row"].to_numpy()] = radius["kth"].to_numpy(dtype=np.float64)
+        else:
+            if method not in ("auto", "partitioned"):
+                cand.nearest_neighbours(vectors[:2], 1, method)  # the pandas path's error for a bad knn_method
+            neighbours = sd._ivf_best(spark, vectors, k, config)
+            radius = neighbours.groupBy("row").agg(F.min("cosine").alias("kth"),
+                                                   F.count(F.lit(1)).alias("met")).toPandas()  # N rows
+            kth = np.full(n, -2.0)  # fewer than k met: -2, as the pandas index's filler
+            kth[radius["row"].to_numpy()] = np.where(radius["met"].to_numpy() < k, -2.0,
+                                                     radius["kth"].to_numpy(dtype=np.float64))
+        found = found.unionByName(neighbours.where(F.col("cosine") >= config.knn_min_cosine).select(
+            F.least("row", "neighbour").alias("left"), F.greatest("row", "neighbour").alias("right")))
+        deeper, kth = pairing.deeper_neighbours(vectors, kth, config)  # exact-search sizes only: on the driver
+        if len(deeper):
+            found = found.unionByName(spark.createDataFrame(pd.DataFrame(
+                {"left": deeper.min(axis=1).astype(np.int64), "right": deeper.max(axis=1).astype(np.int64)})))
+    pairs = found.select(F.col("left").cast("long"), F.col("right").cast("long")).distinct()
+    if vectors.shape[1]:
+        shared.append(spark.sparkContext.broadcast(vectors))
+
+        def with_cosine(batches: Any) -> Any:
+            base = shared[0].value
+            for b in batches:
+                yield b.assign(cosine=cand.pair_cosines(base, b["left"].to_numpy(np.int64),
+                                                        b["right"].to_numpy(np.int64)))
+
+        pairs = pairs.mapInPandas(with_cosine, "left long, right long, cosine double")
+    else:
+        pairs = pairs.withColumn("cosine", F.lit(float("nan")))
+    try:
+        return pairs.localCheckpoint(), kth  # eager: materialised before the broadcast is released
+    finally:
+        for b in shared:
+            b.unpersist()
+
+
+# ---------------------------------------------------------------------------------------------- comparisons
+
+def levels_table(spark: Any, prepared: pd.DataFrame, pairs: Any, vectors: np.ndarray, config: DedupeConfig,
+                 pairs_per_task: int | None = None) -> tuple[Any, list[str], list[int], np.dtype]:
+    """The pairs table (left, right, cosine and any other columns) with the comparison levels l0..lk added, by
+    `scoring.pair_levels` in `mapInPandas` (the prepared records broadcast), materialised; the comparison names,
+    level counts and the level dtype of the pandas path."""
+    from pyspark.sql import types as T
+
+    from aietl_pipelines.spark import dedupe as sd
+
+    columns = [c for c in [*scoring.comparison_kinds(config), "__original"] if c in prepared.columns]
+    shipped = prepared[columns].copy()
+    no_vectors = np.zeros((0, vectors.shape[1]), dtype=np.float32)  # pair_levels reads only their width
+    one = pd.DataFrame({"left": [0], "right": [min(1, len(prepared) - 1)], "cosine": [0.0]})
+    probe, names, sizes = scoring.pair_levels(shipped, one, no_vectors, config)
+    width = probe.shape[1]
+    cols = level_columns(width)
+    shared = spark.sparkContext.broadcast(shipped)
+
+    def levels_of(batches: Any) -> Any:
+        chunk = pd.concat(list(batches), ignore_index=True)  # one partition at once: term frequencies once
+        if not len(chunk):
+            return
+        levels, _, _ = scoring.pair_levels(shared.value, chunk, no_vectors, config)
+        yield chunk.assign(**{c: levels[:, j].astype(np.int32) for j, c in enumerate(cols)})
+
+    schema = T.StructType([*pairs.schema.fields, *[T.StructField(c, T.IntegerType(), False) for c in cols]])
+    per_task = pairs_per_task or sd.PAIRS_PER_TASK
+    parts = max(spark.sparkContext.defaultParallelism, math.ceil(pairs.count() / per_task))
+    try:
+        out = pairs.repartition(parts).mapInPandas(levels_of, schema).localCheckpoint()
+    finally:
+        shared.unpersist()
+    return out, names, sizes, probe.dtype
+
+
+def random_levels(spark: Any, prepared: pd.DataFrame, vectors: np.ndarray, config: DedupeConfig,
+                  width: int, dtype: np.dtype) -> np.ndarray:
+    """Levels of the `u_sample_pairs` random pairs (`scoring.random_pairs`, for u) computed on Spark: only their
+    level columns reach the driver (u_sample_pairs rows), in the sample's order."""
+    sample = pairing.pairs_frame(scoring.random_pairs(len(prepared), config), vectors)
+    if not len(sample):
+        return np.zeros((0, width), dtype=dtype)
+    sample.insert(0, "e", np.arange(len(sample), dtype=np.int64))
+    table, _, _, _ = levels_table(spark, prepared, spark.createDataFrame(sample), vectors, config)
+    found = table.select("e", *level_columns(width)).toPandas().sort_values("e", kind="stable")
+    return found[level_columns(width)].to_numpy().astype(dtype)
+
+
+# ---------------------------------------------------------------------------------------------- EM
+
+def model_sessions(names: list[str], config: DedupeConfig) -> list[list[int]]:
+    """The EM sessions of `scoring.score` (one per blocking rule whose comparisons are all scored)."""
+    rules = config.blocking if config.mode == "structured" else pairing.TEXT_BLOCKING
+    return [[names.index(c) for c in r] for r in rules if r and all(c in names for c in r)]
+
+
+def fit_patterns(patterns: np.ndarray, counts: np.ndarray, random: np.ndarray, names: list[str], sizes: list[int],
+                 config: DedupeConfig) -> FellegiSunterModel:
+    """`score.fit_model` on comparison patterns weighted by their pair counts, with `scoring.score`'s options."""
+    return fit_model(patterns, random, names, sizes, iterations=config.em_iterations,
+                     sessions=model_sessions(names, config),
+                     related=TEXT_RELATED if config.mode == "text" else None, counts=counts)
+
+
+def fit_model_on_table(levels: Any, random: np.ndarray, names: list[str], sizes: list[int], dtype: np.dtype,
+                       config: DedupeConfig) -> tuple[FellegiSunterModel, np.ndarray]:
+    """The model fitted on the levels table's pattern counts; also the patterns (P x k, for `with_probability`)."""
+    from aietl_pipelines.spark.patterns import pattern_counts_table
+
+    patterns, counts = pattern_counts_table(levels, level_columns(len(names)))
+    patterns = patterns.astype(dtype)
+    return fit_patterns(patterns, counts, random, names, sizes, config), patterns
+
+
+def with_probability(spark: Any, levels: Any, model: FellegiSunterModel, patterns: np.ndarray) -> Any:
+    """The levels table with `match_probability`: the model's probability of each pattern, joined on the level
+    columns (the pattern table, thousands of rows, is broadcast)."""
+    from pyspark.sql import functions as F
+
+    cols = level_columns(patterns.shape[1])
+    table = pd.DataFrame(patterns.astype(np.int32), columns=cols)
+    table["match_probability"] = model.probability(patterns) if len(patterns) else np.zeros(0)
+    if not len(table):
+        return levels.withColumn("match_probability", F.lit(None).cast("double"))
+    return levels.join(F.broadcast(spark.createDataFrame(table)), cols, "left")
+
+
+# ---------------------------------------------------------------------------------------------- clusters
+
+def cluster_table(spark: Any, n: int, scored: Any, threshold: float, max_cluster_size: int | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Cluster label (0..c-1) and match component (0..m-1) of each of n records from a Spark table of scored
+    pairs (left, right, match_probability): `cluster.cluster_with_components` with the pairs on Spark.
+
+    Components of the pairs at or above the threshold: `spark.graph.connected_components`. Components holding a
+    pair of two of their records scored below the threshold (evidence against), and with `max_cluster_size`
+    components larger than it, are clustered one component per `applyInPandas` call with `cluster.py`'s
+    `_agglomerate` / `_votes` / `_cap` over that component's pairs in the pandas path's order (the column `e`
+    when `scored` has it, the position of each pair in the pandas frame; else sorted by (left, right), the order
+    of candidate pairs), so the clusters are the pandas path's. Components are disjoint
+    and those helpers only ever merge inside one, so per component equals the pandas path's single call.
+    The driver receives one row per record with a match (component, cluster) and numbers them as pandas does."""
+    from pyspark.sql import functions as F
+
+    from aietl_pipelines.spark.graph import connected_components
+
+    order = [F.col("e").cast("long").alias("e")] if "e" in scored.columns else [
+        (F.col("left").cast("long") * F.lit(0)).alias("e")]  # no edge order given: (left, right) decides
+    edges = scored.select(F.col("left").cast("long").alias("left"), F.col("right").cast("long").alias("right"),
+                          F.col("match_probability").cast("double").alias("p"), *order)
+    keep = edges.where(F.col("p") >= threshold)
+    comp = connected_components(keep.select(F.col("left").alias("src"), F.col("right").alias("dst"))).localCheckpoint()
+    cl = comp.select(F.col("node").alias("left"), F.col("component").alias("cl"))
+    cr = comp.select(F.col("node").alias("right"), F.col("component").alias("cr"))
+    inside = (edges.join(cl, "left").join(cr, "right").where(F.col("cl") == F.col("cr"))
+              .select(F.col("cl").alias("component"), "left", "right", "p", "e"))
+    work = (inside.where((F.col("p") < threshold) & (F.col("left") != F.col("right")))
+            .select("component").distinct().withColumn("suspect", F.lit(True)))
+    cap = int(max_cluster_size) if max_cluster_size else 0
+    if cap:
+        big = comp.groupBy("component").agg(F.count(F.lit(1)).alias("size")).where(F.col("size") > cap)
+        work = work.join(big.select("component"), "component", "full").fillna(False, ["suspect"])
+
+    def split(group: pd.DataFrame) -> pd.DataFrame:
+        group = group.sort_values(["e", "left", "right"], kind="stable")  # the pandas path's edge order
+        a_ids, b_ids = group["left"].to_numpy(np.int64), group["right"].to_numpy(np.int64)
+        nodes = np.unique(np.r_[a_ids, b_ids])
+        a, b = np.searchsorted(nodes, a_ids), np.searchsorted(nodes, b_ids)
+        p = group["p"].to_numpy(np.float64)
+        m = len(nodes)
+        labels = np.zeros(m, dtype=np.int64)
+        if bool(group["suspect"].iloc[0]):
+            labels = clustering._agglomerate(m, a, b, clustering._votes(p, threshold))
+        if cap:
+            kept = p >= threshold
+            labels = clustering._cap(m, a[kept], b[kept], p[kept], pd.factorize(labels)[0], cap)
+        key = pd.Series(nodes).groupby(labels).transform("min").to_numpy(np.int64)
+        return pd.DataFrame({"node": nodes, "key": key})
+
+    keys = inside.join(work, "component").groupBy("component").applyInPandas(split, "node long, key long")
+    assigned = (comp.join(keys, "node", "left")
+                .select("node", "component", F.coalesce("key", "component").alias("cluster")).toPandas())
+    smallest = np.arange(n, dtype=np.int64)
+    nodes = assigned["node"].to_numpy(np.int64)
+    smallest[nodes] = assigned["component"].to_numpy(np.int64)
+    cluster_key = smallest.copy()
+    cluster_key[nodes] = assigned["cluster"].to_numpy(np.int64)
+    components = pd.factorize(smallest)[0].astype(np.int32)  # scipy's numbering and dtype
+    labels = pd.factorize(cluster_key)[0]
+    pieces = pd.Series(labels).groupby(components).nunique()
+    split_components = pieces[pieces > 1]
+    if len(split_components):
+        logger.warning("Split %d match component(s) at weak links into %d clusters (largest component: %d records)",
+                       len(split_components), int(split_components.sum()),
+                       int(np.bincount(components)[split_components.index.to_numpy()].max()))
+    return labels, components
+
+
+def clusters_frame(prepared: pd.DataFrame, labels: np.ndarray, components: np.ndarray) -> pd.DataFrame:
+    """record_id → cluster_id, component_id (the `cluster` step's frame), with its every-record-once check."""
+    out = pd.DataFrame({"record_id": prepared["record_id"].to_numpy(), "cluster_id": labels,
+                        "component_id": components})
+    if len(out) != len(prepared) or out["record_id"].duplicated().any():
+        raise AssertionError("dedupe clustering lost or duplicated a record id")
+    return out
+
+
+# ---------------------------------------------------------------------------------------------- the run
+
+@dataclass
+class SparkDedupeRun:
+    """A dedupe run with its pairs as a Spark table.
+
+    `pairs`: Spark DataFrame (left, right, cosine, l0..lk, match_probability), one row per candidate pair, left <
+    right (row positions in `prepared`); `names[j]` is the comparison of column l{j}. `patterns` / `counts`: the
+    comparison-pattern table the model was fitted on."""
+
+    prepared: pd.DataFrame
+    pairs: Any
+    names: list[str]
+    clusters: pd.DataFrame
+    model: FellegiSunterModel
+    kth_cosine: np.ndarray
+    patterns: np.ndarray
+    counts: np.ndarray
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+def run(records: pd.DataFrame, config: DedupeConfig) -> SparkDedupeRun:
+    """The full dedupe run on Spark with the candidate pairs, levels and probabilities kept as Spark tables.
+
+    Prepare and embed are the Spark engine's steps (`spark/dedupe_records.py`); the record vectors and the
+    prepared records stay on the driver as in those steps. Labelled mode (`dedupe.labels`) and incremental state
+    are not supported here (they need the pairs on the driver): use `engine.run` with `dedupe.engine: spark`."""
+    from aietl_pipelines.dedupe.engine import run_counts
+    from aietl_pipelines.spark import dedupe as sd
+    from aietl_pipelines.spark.patterns import pattern_counts_table
+
+    if config.labels:
+        raise AietlInputError("Labelled mode (dedupe.labels) is not supported by the table run on Spark: "
+                              "use engine.run with dedupe.engine: spark.")
+    spark = sd._session()
+    steps = sd.spark_steps()
+    prepared = steps.prepare(records, config)
+    vectors = steps.embed(prepared, config)
+    if len(prepared) < 2:
+        raise AietlInputError("The table run on Spark needs at least 2 records.")
+    pairs, kth = candidate_table(spark, prepared, vectors, config)
+    levels, names, sizes, dtype = levels_table(spark, prepared, pairs, vectors, config)
+    random = random_levels(spark, prepared, vectors, config, len(names), dtype)
+    patterns, counts = pattern_counts_table(levels, level_columns(len(names)))
+    patterns = patterns.astype(dtype)
+    model = fit_patterns(patterns, counts, random, names, sizes, config)
+    scored = with_probability(spark, levels, model, patterns).localCheckpoint()
+    labels, components = cluster_table(spark, len(prepared), scored, config.match_threshold,
+                                       config.max_cluster_size)
+    clusters = clusters_frame(prepared, labels, components)
+    metrics = {**run_counts(prepared, clusters, config), "n_candidate_pairs": float(counts.sum()),
+               "n_patterns": float(len(patterns))}
+    return SparkDedupeRun(prepared, scored, names, clusters, model, kth, patterns, counts, metrics)
