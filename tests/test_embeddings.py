@@ -128,3 +128,19 @@ def test_field_values_are_embedded_once_and_summed(tmp_path, monkeypatch):
     assert not vectors[3].any()  # no value: the zero vector
     with pytest.raises(AietlInputError, match="different lengths"):
         embeddings.embed_field_values({"a": ["x"], "b": ["x", "y"]})
+
+
+def test_batch_embeddings_stay_within_cosine_0_9998_of_float32():
+    """Indexed texts go through `get_inference_model` (bf16 on CPUs with native bf16): their vectors must stay
+    interchangeable with the float32 model's."""
+    import torch
+
+    from aietl_pipelines.embeddings import bf16_matmul_is_fast, embed_texts, get_inference_model, get_model
+
+    texts = ["katherine", "henry", "1590 union place", "reno", "Иван Петров", "王伟", "john doe 123 main st"]
+    with torch.inference_mode():
+        reference = get_model("cpu").encode(texts, convert_to_numpy=True, normalize_embeddings=True)
+    vectors = embed_texts(texts, device="cpu")
+    assert np.all(np.sum(vectors * reference, axis=1) > 0.9998)
+    expected = torch.bfloat16 if bf16_matmul_is_fast() else torch.float32
+    assert next(get_inference_model("cpu").parameters()).dtype == expected

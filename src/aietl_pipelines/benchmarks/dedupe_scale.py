@@ -211,7 +211,9 @@ def worker_stages(args: argparse.Namespace) -> dict:
     vectors = timed("embed", steps.embed, prepared, config)
     pairs, _ = timed("candidates", steps.candidates, prepared, vectors, config)
     levels, random_levels, names, sizes = timed("compare", steps.compare, prepared, pairs, vectors, config)
-    probability, _ = timed("score", steps.score, levels, random_levels, names, sizes, config)
+    rates = timed("rule_rates", steps.rule_rates, prepared, config)
+    probability, _ = timed("score", lambda *a: steps.score(*a, rule_rates=rates), levels, random_levels, names, sizes,
+                           config)
     pairs = pairs.assign(match_probability=probability)
     clusters = timed("cluster", steps.cluster, prepared, pairs, probability, config)
     result = type("R", (), {"pairs": pairs, "clusters": clusters})

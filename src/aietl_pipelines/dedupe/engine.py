@@ -65,7 +65,8 @@ def run(records: pd.DataFrame, config: DedupeConfig, keep_state: bool = False) -
     vectors = steps.embed(prepared, config)
     pairs, kth = steps.candidates(prepared, vectors, config)
     levels, random_levels, names, sizes = steps.compare(prepared, pairs, vectors, config)
-    probability, model = steps.score(levels, random_levels, names, sizes, config)
+    probability, model = steps.score(levels, random_levels, names, sizes, config,
+                                     rule_rates=steps.rule_rates(prepared, config))
     pairs, probability = steps.label(prepared, pairs, vectors, levels, probability, model, config)
     pairs = pairs.assign(match_probability=probability)
     state = build_state(prepared, vectors, pairs, probability, model, config, kth) if keep_state else None

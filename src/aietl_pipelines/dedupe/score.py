@@ -28,6 +28,7 @@ float summation order): `dedupe.engine: spark` fits billions of pairs from their
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -167,22 +168,34 @@ def _start_m(sizes: list[int]) -> list[np.ndarray]:
 
 
 def estimate_prior(sessions: list[tuple[list[int], float]], m: list[np.ndarray], random_levels: np.ndarray,
-                   exact: list[list[int]], min_hits: int = 3) -> float:
+                   exact: list[list[int]], min_hits: int = 3, rule_rates: Mapping[tuple[str, ...], float] | None = None,
+                   names: list[str] | None = None) -> float:
     """The share of all record pairs that match, from the EM sessions (Splink's deterministic rules).
 
     Session F found a match share lambda_F among the candidate pairs agreeing exactly on its comparisons F (a
-    blocking rule: every such pair is a candidate); a share r_F of all record pairs agree exactly on F (counted
-    on the random pairs, among those where F is not null) and a share prod m_k of the matches do, so
-    prior = lambda_F r_F / prod m_k. Median over the sessions with at least `min_hits` random pairs agreeing.
+    blocking rule: every such pair is a candidate); a share r_F of all record pairs agree exactly on F and a share
+    prod m_k of the matches do, so prior = lambda_F r_F / prod m_k; the median over the sessions.
+
+    r_F is COUNTED over all record pairs when `rule_rates` has it (`scoring.rule_agreement_rates`: sum of
+    C(block size, 2) over the rule's values, as Splink counts its deterministic rules' comparisons); else it is
+    estimated on the random pairs (among those where F is not null), from sessions with at least `min_hits`
+    random pairs agreeing. The random estimate fails at scale: r_F shrinks like 1/N, so 50,000 random pairs of
+    1M records hold no agreeing pair on most rules, and the prior fell back to 1e-4 (70x the true 1.4e-6), which
+    took the F1 of 1M records from 0.997 to 0.26 (docs/benchmarks/dedupe_scale_sizes.md).
     """
     values = []
     for fixed, lam in sessions:
+        recall = float(np.prod([max(float(m[k][exact[k]].sum()), 1e-3) for k in fixed]))
+        key = tuple(sorted(names[k] for k in fixed)) if names is not None else None
+        if rule_rates is not None and key in rule_rates:
+            if rule_rates[key] > 0:
+                values.append(lam * rule_rates[key] / recall)
+            continue
         nonnull = np.all(random_levels[:, fixed] != 0, axis=1)
         agree = np.all([np.isin(random_levels[nonnull, k], exact[k]) for k in fixed], axis=0)
         hits = int(agree.sum())
         if hits < min_hits:
             continue
-        recall = float(np.prod([max(float(m[k][exact[k]].sum()), 1e-3) for k in fixed]))
         values.append(lam * hits / nonnull.sum() / recall)
     return float(np.clip(np.median(values), 1e-9, 0.5)) if values else 1e-4
 
@@ -207,7 +220,9 @@ def _single_comparison_sessions(levels: np.ndarray, random_levels: np.ndarray, u
                                 exact: list[list[int]], per_field: list[list[int]], companions: dict[int, list[int]],
                                 estimates: list[list[np.ndarray]], found: list[tuple[list[int], float]],
                                 sizes: list[int], min_pairs: int, is_tf: list[bool],
-                                counts: np.ndarray | None = None) -> None:
+                                counts: np.ndarray | None = None,
+                                rule_rates: Mapping[tuple[str, ...], float] | None = None,
+                                names: list[str] | None = None) -> None:
     """m of the comparisons no EM session could estimate (each session that holds them has no second comparison
     with values: free text's date beside words, segments and numbers, which are read from the same words).
 
@@ -218,7 +233,7 @@ def _single_comparison_sessions(levels: np.ndarray, random_levels: np.ndarray, u
     if not todo or not len(levels):
         return
     m_now = [np.mean(e, axis=0) if e else start for e, start in zip(estimates, _start_m(sizes), strict=True)]
-    prior = estimate_prior(found, m_now, random_levels, exact)
+    prior = estimate_prior(found, m_now, random_levels, exact, rule_rates=rule_rates, names=names)
     for k in todo:
         for fixed in per_field:
             if k in fixed or any(not estimates[j] for j in fixed) or any(k in companions[j] for j in fixed):
@@ -245,7 +260,8 @@ def _single_comparison_sessions(levels: np.ndarray, random_levels: np.ndarray, u
 def fit_model(levels: np.ndarray, random_levels: np.ndarray, names: list[str], sizes: list[int],
               iterations: int = 25, min_session_pairs: int = 10, exact: list[list[int]] | None = None,
               sessions: list[list[int]] | None = None, related: dict[str, list[str]] | None = None,
-              counts: np.ndarray | None = None) -> FellegiSunterModel:
+              counts: np.ndarray | None = None, rule_rates: Mapping[tuple[str, ...], float] | None = None
+              ) -> FellegiSunterModel:
     """Fit the model Splink's way (module docstring).
 
     `sessions`: the comparisons of each EM session's rule (the blocking rules: pairs agreeing exactly on all of
@@ -254,7 +270,8 @@ def fit_model(levels: np.ndarray, random_levels: np.ndarray, names: list[str], s
     values as `name` (free text's words and segments), left out of the sessions blocked on it with its
     term-frequency companions: within pairs selected for agreeing on one, the other agrees by construction, and
     with u held at its random-pair value EM would call every such pair a match. `counts`: row i of `levels` is a
-    comparison pattern standing for counts[i] pairs (module docstring); None: one row per pair."""
+    comparison pattern standing for counts[i] pairs (module docstring); None: one row per pair. `rule_rates`:
+    the share of all record pairs agreeing exactly on each rule's comparisons (sorted names; `estimate_prior`)."""
     counts = None if counts is None else np.asarray(counts, dtype=np.float64)
     u = random_pair_u(random_levels, sizes)
     exact = exact or [[1] for _ in sizes]
@@ -291,7 +308,7 @@ def fit_model(levels: np.ndarray, random_levels: np.ndarray, names: list[str], s
         if fixed not in rules and not set(fixed) & unestimated:
             run_session(fixed)
     _single_comparison_sessions(levels, random_levels, u, exact, per_field, companions, estimates, found, sizes,
-                                min_session_pairs, [n.endswith("~tf") for n in names], counts)
+                                min_session_pairs, [n.endswith("~tf") for n in names], counts, rule_rates, names)
     m_final = _start_m(sizes)
     missing = [k for k in range(n_comp) if not estimates[k]]
     if missing and len(levels):  # comparisons no session could estimate: EM on all candidates
@@ -301,7 +318,7 @@ def fit_model(levels: np.ndarray, random_levels: np.ndarray, names: list[str], s
     for k in range(n_comp):
         if estimates[k]:
             m_final[k] = bound_and_order(np.mean(estimates[k], axis=0), u[k], _level_counts(levels, k, sizes[k], counts))
-    prior = estimate_prior(found, m_final, random_levels, exact)
+    prior = estimate_prior(found, m_final, random_levels, exact, rule_rates=rule_rates, names=names)
     model = FellegiSunterModel(names, sizes, m_final, u, prior)
     model.threshold = model_threshold(model.probability(levels) if len(levels) else np.zeros(0), counts)
     return model
@@ -341,6 +358,8 @@ def _weighted_threshold(probability: np.ndarray, counts: np.ndarray) -> float:
 
 def fit_em(levels: np.ndarray, random_levels: np.ndarray, names: list[str], sizes: list[int],
            prior: float = 0.05, iterations: int = 25, tol: float = 1e-6, sessions: list[list[int]] | None = None,
-           related: dict[str, list[str]] | None = None) -> FellegiSunterModel:
+           related: dict[str, list[str]] | None = None,
+           rule_rates: Mapping[tuple[str, ...], float] | None = None) -> FellegiSunterModel:
     """The unsupervised model (kept name): see `fit_model`. `prior` and `tol` are unused (the prior is estimated)."""
-    return fit_model(levels, random_levels, names, sizes, iterations=iterations, sessions=sessions, related=related)
+    return fit_model(levels, random_levels, names, sizes, iterations=iterations, sessions=sessions, related=related,
+                     rule_rates=rule_rates)

@@ -81,7 +81,7 @@ def _keep_scripts_apart(levels: np.ndarray, names: list[str], kinds: dict[str, s
                         left: np.ndarray, right: np.ndarray) -> None:
     """Two values both written in a non-Latin script are compared in that script, not by their transliterations
     (王伟 and 汪伟 are both "wang wei"; Arabic loses its short vowels): their level is the original-script one."""
-    has = np.array([o is not None for o in originals], dtype=bool)
+    has = np.array([isinstance(o, str) for o in originals], dtype=bool)  # None, or NaN after a pandas concat
     if not has.any() or not len(left):
         return
     rows = np.flatnonzero(has[left] & has[right])
@@ -113,14 +113,47 @@ def compare(prepared: pd.DataFrame, pairs: pd.DataFrame, vectors: np.ndarray, co
     return levels, random_levels, names, sizes
 
 
+def _session_columns(config: DedupeConfig) -> list[list[str]]:
+    """The columns of each EM session's rule (score.py): the blocking rules."""
+    return [list(r) for r in (config.blocking if config.mode == "structured" else TEXT_BLOCKING) if r]
+
+
+def rule_agreement_rates(prepared: pd.DataFrame, config: DedupeConfig) -> dict[tuple[str, ...], float]:
+    """For each EM session rule and each single compared column: the share of all record pairs (among those with
+    every column of the rule present) that agree exactly on it, COUNTED: sum of C(size, 2) over the groups of equal
+    values, over C(present, 2). Keys are the sorted column names. The prior is read from these
+    (`score.estimate_prior`); a random sample of pairs cannot see agreements whose share shrinks like 1/N."""
+    kinds = comparison_kinds(config, prepared)
+    rules = _session_columns(config) + [[c] for c in kinds]
+    rates: dict[tuple[str, ...], float] = {}
+    for rule in rules:
+        key = tuple(sorted(rule))
+        if key in rates or not all(c in prepared.columns and c in kinds for c in rule):
+            continue
+        frame = prepared[rule]
+        present = frame.notna().all(axis=1)
+        for c in rule:
+            present &= frame[c].astype(str).str.strip() != ""
+        n = int(present.sum())
+        if n < 2:
+            continue
+        try:
+            groups = frame[present].groupby(rule, sort=False, dropna=True).size().to_numpy(dtype=np.float64)
+        except TypeError:  # list-valued parts (free text's word sets) have no exact-equality blocks
+            continue
+        rates[key] = float((groups * (groups - 1) / 2).sum() / (n * (n - 1) / 2))
+    return rates
+
+
 def score(levels: np.ndarray, random_levels: np.ndarray, names: list[str], sizes: list[int], config: DedupeConfig,
-          model: FellegiSunterModel | None = None) -> tuple[np.ndarray, FellegiSunterModel]:
-    """Match probability of each candidate pair (EM-fitted model unless one is given)."""
+          model: FellegiSunterModel | None = None, *, rule_rates: dict[tuple[str, ...], float] | None = None
+          ) -> tuple[np.ndarray, FellegiSunterModel]:
+    """Match probability of each candidate pair (EM-fitted model unless one is given). `rule_rates`:
+    `rule_agreement_rates` of the records (the prior is counted from them; None: estimated on random pairs)."""
     if model is None:
-        rules = config.blocking if config.mode == "structured" else TEXT_BLOCKING  # the EM sessions (score.py)
-        sessions = [[names.index(c) for c in r] for r in rules if r and all(c in names for c in r)]
+        sessions = [[names.index(c) for c in r] for r in _session_columns(config) if all(c in names for c in r)]
         model = fit_em(levels, random_levels, names, sizes, iterations=config.em_iterations, sessions=sessions,
-                       related=TEXT_RELATED if config.mode == "text" else None)
+                       related=TEXT_RELATED if config.mode == "text" else None, rule_rates=rule_rates)
     return (model.probability(levels) if len(levels) else np.zeros(0)), model
 
 

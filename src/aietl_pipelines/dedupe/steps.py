@@ -49,10 +49,14 @@ class Levels(Protocol):
                  ) -> tuple[np.ndarray, list[str], list[int]]: ...
 
 
+class RuleRates(Protocol):
+    def __call__(self, prepared: pd.DataFrame, config: DedupeConfig) -> dict[tuple[str, ...], float]: ...
+
+
 class Score(Protocol):
     def __call__(self, levels: np.ndarray, random_levels: np.ndarray, names: list[str], sizes: list[int],
-                 config: DedupeConfig, model: FellegiSunterModel | None = None
-                 ) -> tuple[np.ndarray, FellegiSunterModel]: ...
+                 config: DedupeConfig, model: FellegiSunterModel | None = None, *,
+                 rule_rates: dict[tuple[str, ...], float] | None = None) -> tuple[np.ndarray, FellegiSunterModel]: ...
 
 
 class ApplyLabels(Protocol):
@@ -85,6 +89,8 @@ class Steps:
     label: ApplyLabels               # labelled mode: labelled pairs recalibrate the scores (no labels: unchanged)
     cluster: Cluster
     golden: Golden                   # one golden record per cluster (survivorship rules)
+    # share of all record pairs agreeing on each EM session rule (the prior is counted from it, score.py)
+    rule_rates: RuleRates = scoring.rule_agreement_rates
 
 
 PANDAS = Steps(prepare=prepare.prepare_records, embed=prepare.embed, candidates=pairs.candidates_with_radius,

@@ -101,7 +101,8 @@ def train_dedupe_with_labels(records: pd.DataFrame | Iterable[Mapping[str, Any]]
     vectors = steps.embed(prepared, config)
     pairs, _ = steps.candidates(prepared, vectors, config)
     levels, random_levels, names, sizes = steps.compare(prepared, pairs, vectors, config)
-    probability, model = steps.score(levels, random_levels, names, sizes, config)
+    probability, model = steps.score(levels, random_levels, names, sizes, config,
+                                     rule_rates=steps.rule_rates(prepared, config))
     weight = model.match_weight(levels)
     left, right = pairs["left"].to_numpy(), pairs["right"].to_numpy()
     shown = frame.reset_index(drop=True)

@@ -302,14 +302,16 @@ def compare(prepared: pd.DataFrame, pairs: pd.DataFrame, vectors: np.ndarray, co
 # ---------------------------------------------------------------------------------------------- EM
 
 def score(levels: np.ndarray, random_levels: np.ndarray, names: list[str], sizes: list[int], config: DedupeConfig,
-          model: FellegiSunterModel | None = None) -> tuple[np.ndarray, FellegiSunterModel]:
+          model: FellegiSunterModel | None = None, *, rule_rates: dict[tuple[str, ...], float] | None = None
+          ) -> tuple[np.ndarray, FellegiSunterModel]:
     """Spark twin of `scoring.score`: the model fitted on the pattern counts grouped on Spark."""
     from aietl_pipelines.spark.dedupe_tables import fit_patterns
     from aietl_pipelines.spark.patterns import pattern_counts
 
     if model is None and len(levels):
         patterns, counts = pattern_counts(_session(), levels)
-        model = fit_patterns(patterns, counts, random_levels, names, sizes, config)  # scoring.score's options
+        model = fit_patterns(patterns, counts, random_levels, names, sizes, config,  # scoring.score's options
+                             rule_rates=rule_rates)
     return scoring.score(levels, random_levels, names, sizes, config, model)
 
 

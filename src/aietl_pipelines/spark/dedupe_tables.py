@@ -180,14 +180,11 @@ def model_sessions(names: list[str], config: DedupeConfig) -> list[list[int]]:
 def fit_patterns(patterns: np.ndarray, counts: np.ndarray, random: np.ndarray, names: list[str], sizes: list[int],
                  config: DedupeConfig, rule_rates: dict[tuple[str, ...], float] | None = None
                  ) -> FellegiSunterModel:
-    """`score.fit_model` on comparison patterns weighted by their pair counts, with `scoring.score`'s options.
-
-    `rule_rates` (the records' rule agreement rates, for a counted prior) is passed on only when given, so this
-    works with a `fit_model` that has no such argument."""
-    extra = {"rule_rates": rule_rates} if rule_rates is not None else {}
+    """`score.fit_model` on comparison patterns weighted by their pair counts, with `scoring.score`'s options
+    (`rule_rates`: the records' rule agreement rates, from which the prior is counted)."""
     return fit_model(patterns, random, names, sizes, iterations=config.em_iterations,
                      sessions=model_sessions(names, config),
-                     related=TEXT_RELATED if config.mode == "text" else None, counts=counts, **extra)
+                     related=TEXT_RELATED if config.mode == "text" else None, counts=counts, rule_rates=rule_rates)
 
 
 def fit_model_on_table(levels: Any, random: np.ndarray, names: list[str], sizes: list[int], dtype: np.dtype,
@@ -338,9 +335,7 @@ def run(records: pd.DataFrame, config: DedupeConfig) -> SparkDedupeRun:
     random = random_levels(spark, prepared, vectors, config, len(names), dtype)
     patterns, counts = pattern_counts_table(levels, level_columns(len(names)))
     patterns = patterns.astype(dtype)
-    rates = getattr(steps, "rule_rates", None)  # the engine's rule agreement rates step, where there is one
-    model = fit_patterns(patterns, counts, random, names, sizes, config,
-                         rule_rates=rates(prepared, config) if rates is not None else None)
+    model = fit_patterns(patterns, counts, random, names, sizes, config, rule_rates=steps.rule_rates(prepared, config))
     scored = with_probability(spark, levels, model, patterns).localCheckpoint()
     labels, components = cluster_table(spark, len(prepared), scored, config.match_threshold,
                                        config.max_cluster_size)

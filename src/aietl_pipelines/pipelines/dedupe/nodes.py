@@ -47,7 +47,8 @@ def score_candidate_pairs(prepared: pd.DataFrame, pairs: pd.DataFrame, vectors: 
     `dedupe.labels_path` names some (labelled mode), match probability per pair."""
     steps = steps_for(config)
     levels, random_levels, names, sizes = steps.compare(prepared, pairs, vectors, config)
-    probability, model = steps.score(levels, random_levels, names, sizes, config)
+    probability, model = steps.score(levels, random_levels, names, sizes, config,
+                                     rule_rates=steps.rule_rates(prepared, config))
     n_candidates = len(pairs)
     pairs, probability = steps.label(prepared, pairs, vectors, levels, probability, model, config)
     scored = scored_pairs(prepared, pairs, probability, config.match_threshold)
