@@ -120,3 +120,25 @@ def test_single_comparison_estimate_on_patterns_equals_the_per_pair_one():
     expected, got = estimate(levels, None), estimate(patterns, counts)
     assert len(expected[4]) == 1  # estimated here
     np.testing.assert_allclose(got[4][0], expected[4][0], rtol=1e-9, atol=1e-12)
+
+
+def test_score_on_patterns_equals_the_per_pair_fit():
+    """`scoring.score` fits on the distinct patterns with counts: the same model and probabilities as the fit on
+    every pair."""
+    from aietl_pipelines.dedupe.config import DedupeConfig
+    from aietl_pipelines.dedupe.scoring import level_patterns, score
+
+    levels = _levels(20_000, 0.1, seed=4)
+    random_levels = _levels(5_000, 0.0, seed=5)
+    config = DedupeConfig(fields={"first_name": "name", "last_name": "name", "email": "email",
+                                  "date_of_birth": "date"}, blocking=[["email"], ["date_of_birth", "last_name"]])
+    rates = {("email",): 2e-5, ("date_of_birth", "last_name"): 1e-5}
+    probability, model = score(levels, random_levels, NAMES, SIZES, config, rule_rates=rates)
+    sessions = [[NAMES.index("email")], [NAMES.index("date_of_birth"), NAMES.index("last_name")]]
+    expected = fs.fit_model(levels, random_levels, NAMES, SIZES, iterations=config.em_iterations, sessions=sessions,
+                            rule_rates=rates)
+    _assert_same_model(model, expected, levels)
+    np.testing.assert_allclose(probability, expected.probability(levels), rtol=1e-9)
+    patterns, inverse, counts = level_patterns(levels)
+    assert np.array_equal(patterns[inverse], levels) and counts.sum() == len(levels)
+    assert len(patterns) == len(np.unique(levels, axis=0))

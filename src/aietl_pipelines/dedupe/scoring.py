@@ -11,10 +11,10 @@ import json
 import numpy as np
 import pandas as pd
 
-from aietl_pipelines.dedupe.compare import compare_column, compare_pairs
+from aietl_pipelines.dedupe.compare import column_context, compare_column, compare_pairs
 from aietl_pipelines.dedupe.config import DedupeConfig
 from aietl_pipelines.dedupe.pairs import TEXT_BLOCKING, pairs_frame
-from aietl_pipelines.dedupe.score import FellegiSunterModel, fit_em
+from aietl_pipelines.dedupe.score import FellegiSunterModel, fit_em, fit_model
 from aietl_pipelines.dedupe.textparse import TEXT_KINDS, TEXT_RELATED
 
 #: Candidate pairs compared at a time.
@@ -56,19 +56,21 @@ def align_levels(levels: np.ndarray, names: list[str], wanted: list[str]) -> np.
     return out
 
 
-def pair_levels(prepared: pd.DataFrame, pairs: pd.DataFrame, vectors: np.ndarray, config: DedupeConfig
-                ) -> tuple[np.ndarray, list[str], list[int]]:
-    """Comparison levels of the given pairs, their names and level counts."""
+def pair_levels(prepared: pd.DataFrame, pairs: pd.DataFrame, vectors: np.ndarray, config: DedupeConfig,
+                context: dict | None = None) -> tuple[np.ndarray, list[str], list[int]]:
+    """Comparison levels of the given pairs, their names and level counts (`context`: `compare.column_context`
+    of the records, when the caller already has it)."""
     use_cos = bool(vectors.shape[1]) and config.cosine_in_score
     kinds = comparison_kinds(config, prepared)
     columns = {c: prepared[c].tolist() for c in kinds}
+    context = column_context(columns, kinds) if context is None else context
     left, right = pairs["left"].to_numpy(), pairs["right"].to_numpy()
     cosine = pairs["cosine"].to_numpy() if use_cos else None
     parts = []  # in chunks: the per-pair strings and similarities of 10M pairs at once would take GBs (docs/scale.md)
     for start in range(0, max(len(left), 1), PAIR_CHUNK):
         chunk = slice(start, start + PAIR_CHUNK)
         part, names, sizes = compare_pairs(columns, kinds, left[chunk], right[chunk],
-                                           cosine[chunk] if cosine is not None else None)
+                                           cosine[chunk] if cosine is not None else None, context)
         parts.append(part)
     levels = np.concatenate(parts) if len(parts) > 1 else parts[0]
     if "__original" in prepared.columns:
@@ -107,9 +109,11 @@ def random_pairs(n: int, config: DedupeConfig) -> np.ndarray:
 def compare(prepared: pd.DataFrame, pairs: pd.DataFrame, vectors: np.ndarray, config: DedupeConfig
             ) -> tuple[np.ndarray, np.ndarray, list[str], list[int]]:
     """Level matrices of the candidate pairs and of random pairs (for u), names and level counts."""
-    levels, names, sizes = pair_levels(prepared, pairs, vectors, config)
+    kinds = comparison_kinds(config, prepared)
+    context = column_context({c: prepared[c].tolist() for c in kinds}, kinds)  # once for both sets of pairs
+    levels, names, sizes = pair_levels(prepared, pairs, vectors, config, context)
     sample = pairs_frame(random_pairs(len(prepared), config), vectors)
-    random_levels, _, _ = pair_levels(prepared, sample, vectors, config)
+    random_levels, _, _ = pair_levels(prepared, sample, vectors, config, context)
     return levels, random_levels, names, sizes
 
 
@@ -150,11 +154,37 @@ def score(levels: np.ndarray, random_levels: np.ndarray, names: list[str], sizes
           ) -> tuple[np.ndarray, FellegiSunterModel]:
     """Match probability of each candidate pair (EM-fitted model unless one is given). `rule_rates`:
     `rule_agreement_rates` of the records (the prior is counted from them; None: estimated on random pairs)."""
-    if model is None:
+    if not len(levels):
+        if model is None:
+            model = fit_em(levels, random_levels, names, sizes, iterations=config.em_iterations,
+                           related=TEXT_RELATED if config.mode == "text" else None, rule_rates=rule_rates)
+        return np.zeros(0), model
+    patterns, inverse, counts = level_patterns(levels)
+    if model is None:  # fitted on the distinct patterns with their pair counts: equal to the per-pair fit (score.py)
         sessions = [[names.index(c) for c in r] for r in _session_columns(config) if all(c in names for c in r)]
-        model = fit_em(levels, random_levels, names, sizes, iterations=config.em_iterations, sessions=sessions,
-                       related=TEXT_RELATED if config.mode == "text" else None, rule_rates=rule_rates)
-    return (model.probability(levels) if len(levels) else np.zeros(0)), model
+        model = fit_model(patterns, random_levels, names, sizes, iterations=config.em_iterations, sessions=sessions,
+                          related=TEXT_RELATED if config.mode == "text" else None, counts=counts,
+                          rule_rates=rule_rates)
+    return model.probability(patterns)[inverse], model
+
+
+def level_patterns(levels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct rows of `levels` (comparison patterns), the pattern of each row and the rows per pattern.
+
+    10M candidate pairs of 13 comparisons hold a few thousand patterns: EM over them is what made scoring grow
+    faster than the pairs (N^1.44 from 100K to 1M records, docs/benchmarks/dedupe_scale_sizes.md). Rows are packed
+    into one int64 key (bits per comparison from its largest level) and grouped by one sort of that key."""
+    levels = np.asarray(levels)
+    top = levels.max(axis=0).astype(np.int64) if len(levels) else np.zeros(levels.shape[1], np.int64)
+    bits = [int(t).bit_length() or 1 for t in top.tolist()]
+    if sum(bits) > 62 or levels.min(initial=0) < 0:  # cannot pack: group the rows themselves
+        patterns, inverse, counts = np.unique(levels, axis=0, return_inverse=True, return_counts=True)
+        return patterns, inverse.reshape(-1), counts.astype(np.float64)
+    key = np.zeros(len(levels), dtype=np.int64)
+    for k, b in enumerate(bits):
+        key = (key << b) | levels[:, k].astype(np.int64)
+    _, first, inverse, counts = np.unique(key, return_index=True, return_inverse=True, return_counts=True)
+    return levels[first], inverse.reshape(-1), counts.astype(np.float64)
 
 
 def scored_pairs(prepared: pd.DataFrame, pairs: pd.DataFrame, probability: np.ndarray, threshold: float
