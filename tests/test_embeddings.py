@@ -10,9 +10,9 @@ def test_cache_never_embeds_the_same_text_twice(tmp_path, monkeypatch):
     encoded: list[str] = []
     real_encode = embeddings._encode
 
-    def counting_encode(texts, batch_size, show_progress, device="auto"):
+    def counting_encode(texts, batch_size, show_progress, device="auto", precision="auto"):
         encoded.extend(texts)
-        return real_encode(texts, batch_size, show_progress, device)
+        return real_encode(texts, batch_size, show_progress, device, precision)
 
     monkeypatch.setattr(embeddings, "_encode", counting_encode)
     first = embeddings.embed_texts(["John Doe, 123 Main St", "Jon Doe, 123 Main Street", "John Doe, 123 Main St"], cache_dir=tmp_path)
@@ -113,9 +113,9 @@ def test_field_values_are_embedded_once_and_summed(tmp_path, monkeypatch):
     encoded: list[str] = []
     real_encode = embeddings._encode
 
-    def counting_encode(texts, batch_size, show_progress, device="auto"):
+    def counting_encode(texts, batch_size, show_progress, device="auto", precision="auto"):
         encoded.extend(texts)
-        return real_encode(texts, batch_size, show_progress, device)
+        return real_encode(texts, batch_size, show_progress, device, precision)
 
     monkeypatch.setattr(embeddings, "_encode", counting_encode)
     columns = {"first": ["john", "jon", "john", None], "last": ["doe", "doe", "doe", ""]}
@@ -135,7 +135,12 @@ def test_batch_embeddings_stay_within_cosine_0_9998_of_float32():
     interchangeable with the float32 model's."""
     import torch
 
-    from aietl_pipelines.embeddings import bf16_matmul_is_fast, embed_texts, get_inference_model, get_model
+    from aietl_pipelines.embeddings import (
+        bf16_matmul_is_fast,
+        embed_texts,
+        get_inference_model,
+        get_model,
+    )
 
     texts = ["katherine", "henry", "1590 union place", "reno", "Иван Петров", "王伟", "john doe 123 main st"]
     with torch.inference_mode():
@@ -144,3 +149,16 @@ def test_batch_embeddings_stay_within_cosine_0_9998_of_float32():
     assert np.all(np.sum(vectors * reference, axis=1) > 0.9998)
     expected = torch.bfloat16 if bf16_matmul_is_fast() else torch.float32
     assert next(get_inference_model("cpu").parameters()).dtype == expected
+    exact = embed_texts(texts, device="cpu", precision="float32")
+    assert np.allclose(exact, reference, atol=1e-5)  # `embed_precision: float32` is the float32 model
+    with pytest.raises(AietlInputError, match="precision"):
+        embed_texts(texts, precision="int8")
+
+
+def test_each_precision_has_its_own_cache(tmp_path):
+    from aietl_pipelines.embeddings import EmbeddingCache, embed_texts, uses_bf16
+
+    embed_texts(["ann lee"], cache_dir=tmp_path, device="cpu", precision="float32")
+    assert len(EmbeddingCache(tmp_path)) == 1
+    embed_texts(["bob kim"], cache_dir=tmp_path, device="cpu")
+    assert len(EmbeddingCache(tmp_path, bf16=True)) == (1 if uses_bf16("cpu") else 0)

@@ -88,16 +88,27 @@ def bf16_matmul_is_fast() -> bool:
     return " avx512_bf16" in flags or " amx_bf16" in flags
 
 
-@lru_cache(maxsize=4)
-def get_inference_model(device: str = "auto") -> Any:
-    """The model every text is embedded with: `get_model`, except on a CPU with native bf16 (AVX512-BF16, AMX),
-    where it is a bfloat16 copy.
+#: Accepted values of the `embed_precision` parameter.
+PRECISIONS = ("auto", "float32")
+
+
+def get_inference_model(device: str = "auto", precision: str = "auto") -> Any:
+    """The model texts are embedded with: `get_model`, except with ``precision="auto"`` on a CPU with native bf16
+    (AVX512-BF16, AMX), where it is a bfloat16 copy (`uses_bf16`).
 
     Measured on 6,000 distinct name, street and city values (AMD EPYC, one thread): 1.5 ms of CPU per value
-    instead of 3.2 ms in float32, every vector within cosine 0.9998 of its float32 one (mean 0.99994); the
-    dedupe F1 on FEBRL and the scaling benchmark is unchanged (docs/benchmarks/dedupe_scale_sizes.md).
-    Vectors are returned as float32 either way."""
-    return get_query_model(device)
+    instead of 3.2 ms in float32, every vector within cosine 0.9998 of its float32 one (mean 0.99994). The
+    dedupe results it changes are in docs/dedupe.md ("Embedding precision"). ``float32``: the float32 model
+    everywhere (float16 on CUDA as always). Vectors are returned as float32 either way."""
+    if precision not in PRECISIONS:
+        raise AietlInputError(f"Embedding precision '{precision}' is not one of {', '.join(PRECISIONS)}: set "
+                              "`embed_precision` to one of them.")
+    return get_query_model(device) if uses_bf16(device, precision) else get_model(device)
+
+
+def uses_bf16(device: str = "auto", precision: str = "auto") -> bool:
+    """Whether `get_inference_model(device, precision)` is the bfloat16 copy."""
+    return precision == "auto" and resolve_device(device) == "cpu" and bf16_matmul_is_fast()
 
 
 @lru_cache(maxsize=4)
@@ -278,13 +289,14 @@ def _validate(texts: Sequence[str]) -> list[str]:
     return out
 
 
-def _encode(texts: list[str], batch_size: int, show_progress: bool, device: str = "auto") -> np.ndarray:
+def _encode(texts: list[str], batch_size: int, show_progress: bool, device: str = "auto",
+            precision: str = "auto") -> np.ndarray:
     if not texts:
         return np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
     import torch
 
     with torch.inference_mode():  # bf16 on CPUs with native bf16: half the CPU time, cosine >= 0.9998 to fp32
-        vectors = get_inference_model(device).encode(
+        vectors = get_inference_model(device, precision).encode(
             texts,
             batch_size=batch_size,
             show_progress_bar=show_progress,
@@ -299,8 +311,9 @@ def _encode(texts: list[str], batch_size: int, show_progress: bool, device: str 
 class EmbeddingCache:
     """SQLite key-value store: sha1(text) -> float32[384] bytes."""
 
-    def __init__(self, cache_dir: str | Path) -> None:
-        self.path = Path(cache_dir) / _CACHE_FILE
+    def __init__(self, cache_dir: str | Path, bf16: bool = False) -> None:
+        # one file per model variant: a bf16 vector is never served where float32 ones were asked for
+        self.path = Path(cache_dir) / (_CACHE_FILE.replace(".sqlite", "-bf16.sqlite") if bf16 else _CACHE_FILE)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as con:
             con.execute("CREATE TABLE IF NOT EXISTS emb (key TEXT PRIMARY KEY, vec BLOB NOT NULL)")
@@ -340,6 +353,7 @@ def embed_texts(
     batch_size: int = 128,
     show_progress: bool = False,
     device: str = "auto",
+    precision: str = "auto",
 ) -> np.ndarray:
     """Embed texts with all-MiniLM-L6-v2.
 
@@ -349,14 +363,15 @@ def embed_texts(
         batch_size: Encoder batch size.
         show_progress: Show a progress bar for the texts that need embedding.
         device: ``auto`` (CUDA when torch sees it, else CPU), ``cpu``, ``cuda`` or ``mps`` (`resolve_device`).
+        precision: ``auto`` (bfloat16 on CPUs with native bf16) or ``float32`` (`get_inference_model`).
 
     Returns:
         float32 array (len(texts), 384), rows L2-normalised.
     """
     items = _validate(texts)
     if cache_dir is None:
-        return _encode(items, batch_size, show_progress, device)
-    cache = EmbeddingCache(cache_dir)
+        return _encode(items, batch_size, show_progress, device, precision)
+    cache = EmbeddingCache(cache_dir, bf16=uses_bf16(device, precision))
     keys = [text_key(t) for t in items]
     found = cache.get_many(keys)
     todo_keys: dict[str, str] = {}
@@ -370,7 +385,7 @@ def embed_texts(
             len(items) - sum(1 for k in keys if k in todo_keys),
             len(items),
         )
-        new_vectors = _encode(list(todo_keys.values()), batch_size, show_progress, device)
+        new_vectors = _encode(list(todo_keys.values()), batch_size, show_progress, device, precision)
         cache.put_many(list(todo_keys), new_vectors)
         found.update(zip(todo_keys, new_vectors, strict=True))
     if not items:
@@ -385,6 +400,7 @@ def embed_field_values(
     batch_size: int = 128,
     show_progress: bool = False,
     device: str = "auto",
+    precision: str = "auto",
 ) -> np.ndarray:
     """Record vectors from field values: each distinct value is embedded once (across all columns and records,
     through the cache of `embed_texts`), and a record's vector is the normalised sum of its values' vectors.
@@ -396,7 +412,7 @@ def embed_field_values(
 
     Args:
         columns: column name -> one value per record (all columns the same length).
-        cache_dir, batch_size, show_progress, device: as for `embed_texts`.
+        cache_dir, batch_size, show_progress, device, precision: as for `embed_texts`.
 
     Returns:
         float32 array (records, 384), rows L2-normalised (or zero).
@@ -418,7 +434,7 @@ def embed_field_values(
         lookup = np.array([values[str(v)] for v in uniques], dtype=np.int64)
         codes.append(np.where(code >= 0, lookup[np.maximum(code, 0)], -1) if len(lookup) else np.full(n, -1))
     vectors = embed_texts(list(values), cache_dir=cache_dir, batch_size=batch_size, show_progress=show_progress,
-                          device=device)
+                          device=device, precision=precision)
     out = np.zeros((n, EMBEDDING_DIM), dtype=np.float32)
     for code in codes:
         has = code >= 0

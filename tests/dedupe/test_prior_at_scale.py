@@ -58,3 +58,22 @@ def test_prior_is_right_when_the_random_sample_sees_no_agreement():
     levels, random_levels, names, sizes = steps.compare(prepared, pairs, np.zeros((len(prepared), 0)), config)
     _, sampled = steps.score(levels, random_levels, names, sizes, config)  # no counted rates: the old way
     assert sampled.prior == 1e-4  # the sample held too few agreeing pairs: the fallback that broke 1M records
+
+
+@pytest.mark.parametrize(("a", "b"), [("12738800436", "2738800436"), ("+44 20 7946 0958", "020 7946 0958"),
+                                      ("+33 1 23 45 67 89", "01 23 45 67 89"), ("310/246-1501", "(310) 246 1501")])
+def test_a_phone_with_and_without_its_country_code_is_one_block(a, b):
+    """Missed pairs at 100K records were mostly one phone written with and without its country code: the block
+    key is the phone's trailing digits (the comparison still reads all of them)."""
+    from aietl_pipelines.dedupe.steps import steps_for
+
+    records = pd.DataFrame({"id": ["1", "2", "3"], "name": ["ann lee", "ann lee", "bob kim"],
+                            "phone": [a, b, "555 0100"]})
+    config = DedupeConfig(id_column="id", fields={"name": "name", "phone": "phone"}, blocking=[["phone"]],
+                          use_embeddings=False, cache_dir=None)
+    steps = steps_for(config)
+    prepared = steps.prepare(records, config)
+    pairs, _ = steps.candidates(prepared, np.zeros((3, 0), np.float32), config)
+    assert {(0, 1)} == set(zip(pairs["left"].tolist(), pairs["right"].tolist(), strict=True))
+    assert prepared["phone"].tolist()[:2] != [None, None]  # the compared values keep every digit
+    assert rule_agreement_rates(prepared, config)[("phone",)] == pytest.approx(1 / 3)

@@ -80,6 +80,7 @@ class DedupeConfig:
     knn_list_size: int = _yaml("knn_list_size")
     knn_probes: int = _yaml("knn_probes")
     device: str = _yaml("device")
+    embed_precision: str = _yaml("embed_precision")
     use_embeddings: bool = _yaml("use_embeddings")
     cosine_in_score: bool = _yaml("cosine_in_score")
     match_threshold: float = _yaml("match_threshold")

@@ -121,6 +121,20 @@ def phone(value: object) -> str | None:
     return (only[2:] if only.startswith("00") else only) or None
 
 
+#: Trailing digits a phone is blocked on (`phone_key`).
+PHONE_KEY_DIGITS = 9
+
+
+def phone_key(digits: str | None) -> str | None:
+    """The blocking key of a normalised phone: its last PHONE_KEY_DIGITS digits, so that one number written with
+    and without its country code or trunk 0 falls in one block (`12738800436` / `2738800436`,
+    `+44 20 7946 0958` / `020 7946 0958`, `+33 1 23 45 67 89` / `01 23 45 67 89`); shorter numbers are their own
+    key. Only candidates come from it: the phone comparison still reads every digit (compare.py)."""
+    if not digits:
+        return None
+    return digits[-PHONE_KEY_DIGITS:]
+
+
 #: Legal forms (any of the spellings on the left, folded) → dropped from organisation names: they tell how a
 #: company is registered, not which company it is ("Canon Kabushiki Kaisha" = "Canon K.K." = "CANON KK").
 LEGAL_FORMS = [

@@ -12,16 +12,25 @@ import pandas as pd
 
 from aietl_pipelines.dedupe import candidates as cand
 from aietl_pipelines.dedupe.config import DedupeConfig
+from aietl_pipelines.dedupe.prepare import blocking_key_column
 
 logger = logging.getLogger(__name__)
 TEXT_BLOCKING = [["email"], ["phone"], ["date"], ["number_key"], ["first_word", "date"]]
 
 
 def blocking_rules(prepared: pd.DataFrame, config: DedupeConfig) -> list[list[str]]:
-    """The configured rules whose columns this mode has, else one rule per field (free text: TEXT_BLOCKING)."""
+    """The configured rules whose columns this mode has, else one rule per field (free text: TEXT_BLOCKING), as
+    the prepared columns they join on (a phone's key column: `normalize.phone_key`)."""
     default = TEXT_BLOCKING if config.mode == "text" else [[c] for c in config.fields]
     # rules naming columns this mode does not have (structured rules in free-text mode) do not apply
-    return [list(r) for r in config.blocking if all(c in prepared.columns for c in r)] or default
+    rules = [list(r) for r in config.blocking if all(c in prepared.columns for c in r)] or default
+    return [[key_column(prepared, c) for c in r] for r in rules]
+
+
+def key_column(prepared: pd.DataFrame, column: str) -> str:
+    """The prepared column a blocking rule on `column` joins on (its key column where prepare made one)."""
+    key = blocking_key_column(column)
+    return key if key in prepared.columns else column
 
 
 def _segment_keys(prepared: pd.DataFrame) -> pd.DataFrame:

@@ -86,6 +86,11 @@ def _text_value(value: object) -> str | None:
     return transliterate.clean_text(str(value))
 
 
+def blocking_key_column(column: str) -> str:
+    """The prepared column blocking rules on `column` join on, where it differs from the compared values."""
+    return f"__key_{column}"
+
+
 def prepare_records(records: pd.DataFrame, config: DedupeConfig) -> pd.DataFrame:
     """Validate and normalise: one row per input record, same order, plus `__text` (what is embedded)."""
     if not isinstance(records, pd.DataFrame) or records.empty:
@@ -120,6 +125,9 @@ def prepare_records(records: pd.DataFrame, config: DedupeConfig) -> pd.DataFrame
         out["first_word"] = _objects([p["words"].split()[0] if p["words"] else None for p in parsed])
         originals = [{"words": o} if (o := transliterate.original_form(t)) else {} for t in clean]
         out["__text"] = _objects([t or "" for t in clean])
+    phones = [c for c, kind in config.fields.items() if kind == "phone"] if config.mode == "structured" else ["phone"]
+    for col in phones:  # what the phone blocking rules join on (pairs.blocking_rules)
+        out[blocking_key_column(col)] = _objects([normalize.phone_key(v) for v in out[col].tolist()])
     out["__original"] = _objects([json.dumps(o, ensure_ascii=False) if o else None for o in originals])
     empty = (out["__text"].str.strip() == "").sum()
     if empty:
@@ -137,6 +145,7 @@ def embed(prepared: pd.DataFrame, config: DedupeConfig) -> np.ndarray:
     if config.mode == "structured":  # each distinct field value once; a record is the sum of its values (docs/scale.md)
         embedded = [c for c, kind in config.fields.items() if kind in config.embed_kinds] or list(config.fields)
         return embed_field_values({c: prepared[c].tolist() for c in embedded}, cache_dir=config.cache_dir,
-                                  show_progress=len(prepared) > 5000, device=config.device)
+                                  show_progress=len(prepared) > 5000, device=config.device,
+                                  precision=config.embed_precision)
     return embed_texts(prepared["__text"].tolist(), cache_dir=config.cache_dir, show_progress=len(prepared) > 5000,
-                       device=config.device)
+                       device=config.device, precision=config.embed_precision)

@@ -13,7 +13,7 @@ import pandas as pd
 
 from aietl_pipelines.dedupe.compare import column_context, compare_column, compare_pairs
 from aietl_pipelines.dedupe.config import DedupeConfig
-from aietl_pipelines.dedupe.pairs import TEXT_BLOCKING, pairs_frame
+from aietl_pipelines.dedupe.pairs import TEXT_BLOCKING, key_column, pairs_frame
 from aietl_pipelines.dedupe.score import FellegiSunterModel, fit_em, fit_model
 from aietl_pipelines.dedupe.textparse import TEXT_KINDS, TEXT_RELATED
 
@@ -134,15 +134,16 @@ def rule_agreement_rates(prepared: pd.DataFrame, config: DedupeConfig) -> dict[t
         key = tuple(sorted(rule))
         if key in rates or not all(c in prepared.columns and c in kinds for c in rule):
             continue
-        frame = prepared[rule]
+        cols = [key_column(prepared, c) for c in rule]  # what the rule's blocks join on (a phone's key)
+        frame = prepared[cols]
         present = frame.notna().all(axis=1)
-        for c in rule:
+        for c in cols:
             present &= frame[c].astype(str).str.strip() != ""
         n = int(present.sum())
         if n < 2:
             continue
         try:
-            groups = frame[present].groupby(rule, sort=False, dropna=True).size().to_numpy(dtype=np.float64)
+            groups = frame[present].groupby(cols, sort=False, dropna=True).size().to_numpy(dtype=np.float64)
         except TypeError:  # list-valued parts (free text's word sets) have no exact-equality blocks
             continue
         rates[key] = float((groups * (groups - 1) / 2).sum() / (n * (n - 1) / 2))
