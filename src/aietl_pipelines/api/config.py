@@ -15,6 +15,7 @@
 | ``AIETL_VECTOR_PATH`` | folder of the embedded Qdrant (Edge) collections; unset = a temporary folder | unset |
 | ``AIETL_API_WARMUP`` | what to build at start-up: ``1`` (all), ``0`` (nothing) or some of ``features,drift,vector,model`` | ``1`` |
 | ``AIETL_API_TORCH_THREADS`` | torch intra-op threads of the query embedding in each API process | ``1`` |
+| ``AIETL_API_EMBED_THREADS`` | query batches embedded at once in each API process (threads) | ``2`` (1 on 1 core) |
 
 Text and row limits are also part of the request models (and so of the OpenAPI schema), so they are read at
 import time.
@@ -92,6 +93,9 @@ class ApiSettings:
     #: while the event loop serves the others); a second intra-op thread spins in OpenMP waits, and on a busy
     #: machine a query costs several times the CPU (benchmarks/api_load.py). Run more uvicorn workers instead.
     torch_threads: int = 1
+    #: Query batches embedded at the same time (each in its own thread, on `torch_threads` intra-op threads): two
+    #: batches on two cores, while the event loop serves requests between torch's calls (it releases the GIL).
+    embed_threads: int = field(default_factory=lambda: min(2, os.cpu_count() or 1))
 
     @classmethod
     def from_env(cls) -> ApiSettings:
@@ -112,4 +116,5 @@ class ApiSettings:
             vector_path=os.environ.get("AIETL_VECTOR_PATH") or None,
             warm_up=_warm_up_parts(os.environ.get("AIETL_API_WARMUP", "1")),
             torch_threads=_int_env("AIETL_API_TORCH_THREADS", 1),
+            embed_threads=_int_env("AIETL_API_EMBED_THREADS", min(2, os.cpu_count() or 1)),
         )

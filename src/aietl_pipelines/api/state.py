@@ -64,17 +64,22 @@ class ServiceRegistry:
 
         def build() -> Any:
             limit_torch_threads(self.settings.torch_threads)  # the service embeds queries with torch
-            return get_vector_search_service(name, **options)
+            service = get_vector_search_service(name, **options)
+            service.query_concurrency = self.settings.embed_threads  # before its first query builds the batcher
+            return service
 
         return self._get(("vector", name), build)
 
     def _load_query_model(self) -> None:
         """The query embedding model and the duplicates match model (fitted on first use), loaded now."""
         from aietl_pipelines.dedupe.matcher import score_text_matches
-        from aietl_pipelines.embeddings import embed_query
+        from aietl_pipelines.embeddings import embed_query, get_query_encoder
 
         limit_torch_threads(self.settings.torch_threads)
         embed_query("warm-up")
+        encoder = get_query_encoder()
+        if encoder is not None:  # the CPU: prepare the products' kernels for every batch size now
+            encoder.warm_up()
         score_text_matches("warm-up", ["warm-up"])
 
     def warm_up(self, parts: tuple[str, ...] = ("features", "drift", "vector", "model")) -> None:

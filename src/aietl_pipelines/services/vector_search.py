@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import weakref
 from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -53,6 +55,8 @@ class VectorSearchService:
         self.device = device  # torch device of the embedding model: auto | cpu | cuda | mps
         self._known: set[str] = set()  # collections seen to exist (skips a lookup per query)
         self._batcher: QueryBatcher | None = None
+        #: batches of query texts embedded at once (threads); the API sets it from AIETL_API_EMBED_THREADS
+        self.query_concurrency = 1
 
     @staticmethod
     def _texts(texts: list[Any]) -> list[str]:
@@ -169,43 +173,71 @@ class VectorSearchService:
             await asyncio.to_thread(self._require, collection_name)
         (text,) = self._texts([text])
         if self._batcher is None:
-            self._batcher = QueryBatcher(lambda texts: embed_queries(texts, device=self.device))
+            self._batcher = QueryBatcher(lambda texts: embed_queries(texts, device=self.device),
+                                         concurrency=self.query_concurrency)
         return await self._batcher.embed(text)
 
 
 class QueryBatcher:
-    """Embeds the query texts awaiting at the same moment in one forward pass (in a worker thread).
+    """Embeds the query texts awaiting at the same moment in one forward pass, in up to ``concurrency`` worker
+    threads at once.
 
-    With many concurrent requests (the API), one pass over a batch of short texts costs far less than one pass
-    per text; a lone request is embedded at once, alone. Batches are at most ``max_batch`` texts."""
+    With many concurrent requests (the API), one pass over a batch of short texts costs less per text than one
+    pass per text; a lone request is embedded at once, alone. Torch releases the GIL during the forward pass
+    and runs one intra-op thread per process (`AIETL_API_TORCH_THREADS`), so with ``concurrency`` 2 two
+    batches are embedded on two cores at the same time while the event loop serves the rest
+    (`AIETL_API_EMBED_THREADS`). Texts that arrive while every thread is busy wait, and are split evenly over
+    the threads that free up. Batches are at most ``max_batch`` texts."""
 
-    def __init__(self, embed_many: Any, max_batch: int = 32) -> None:
+    def __init__(self, embed_many: Any, max_batch: int = 32, concurrency: int = 1) -> None:
         self.embed_many = embed_many
         self.max_batch = max_batch
-        self._pending: list[tuple[str, asyncio.Future]] = []
-        self._draining: asyncio.Task | None = None
+        self.concurrency = max(1, int(concurrency))
+        self._executor = ThreadPoolExecutor(self.concurrency, thread_name_prefix="aietl-query-embed")
+        # per event loop (the service may be used from several loops: tests, asyncio.run in scripts)
+        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopQueue] = weakref.WeakKeyDictionary()
 
     async def embed(self, text: str) -> np.ndarray:
         loop = asyncio.get_running_loop()
+        queue = self._loops.get(loop)
+        if queue is None:
+            queue = self._loops[loop] = _LoopQueue()
         future = loop.create_future()
-        self._pending.append((text, future))
-        if self._draining is None or self._draining.done() or self._draining.get_loop() is not loop:
-            self._draining = loop.create_task(self._drain())
+        queue.pending.append((text, future))
+        self._start(loop, queue)
         return await future
 
-    async def _drain(self) -> None:
-        while self._pending:
-            batch, self._pending = self._pending[: self.max_batch], self._pending[self.max_batch:]
-            try:
-                vectors = await asyncio.to_thread(self.embed_many, [text for text, _ in batch])
-            except Exception as exc:  # noqa: BLE001 - handed to every waiting caller
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
+    def _start(self, loop: asyncio.AbstractEventLoop, queue: _LoopQueue) -> None:
+        while queue.pending and queue.running < self.concurrency:
+            share = -(-len(queue.pending) // (self.concurrency - queue.running))  # even split over free threads
+            size = min(self.max_batch, share)
+            batch, queue.pending = queue.pending[:size], queue.pending[size:]
+            queue.running += 1
+            loop.create_task(self._run(loop, queue, batch))
+
+    async def _run(self, loop: asyncio.AbstractEventLoop, queue: _LoopQueue,
+                   batch: list[tuple[str, asyncio.Future]]) -> None:
+        try:
+            vectors = await loop.run_in_executor(self._executor, self.embed_many, [text for text, _ in batch])
+        except Exception as exc:  # noqa: BLE001 - handed to every waiting caller
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+        else:
             for (_, future), vector in zip(batch, vectors, strict=True):
                 if not future.done():
                     future.set_result(vector)
+        finally:
+            queue.running -= 1
+            self._start(loop, queue)
+
+
+class _LoopQueue:
+    """The texts waiting in one event loop, and how many of its batches are being embedded."""
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[str, asyncio.Future]] = []
+        self.running = 0
 
 
 _SERVICES: dict[tuple, VectorSearchService] = {}
