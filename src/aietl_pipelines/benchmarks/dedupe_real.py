@@ -269,20 +269,22 @@ def _row(dataset: str, method: str, labels: np.ndarray, truth: np.ndarray, secon
             "seconds": seconds, **(extra or {})}
 
 
-def run_ours(data: RealSet, cache: str, text: bool, embeddings: bool = True) -> dict:
+def run_ours(data: RealSet, cache: str, text: bool, embeddings: bool = True, precision: str = "auto") -> dict:
     from aietl_pipelines.dedupe import engine
 
     records = data.records
     config = (engine.DedupeConfig(id_column="record_id", text_column="full_text", cache_dir=cache,
-                                  use_embeddings=embeddings) if text else
+                                  use_embeddings=embeddings, embed_precision=precision) if text else
               engine.DedupeConfig(id_column="record_id", fields=dict(data.fields), blocking=data.blocking,
-                                  cache_dir=cache, use_embeddings=embeddings))
+                                  cache_dir=cache, use_embeddings=embeddings, embed_precision=precision))
     truth = records["true_cluster_id"].to_numpy()
     t0 = time.perf_counter()
     result = engine.run(records, config)
     seconds = time.perf_counter() - t0
     q = candidate_quality(result.pairs["left"].to_numpy(), result.pairs["right"].to_numpy(), truth)
-    return _row(data.name, f"aietl {'free text' if text else 'structured'}{'' if embeddings else ' (no embeddings)'}", result.clusters["cluster_id"].to_numpy(),
+    label = f"aietl {'free text' if text else 'structured'}{'' if embeddings else ' (no embeddings)'}"
+    label += "" if precision == "auto" else f" (embeddings {precision})"
+    return _row(data.name, label, result.clusters["cluster_id"].to_numpy(),
                 truth, seconds, {"pair_completeness": q["pair_completeness"]})
 
 
@@ -337,7 +339,10 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser.add_argument("--no-recipe", action="store_true")
     parser.add_argument("--no-embeddings", action="store_true",
                         help="our runs without MiniLM (candidates from the blocking keys only): fast on a busy machine")
+    parser.add_argument("--embed-precision", choices=["auto", "float32", "both"], default="auto",
+                        help="our runs' embed_precision (auto: bf16 where the CPU has it); both: a row for each")
     args = parser.parse_args(argv)
+    precisions = ["auto", "float32"] if args.embed_precision == "both" else [args.embed_precision]
     rows = []
     for key in args.only or list(LOADERS):
         data = LOADERS[key]()
@@ -346,8 +351,11 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         print(f"{data.name}: {len(data.records)} records, {data.records['true_cluster_id'].nunique()} entities",
               flush=True)
         with tempfile.TemporaryDirectory() as cache:
-            rows.append(run_ours(data, cache, text=False, embeddings=not args.no_embeddings))
-            rows.append(run_ours(data, cache + "/text", text=True, embeddings=not args.no_embeddings))
+            for precision in precisions:
+                rows.append(run_ours(data, f"{cache}/{precision}", text=False, embeddings=not args.no_embeddings,
+                                     precision=precision))
+                rows.append(run_ours(data, f"{cache}/{precision}/text", text=True,
+                                     embeddings=not args.no_embeddings, precision=precision))
             if not args.no_recipe:
                 rows.append(run_guide_recipe(data, "record_text", cache + "/recipe"))
                 rows.append(run_guide_recipe(data, "full_text", cache + "/recipe_text"))
@@ -358,7 +366,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     print(table.to_string(index=False))
     if not args.no_splink and not args.no_embeddings:  # rows with embeddings and Splink beside are reported
         table = merged_report(table, REPORT)
-        write_report("dedupe_real", "python -m aietl_pipelines.benchmarks.dedupe_real [--only NAME] [--no-recipe]",
+        write_report("dedupe_real", "python -m aietl_pipelines.benchmarks.dedupe_real [--only NAME] [--no-recipe] "
+                     "[--embed-precision auto|float32|both]",
                      table, "Each row is replaced when its set and method run again (`--only NAME` updates that "
                      "set's rows, `--no-recipe` keeps the guide recipe's earlier rows: the recipe does not depend on "
                      f"this project's model). Peak RSS of the last benchmark process: {peak_rss_mb():.0f} MB. Our "
