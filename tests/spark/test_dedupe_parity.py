@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -206,3 +208,71 @@ def test_cluster_table_splits_weak_links_and_caps_as_pandas(spark):
         np.testing.assert_array_equal(s_components, components)
         np.testing.assert_array_equal(s_labels, labels)
         assert pd.Series(labels).groupby(components).nunique().max() > 1  # components were split: not vacuous
+
+
+def test_spark_env_pipeline_keeps_the_pairs_on_spark(spark, sample, tmp_path, monkeypatch):
+    """`kedro run --env spark --pipeline dedupe`: the engine's pair nodes (`spark/dedupe_nodes.py`) hand the
+    candidate and scored pairs between the nodes as Spark DataFrames, the scored pairs are written by the
+    env's SparkDatasetV2 entry, no pair table is collected (labelled mode aside), and the clusters, model, state
+    and metrics equal the pandas nodes'."""
+    from kedro.io import DataCatalog, MemoryDataset
+    from kedro.runner import SequentialRunner
+    from kedro_datasets.spark import SparkDatasetV2
+
+    from aietl_pipelines.pipelines.dedupe import create_pipeline
+    from aietl_pipelines.pipelines.dedupe.nodes import pair_nodes
+    from aietl_pipelines.spark.dedupe_nodes import SparkPairNodes
+
+    records, config, _, _ = sample
+    records = records[records["true_cluster_id"] < 60].reset_index(drop=True)  # small: the suite's time budget
+    params = {**{k: v for k, v in config.__dict__.items() if k not in ("labels",)}, "u_sample_pairs": 400,
+              "use_embeddings": False}  # kNN on Spark: the tests above
+    spark_params = {**params, "engine": "spark"}
+    assert isinstance(pair_nodes(DedupeConfig(**spark_params)), SparkPairNodes)
+
+    class Kept(MemoryDataset):  # the runner releases intermediate memory datasets: keep them for the checks
+        def _release(self) -> None:
+            pass
+
+    kept = ("dedupe_candidates", "dedupe_clusters", "dedupe_metrics", "dedupe_state", "dedupe_match_model")
+
+    def run(p: dict, scored: Any) -> dict:
+        catalog = DataCatalog({"customers_raw": MemoryDataset(records), "params:dedupe": MemoryDataset(p),
+                               "dedupe_scored_pairs": scored, **{name: Kept() for name in kept}})
+        SequentialRunner().run(create_pipeline(), catalog)
+        return {name: catalog[name].load() for name in (*kept, "dedupe_scored_pairs")}
+
+    pandas_out = run(params, Kept())
+    frame_class = type(spark.range(1))
+    collected: list[tuple[str, ...]] = []
+
+    def counting(method):
+        def counted(self, *args, **kwargs):
+            collected.append(tuple(self.columns))
+            return method(self, *args, **kwargs)
+        return counted
+
+    with monkeypatch.context() as patch:
+        patch.setattr(frame_class, "toPandas", counting(frame_class.toPandas))
+        patch.setattr(frame_class, "collect", counting(frame_class.collect))
+        spark_out = run(spark_params, SparkDatasetV2(filepath=str(tmp_path / "scored_pairs"), file_format="parquet",
+                                                     save_args={"mode": "overwrite"}))
+    # candidate / scored pair tables never collected (the state's matches and evidence pairs are, by design)
+    assert collected and not any("cosine" in columns for columns in collected)
+    assert isinstance(spark_out["dedupe_candidates"], frame_class)
+    scored = spark_out["dedupe_scored_pairs"]  # read back from the parquet the dataset wrote
+    assert isinstance(scored, frame_class)
+    pandas_scored = pandas_out["dedupe_scored_pairs"]
+    assert scored.columns == list(pandas_scored.columns)
+    s_scored = scored.toPandas().sort_values(["left", "right"], ignore_index=True)
+    pd.testing.assert_frame_equal(s_scored.drop(columns="match_probability"),
+                                  pandas_scored.drop(columns="match_probability"), check_dtype=False)
+    np.testing.assert_allclose(s_scored["match_probability"], pandas_scored["match_probability"], rtol=1e-9, atol=1e-12)
+    pd.testing.assert_frame_equal(spark_out["dedupe_clusters"], pandas_out["dedupe_clusters"])
+    assert pandas_out["dedupe_clusters"]["cluster_id"].nunique() < len(records)
+    pd.testing.assert_frame_equal(spark_out["dedupe_state"].matches, pandas_out["dedupe_state"].matches,
+                                  check_exact=False, rtol=1e-9)
+    assert spark_out["dedupe_match_model"]["prior"] == pytest.approx(pandas_out["dedupe_match_model"]["prior"], rel=1e-9)
+    assert spark_out["dedupe_metrics"].keys() == pandas_out["dedupe_metrics"].keys()
+    for key, value in pandas_out["dedupe_metrics"].items():
+        assert spark_out["dedupe_metrics"][key] == pytest.approx(value, rel=1e-9), key

@@ -91,6 +91,9 @@ class Steps:
     golden: Golden                   # one golden record per cluster (survivorship rules)
     # share of all record pairs agreeing on each EM session rule (the prior is counted from it, score.py)
     rule_rates: RuleRates = scoring.rule_agreement_rates
+    # the dedupe pipeline's pair nodes for an engine that keeps the candidate pairs as its own tables
+    # (`pipelines/dedupe/nodes.py` PairNodes; Spark: `spark/dedupe_nodes.py`); None: the in-process nodes
+    pair_nodes: Any = None
 
 
 PANDAS = Steps(prepare=prepare.prepare_records, embed=prepare.embed, candidates=pairs.candidates_with_radius,

@@ -29,6 +29,10 @@ Replaced:
   texts only with the cache as a parquet table, golden records per group of clusters).
 
 Not replaced (the pandas steps): new_candidates (incremental runs), label.
+
+The Kedro pipeline does not go through these adapters for the pairs: `pair_nodes` (`spark/dedupe_nodes.py`) keeps
+the candidate, scored and clustered pairs as Spark DataFrames in `kedro run --env spark --pipeline dedupe`; the
+adapters serve `engine.run`, the service and the incremental run.
 """
 
 from __future__ import annotations
@@ -336,10 +340,12 @@ def cluster(prepared: pd.DataFrame, pairs: pd.DataFrame, probability: np.ndarray
 def spark_steps() -> Steps:
     """The Spark engine's steps: the pandas ones with all but incremental candidates and labels replaced."""
     from aietl_pipelines.spark import dedupe_records as records
+    from aietl_pipelines.spark.dedupe_nodes import SparkPairNodes
 
     return dataclasses.replace(PANDAS, prepare=records.prepare_records, embed=records.embed,
                                candidates=candidates_with_radius, compare=compare, levels=pair_levels,
-                               score=score, cluster=cluster, golden=records.golden_records)
+                               score=score, cluster=cluster, golden=records.golden_records,
+                               pair_nodes=SparkPairNodes())  # the Kedro nodes keep the pairs on Spark
 
 
 register_engine("spark", spark_steps)

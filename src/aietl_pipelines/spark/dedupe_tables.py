@@ -146,7 +146,9 @@ def levels_table(spark: Any, prepared: pd.DataFrame, pairs: Any, vectors: np.nda
         levels, _, _ = scoring.pair_levels(shared.value, chunk, no_vectors, config)
         yield chunk.assign(**{c: levels[:, j].astype(np.int32) for j, c in enumerate(cols)})
 
-    schema = T.StructType([*pairs.schema.fields, *[T.StructField(c, T.IntegerType(), False) for c in cols]])
+    # the pair columns nullable: a NaN cosine (no embeddings) comes back from pandas through Arrow as a null
+    schema = T.StructType([*[T.StructField(f.name, f.dataType, True) for f in pairs.schema.fields],
+                           *[T.StructField(c, T.IntegerType(), False) for c in cols]])
     per_task = pairs_per_task or sd.PAIRS_PER_TASK
     parts = max(spark.sparkContext.defaultParallelism, math.ceil(pairs.count() / per_task))
     try:

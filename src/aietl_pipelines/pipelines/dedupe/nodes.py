@@ -2,11 +2,16 @@
 
 The `dedupe` parameters are parsed once per run (`parse_dedupe_config`); every other node takes the parsed
 `DedupeConfig` and calls the step of the configured engine (`steps_for(config)`).
+
+The nodes that carry the candidate pairs (candidates, scoring, clustering, the state's evidence pairs and the
+candidate counts of the metrics) call one interface, `PairNodes`, chosen by the engine as well: the engine's
+`Steps.pair_nodes` when it has them (Spark: `spark/dedupe_nodes.py`, the pairs as Spark DataFrames from
+candidates to clusters), else `IN_PROCESS` below (the pairs as pandas frames through the `Steps`).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -35,16 +40,47 @@ def embed_records(prepared: pd.DataFrame, config: DedupeConfig) -> np.ndarray:
     return steps_for(config).embed(prepared, config)
 
 
+class PairNodes(Protocol):
+    """The pair-carrying part of the pipeline for one engine; `pairs` and `scored` are that engine's tables
+    (pandas frames in process, Spark DataFrames on Spark) with the columns of the in-process ones."""
+
+    def candidates(self, prepared: pd.DataFrame, vectors: np.ndarray, config: DedupeConfig
+                   ) -> tuple[Any, np.ndarray]: ...
+
+    def score(self, prepared: pd.DataFrame, pairs: Any, vectors: np.ndarray, config: DedupeConfig
+              ) -> tuple[Any, dict[str, Any]]: ...
+
+    def cluster(self, prepared: pd.DataFrame, scored: Any, config: DedupeConfig) -> pd.DataFrame: ...
+
+    def evidence(self, prepared: pd.DataFrame, scored: Any, config: DedupeConfig) -> tuple[pd.DataFrame, np.ndarray]:
+        """Pairs (left, right) and probabilities holding every pair `state.evidence_pairs` keeps, in order."""
+        ...
+
+    def candidate_quality(self, pairs: Any, truth: np.ndarray | None) -> dict[str, float]:
+        """n_candidate_pairs; with ground truth also `evaluate.candidate_quality`."""
+        ...
+
+
+def pair_nodes(config: DedupeConfig) -> PairNodes:
+    """The pair nodes of `config.engine` (`Steps.pair_nodes`), the in-process ones when it has none."""
+    return steps_for(config).pair_nodes or IN_PROCESS
+
+
 def find_candidate_pairs(prepared: pd.DataFrame, vectors: np.ndarray, config: DedupeConfig
-                         ) -> tuple[pd.DataFrame, np.ndarray]:
+                         ) -> tuple[Any, np.ndarray]:
     """Blocking-key pairs ∪ vector kNN pairs (row positions and cosine), and each record's k-th neighbour cosine."""
-    return steps_for(config).candidates(prepared, vectors, config)
+    return pair_nodes(config).candidates(prepared, vectors, config)
 
 
-def score_candidate_pairs(prepared: pd.DataFrame, pairs: pd.DataFrame, vectors: np.ndarray,
-                          config: DedupeConfig) -> tuple[pd.DataFrame, dict[str, Any]]:
+def score_candidate_pairs(prepared: pd.DataFrame, pairs: Any, vectors: np.ndarray,
+                          config: DedupeConfig) -> tuple[Any, dict[str, Any]]:
     """Comparison levels per field, Fellegi-Sunter m/u by EM, recalibrated by labelled pairs when
     `dedupe.labels_path` names some (labelled mode), match probability per pair."""
+    return pair_nodes(config).score(prepared, pairs, vectors, config)
+
+
+def _score_in_process(prepared: pd.DataFrame, pairs: pd.DataFrame, vectors: np.ndarray,
+                      config: DedupeConfig) -> tuple[pd.DataFrame, dict[str, Any]]:
     steps = steps_for(config)
     levels, random_levels, names, sizes = steps.compare(prepared, pairs, vectors, config)
     probability, model = steps.score(levels, random_levels, names, sizes, config,
@@ -57,9 +93,9 @@ def score_candidate_pairs(prepared: pd.DataFrame, pairs: pd.DataFrame, vectors: 
     return scored, model.to_dict()
 
 
-def cluster_duplicates(prepared: pd.DataFrame, scored: pd.DataFrame, config: DedupeConfig) -> pd.DataFrame:
+def cluster_duplicates(prepared: pd.DataFrame, scored: Any, config: DedupeConfig) -> pd.DataFrame:
     """Every input record in exactly one cluster (connected components, chaining guard)."""
-    return steps_for(config).cluster(prepared, scored, scored["match_probability"].to_numpy(), config)
+    return pair_nodes(config).cluster(prepared, scored, config)
 
 
 def build_golden_records(records: pd.DataFrame, clusters: pd.DataFrame, config: DedupeConfig) -> pd.DataFrame:
@@ -72,23 +108,52 @@ def build_golden_records(records: pd.DataFrame, clusters: pd.DataFrame, config: 
     return steps_for(config).golden(frame, clusters["cluster_id"], fields, config.id_column, rules)
 
 
-def evaluate_dedupe(records: pd.DataFrame, prepared: pd.DataFrame, pairs: pd.DataFrame, clusters: pd.DataFrame,
+def evaluate_dedupe(records: pd.DataFrame, prepared: pd.DataFrame, pairs: Any, clusters: pd.DataFrame,
                     model: dict[str, Any], config: DedupeConfig) -> dict[str, float]:
     """Counts always (incl. skipped blocks and split components); pairwise P/R/F1, B-cubed, pair completeness and reduction ratio when ground truth exists."""
-    metrics = {"n_records": float(len(prepared)), "n_clusters": float(clusters["cluster_id"].nunique()),
-               "n_candidate_pairs": float(len(pairs)), "em_prior": float(model["prior"]),
-               **run_counts(prepared, clusters, config)}
+    truth = None
     if config.truth_column and config.truth_column in records.columns:
         truth = pd.factorize(records[config.truth_column].reset_index(drop=True))[0]
+    quality = pair_nodes(config).candidate_quality(pairs, truth)
+    metrics = {"n_records": float(len(prepared)), "n_clusters": float(clusters["cluster_id"].nunique()),
+               "n_candidate_pairs": quality.pop("n_candidate_pairs"), "em_prior": float(model["prior"]),
+               **run_counts(prepared, clusters, config)}
+    if truth is not None:
         predicted = clusters["cluster_id"].to_numpy()
         metrics.update(pairwise_scores(predicted, truth))
         metrics.update(bcubed(predicted, truth))
-        metrics.update(candidate_quality(pairs["left"].to_numpy(), pairs["right"].to_numpy(), truth))
+        metrics.update(quality)
     return metrics
 
 
-def build_dedupe_state(prepared: pd.DataFrame, vectors: np.ndarray, scored: pd.DataFrame, model: dict[str, Any],
+def build_dedupe_state(prepared: pd.DataFrame, vectors: np.ndarray, scored: Any, model: dict[str, Any],
                        knn_radius: np.ndarray, config: DedupeConfig) -> DedupeState:
     """What the next incremental run needs: prepared records, vectors, k-th neighbour cosines, matches, model."""
-    return build_state(prepared, vectors, scored[["left", "right"]], scored["match_probability"].to_numpy(),
-                       FellegiSunterModel.from_dict(model), config, knn_radius)
+    pairs, probability = pair_nodes(config).evidence(prepared, scored, config)
+    return build_state(prepared, vectors, pairs, probability, FellegiSunterModel.from_dict(model), config, knn_radius)
+
+
+class _InProcess:
+    """The pairs as pandas frames, each stage the engine's `Steps` (the pandas engine's nodes)."""
+
+    def candidates(self, prepared: pd.DataFrame, vectors: np.ndarray, config: DedupeConfig
+                   ) -> tuple[pd.DataFrame, np.ndarray]:
+        return steps_for(config).candidates(prepared, vectors, config)
+
+    score = staticmethod(_score_in_process)
+
+    def cluster(self, prepared: pd.DataFrame, scored: pd.DataFrame, config: DedupeConfig) -> pd.DataFrame:
+        return steps_for(config).cluster(prepared, scored, scored["match_probability"].to_numpy(), config)
+
+    def evidence(self, prepared: pd.DataFrame, scored: pd.DataFrame, config: DedupeConfig
+                 ) -> tuple[pd.DataFrame, np.ndarray]:
+        return scored[["left", "right"]], scored["match_probability"].to_numpy()
+
+    def candidate_quality(self, pairs: pd.DataFrame, truth: np.ndarray | None) -> dict[str, float]:
+        found = {"n_candidate_pairs": float(len(pairs))}
+        if truth is not None:
+            found.update(candidate_quality(pairs["left"].to_numpy(), pairs["right"].to_numpy(), truth))
+        return found
+
+
+IN_PROCESS: PairNodes = _InProcess()

@@ -1,0 +1,154 @@
+"""The dedupe pipeline's pair nodes on Spark (`kedro run --env spark --pipeline dedupe`): the candidate pairs, their
+comparison levels and probabilities stay Spark DataFrames from `find_candidate_pairs` to `cluster_duplicates`.
+
+`pipelines/dedupe/nodes.py` calls these through its `PairNodes` interface when the engine's `Steps` carry them
+(`spark_steps()` sets `pair_nodes=SparkPairNodes()`); the pandas engine has none and keeps its nodes. The stages are
+`spark/dedupe_tables.py`'s table functions (the same ones `dedupe_tables.run` chains):
+
+- `candidates`: `candidate_table` (left, right, cosine), materialised; the k-th neighbour cosines (N floats).
+- `score`: `levels_table`, `random_levels`, EM on `pattern_counts_table`, `with_probability`, then the columns of
+  the pandas `scored_pairs` frame (left_id, right_id, left, right, cosine, match_probability, is_match,
+  level_<comparison>) as a Spark DataFrame; conf/spark/catalog.yml writes it with SparkDatasetV2 (parquet).
+- `cluster`: `cluster_table` on the scored table (pairs in (left, right) order, the pandas path's order).
+- `evidence`: what the incremental state keeps (`state.evidence_pairs`): the matches and the below-threshold
+  pairs inside their components; only those reach the driver (the state lives there with the records).
+- `candidate_quality`: count, pair completeness and reduction ratio by joining the truth labels on Spark.
+
+Labelled mode (`dedupe.labels`) needs the pairs on the driver (`scoring.apply_labels`): there `score` collects the
+candidate pairs and runs the in-process node with the Spark `Steps`, and returns its frame as a Spark DataFrame
+(with the pairs' order in `e`), a documented collect (docs/spark.md).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from aietl_pipelines.dedupe.config import DedupeConfig
+
+
+def _session() -> Any:
+    from aietl_pipelines.spark import dedupe as sd
+
+    return sd._session()
+
+
+def _spark_type(dtype: np.dtype) -> str:
+    return {1: "tinyint", 2: "smallint", 4: "int"}.get(np.dtype(dtype).itemsize, "bigint")
+
+
+class SparkPairNodes:
+    """`PairNodes` (pipelines/dedupe/nodes.py) with the pairs as Spark DataFrames."""
+
+    def candidates(self, prepared: pd.DataFrame, vectors: np.ndarray, config: DedupeConfig
+                   ) -> tuple[Any, np.ndarray]:
+        from aietl_pipelines.dedupe.steps import PANDAS
+        from aietl_pipelines.spark.dedupe_tables import candidate_table
+
+        spark = _session()
+        if len(prepared) < 2:  # no pairs: the pandas step's empty frame and radii
+            pairs, kth = PANDAS.candidates(prepared, vectors, config)
+            return spark.createDataFrame(pairs, "left long, right long, cosine double"), kth
+        return candidate_table(spark, prepared, vectors, config)
+
+    def score(self, prepared: pd.DataFrame, pairs: Any, vectors: np.ndarray, config: DedupeConfig
+              ) -> tuple[Any, dict[str, Any]]:
+        from pyspark.sql import functions as F
+
+        from aietl_pipelines.dedupe.steps import steps_for
+        from aietl_pipelines.spark import dedupe_tables as dt
+        from aietl_pipelines.spark.patterns import pattern_counts_table
+
+        spark = _session()
+        if config.labels or pairs.limit(2).count() < 2:
+            return self._score_collected(prepared, pairs, vectors, config)
+        levels, names, sizes, dtype = dt.levels_table(spark, prepared, pairs, vectors, config)
+        cols = dt.level_columns(len(names))
+        random = dt.random_levels(spark, prepared, vectors, config, len(names), dtype)
+        patterns, counts = pattern_counts_table(levels, cols)
+        patterns = patterns.astype(dtype)
+        model = dt.fit_patterns(patterns, counts, random, names, sizes, config,
+                                rule_rates=steps_for(config).rule_rates(prepared, config))
+        scored = dt.with_probability(spark, levels, model, patterns)
+        ids = spark.createDataFrame(pd.DataFrame({"row": np.arange(len(prepared), dtype=np.int64),
+                                                  "rid": prepared["record_id"].to_numpy()}))
+        scored = (scored.join(ids.withColumnRenamed("row", "left").withColumnRenamed("rid", "left_id"), "left")
+                  .join(ids.withColumnRenamed("row", "right").withColumnRenamed("rid", "right_id"), "right"))
+        kind = _spark_type(dtype)
+        out = scored.select("left_id", "right_id", "left", "right", "cosine", "match_probability",
+                            (F.col("match_probability") >= F.lit(config.match_threshold)).alias("is_match"),
+                            *[F.col(c).cast(kind).alias(f"level_{name}") for c, name in zip(cols, names, strict=True)])
+        return out, model.to_dict()
+
+    def _score_collected(self, prepared: pd.DataFrame, pairs: Any, vectors: np.ndarray, config: DedupeConfig
+                         ) -> tuple[Any, dict[str, Any]]:
+        """Labelled mode (or fewer than 2 pairs): the in-process node over the collected pairs (Spark `Steps`)."""
+        from aietl_pipelines.pipelines.dedupe.nodes import IN_PROCESS
+
+        frame = pairs.toPandas().sort_values(["left", "right"], kind="stable", ignore_index=True)
+        frame = pd.DataFrame({"left": frame["left"].to_numpy(np.int64), "right": frame["right"].to_numpy(np.int64),
+                              "cosine": frame["cosine"].to_numpy(np.float64)})
+        scored, model = IN_PROCESS.score(prepared, frame, vectors, config)
+        scored.insert(0, "e", np.arange(len(scored), dtype=np.int64))  # the pairs' order (labelled pairs last)
+        return _session().createDataFrame(scored), model
+
+    def cluster(self, prepared: pd.DataFrame, scored: Any, config: DedupeConfig) -> pd.DataFrame:
+        from aietl_pipelines.spark.dedupe_tables import cluster_table, clusters_frame
+
+        labels, components = cluster_table(_session(), len(prepared), scored, config.match_threshold,
+                                           config.max_cluster_size)
+        return clusters_frame(prepared, labels, components)
+
+    def evidence(self, prepared: pd.DataFrame, scored: Any, config: DedupeConfig) -> tuple[pd.DataFrame, np.ndarray]:
+        """The matches (collected: the state keeps them) and the pairs below the threshold whose records the
+        matches connect (found by a join with the match components on Spark), in the pandas frame's order."""
+        from pyspark.sql import functions as F
+        from scipy.sparse import coo_matrix
+        from scipy.sparse.csgraph import connected_components
+
+        order = ["e"] if "e" in scored.columns else []
+        cols = [*order, "left", "right", "match_probability"]
+        p = F.col("match_probability")
+        matches = scored.where(p >= F.lit(config.match_threshold)).select(*cols).toPandas()
+        n = len(prepared)
+        left, right = matches["left"].to_numpy(np.int64), matches["right"].to_numpy(np.int64)
+        graph = coo_matrix((np.ones(len(matches)), (left, right)), shape=(n, n))
+        components = connected_components(graph, directed=False)[1]
+        linked = np.unique(np.r_[left, right])
+        found = [matches]
+        if len(linked):
+            comp = _session().createDataFrame(pd.DataFrame({"row": linked, "c": components[linked].astype(np.int64)}))
+            below = scored.where(~(p >= F.lit(config.match_threshold)) | p.isNull()).select(*cols)
+            inside = (below.join(F.broadcast(comp.withColumnRenamed("row", "left").withColumnRenamed("c", "cl")), "left")
+                      .join(F.broadcast(comp.withColumnRenamed("row", "right").withColumnRenamed("c", "cr")), "right")
+                      .where(F.col("cl") == F.col("cr")).select(*cols))
+            found.append(inside.toPandas())
+        kept = pd.concat(found, ignore_index=True).sort_values([*order, "left", "right"], kind="stable",
+                                                                ignore_index=True)
+        pairs = pd.DataFrame({"left": kept["left"].to_numpy(np.int64), "right": kept["right"].to_numpy(np.int64)})
+        return pairs, kept["match_probability"].to_numpy(np.float64)
+
+    def candidate_quality(self, pairs: Any, truth: np.ndarray | None) -> dict[str, float]:
+        """`evaluate.candidate_quality` on Spark: the candidate table is distinct with left < right, so its count
+        is the number of candidate pairs and the true ones are those whose two truth labels are equal."""
+        from pyspark.sql import functions as F
+
+        n_pairs = float(pairs.count())
+        found = {"n_candidate_pairs": n_pairs}
+        if truth is None:
+            return found
+        n = len(truth)
+        sizes = np.bincount(pd.factorize(truth)[0]) if n else np.zeros(0, dtype=np.int64)
+        n_true = float((sizes * (sizes - 1) // 2).sum())
+        labels = _session().createDataFrame(pd.DataFrame({"row": np.arange(n, dtype=np.int64),
+                                                          "t": np.asarray(truth, dtype=np.int64)}))
+        hits = float(pairs.select("left", "right")
+                     .join(labels.withColumnRenamed("row", "left").withColumnRenamed("t", "tl"), "left")
+                     .join(labels.withColumnRenamed("row", "right").withColumnRenamed("t", "tr"), "right")
+                     .where(F.col("tl") == F.col("tr")).count())
+        total = n * (n - 1) / 2
+        found.update({"pair_completeness": hits / n_true if n_true else 1.0,
+                      "reduction_ratio": 1 - n_pairs / total if total else 1.0, "candidate_pairs": n_pairs})
+        return found
