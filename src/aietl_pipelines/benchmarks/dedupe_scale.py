@@ -31,6 +31,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -166,7 +167,7 @@ def worker_search(args: argparse.Namespace) -> dict:
             "p95 ms": float(np.percentile(times, 95)), "queries": len(times), "peak_rss_mb": peak_rss_mb()}
 
 
-STAGES = ("prepare", "embed", "candidates", "compare", "score", "cluster")
+STAGES = ("prepare", "embed", "candidates", "compare", "rule_rates", "score", "cluster")
 
 
 def _records_file(args: argparse.Namespace) -> Path:
@@ -212,8 +213,7 @@ def worker_stages(args: argparse.Namespace) -> dict:
     pairs, _ = timed("candidates", steps.candidates, prepared, vectors, config)
     levels, random_levels, names, sizes = timed("compare", steps.compare, prepared, pairs, vectors, config)
     rates = timed("rule_rates", steps.rule_rates, prepared, config)
-    probability, _ = timed("score", lambda *a: steps.score(*a, rule_rates=rates), levels, random_levels, names, sizes,
-                           config)
+    probability, _ = timed("score", partial(steps.score, rule_rates=rates), levels, random_levels, names, sizes, config)
     pairs = pairs.assign(match_probability=probability)
     clusters = timed("cluster", steps.cluster, prepared, pairs, probability, config)
     result = type("R", (), {"pairs": pairs, "clusters": clusters})

@@ -25,7 +25,7 @@ def blocking_pairs(keys: pd.DataFrame, rules: Sequence[Sequence[str]], max_block
                  else np.zeros(len(keys), dtype=np.int64))
     found = []
     for rule in rules:
-        codes, rows = _block_codes(keys, rule)
+        codes, rows = block_codes(keys, rule)
         if not len(codes):
             continue
         order = np.lexsort((order_key[rows], codes))
@@ -46,10 +46,11 @@ def blocking_pairs(keys: pd.DataFrame, rules: Sequence[Sequence[str]], max_block
     return _unique(pairs)
 
 
-def _block_codes(keys: pd.DataFrame, rule: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Block code of each row with every column of `rule`, and those rows' positions."""
+def block_codes(keys: pd.DataFrame, rule: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Block code of each row with every column of `rule`, and those rows' positions (an empty string is missing,
+    as `prepare` makes it)."""
     sub = keys[list(rule)]
-    valid = sub.notna().all(axis=1).to_numpy()
+    valid = (sub.notna() & (sub.astype(str) != "")).all(axis=1).to_numpy()
     if not valid.any():
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     codes = (pd.MultiIndex.from_frame(sub[valid].astype(str)).factorize()[0] if len(rule) > 1
@@ -63,7 +64,7 @@ def block_statistics(keys: pd.DataFrame, rules: Sequence[Sequence[str]], max_blo
     `blocking_pairs` turns into sorted neighbourhoods), and the pairs the rule yields."""
     rows_out = []
     for rule in rules:
-        codes, _ = _block_codes(keys, rule)
+        codes, _ = block_codes(keys, rule)
         sizes = np.bincount(codes) if len(codes) else np.zeros(0, dtype=np.int64)
         small, big = sizes[sizes <= max_block_size], sizes[sizes > max_block_size]
         rows_out.append({"rule": "+".join(rule), "blocks": int((sizes >= 2).sum()),

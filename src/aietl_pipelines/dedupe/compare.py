@@ -41,6 +41,8 @@ TF_KINDS = ("name", "organisation", "text", "street")
 TF_SUFFIX = "~tf"
 #: Set-valued kinds compared by the information of the values both records hold (`information_levels`).
 INFORMATION_KINDS = ("segments", "rare_numbers")
+#: Kinds whose prepared values are sets (free text's segments and numbers): no exact-equality blocks.
+SET_KINDS = ("segments", "numbers", "rare_numbers")
 
 
 def _string_level(a: str, b: str, tokens: bool) -> int:

@@ -174,8 +174,8 @@ def estimate_prior(sessions: list[tuple[list[int], float]], m: list[np.ndarray],
 
     Session F found a match share lambda_F among the candidate pairs agreeing exactly on its comparisons F (a
     blocking rule: every such pair is a candidate); a share r_F of all record pairs agree exactly on F and a share
-    prod m_k of the matches do, so prior = lambda_F r_F / prod m_k; the median over the sessions, each weighted by prod m_k (the share of
-    the matches its rule holds): a rule few matches agree on extrapolates from few of them and divides by a poorly
+    prod m_k of the matches do, so prior = lambda_F r_F / prod m_k; the median over the sessions, each weighted
+    by prod m_k (the share of the matches its rule holds): a rule few matches agree on extrapolates from few of them and divides by a poorly
     known m (the persons set's date of birth, which a third of the records lack: prod m = 0.02, a prior 37 times
     the truth and F1 0.19 unweighted; weighted, the names session decides).
 
@@ -183,8 +183,8 @@ def estimate_prior(sessions: list[tuple[list[int], float]], m: list[np.ndarray],
     C(block size, 2) over the rule's values, as Splink counts its deterministic rules' comparisons); else it is
     estimated on the random pairs (among those where F is not null), from sessions with at least `min_hits`
     random pairs agreeing. The random estimate fails at scale: r_F shrinks like 1/N, so 50,000 random pairs of
-    1M records hold no agreeing pair on most rules, and the prior fell back to 1e-4 (70x the true 1.4e-6), which
-    took the F1 of 1M records from 0.997 to 0.26 (docs/benchmarks/dedupe_scale_sizes.md).
+    1M records hold no agreeing pair on most rules, and the prior fell back to 1e-4 (70x the true 1.4e-6): F1 was
+    0.997 at 300K records and 0.26 at 1M (docs/benchmarks.md).
     """
     values, weights = [], []
     for fixed, lam in sessions:

@@ -11,10 +11,11 @@ import json
 import numpy as np
 import pandas as pd
 
-from aietl_pipelines.dedupe.compare import column_context, compare_column, compare_pairs
+from aietl_pipelines.dedupe.candidates import block_codes
+from aietl_pipelines.dedupe.compare import SET_KINDS, column_context, compare_column, compare_pairs
 from aietl_pipelines.dedupe.config import DedupeConfig
 from aietl_pipelines.dedupe.pairs import TEXT_BLOCKING, key_column, pairs_frame
-from aietl_pipelines.dedupe.score import FellegiSunterModel, fit_em, fit_model
+from aietl_pipelines.dedupe.score import FellegiSunterModel, fit_model
 from aietl_pipelines.dedupe.textparse import TEXT_KINDS, TEXT_RELATED
 
 #: Candidate pairs compared at a time.
@@ -134,19 +135,15 @@ def rule_agreement_rates(prepared: pd.DataFrame, config: DedupeConfig) -> dict[t
         key = tuple(sorted(rule))
         if key in rates or not all(c in prepared.columns and c in kinds for c in rule):
             continue
-        cols = [key_column(prepared, c) for c in rule]  # what the rule's blocks join on (a phone's key)
-        frame = prepared[cols]
-        present = frame.notna().all(axis=1)
-        for c in cols:
-            present &= frame[c].astype(str).str.strip() != ""
-        n = int(present.sum())
+        if any(kinds[c] in SET_KINDS for c in rule):  # value sets have no exact-equality blocks
+            continue
+        # the blocks the rule's join builds (a phone's key column), counted as `candidates.blocking_pairs` sees them
+        codes, _ = block_codes(prepared, [key_column(prepared, c) for c in rule])
+        n = len(codes)
         if n < 2:
             continue
-        try:
-            groups = frame[present].groupby(cols, sort=False, dropna=True).size().to_numpy(dtype=np.float64)
-        except TypeError:  # list-valued parts (free text's word sets) have no exact-equality blocks
-            continue
-        rates[key] = float((groups * (groups - 1) / 2).sum() / (n * (n - 1) / 2))
+        sizes = np.bincount(codes).astype(np.float64)
+        rates[key] = float((sizes * (sizes - 1) / 2).sum() / (n * (n - 1) / 2))
     return rates
 
 
@@ -155,11 +152,6 @@ def score(levels: np.ndarray, random_levels: np.ndarray, names: list[str], sizes
           ) -> tuple[np.ndarray, FellegiSunterModel]:
     """Match probability of each candidate pair (EM-fitted model unless one is given). `rule_rates`:
     `rule_agreement_rates` of the records (the prior is counted from them; None: estimated on random pairs)."""
-    if not len(levels):
-        if model is None:
-            model = fit_em(levels, random_levels, names, sizes, iterations=config.em_iterations,
-                           related=TEXT_RELATED if config.mode == "text" else None, rule_rates=rule_rates)
-        return np.zeros(0), model
     patterns, inverse, counts = level_patterns(levels)
     if model is None:  # fitted on the distinct patterns with their pair counts: equal to the per-pair fit (score.py)
         sessions = [[names.index(c) for c in r] for r in _session_columns(config) if all(c in names for c in r)]
