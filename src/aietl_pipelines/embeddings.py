@@ -116,7 +116,8 @@ def get_query_model(device: str = "auto") -> Any:
     """The SentenceTransformer for query texts: on the CPU a bfloat16 copy where the CPU has native bf16.
 
     On a GPU `embed_queries` runs this (the float16 batch model). On the CPU it runs `QueryEncoder` instead (the
-    same weights without padding or the module tree's overhead: 19-28 % less CPU per query in batches of 5-10);
+    same weights without padding or the module tree's overhead: 14-16 % less CPU per query than this copy in batches of 5-10:
+    `dedupe_components --query-batches`);
     this copy stays for comparison (benchmarks/dedupe_components.py). Indexed records are embedded by
     `embed_texts`.
     """

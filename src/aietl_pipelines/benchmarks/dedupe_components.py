@@ -77,7 +77,7 @@ def query_rows(repeats: int = 300) -> list[dict]:
 
     text = "Jon Doe, 123 Main Street, Springfield IL, john@example.com"
     rows = []
-    for label, fn in (("float32 model (embed_texts)", lambda: embed_texts([text])[0]),
+    for label, fn in (("float32 model (embed_texts)", lambda: embed_texts([text], precision="float32")[0]),
                       ("query model (embed_query)", lambda: embed_query(text))):
         fn()
         times = []
@@ -87,8 +87,50 @@ def query_rows(repeats: int = 300) -> list[dict]:
             times.append((time.perf_counter() - t0) * 1000)
         rows.append({"measure": f"embed one query text: {label}", "value": float(np.percentile(times, 95)),
                      "unit": "ms p95", "detail": f"p50 {np.percentile(times, 50):.2f} ms"})
-    cosine = float(embed_texts([text])[0] @ embed_query(text))
+    cosine = float(embed_texts([text], precision="float32")[0] @ embed_query(text))
     rows[-1]["detail"] += f"; cosine to the float32 vector {cosine:.4f}"
+    return rows
+
+
+def query_batch_rows(n_texts: int = 400, rounds: int = 3) -> list[dict]:
+    """CPU per query text of the three ways to embed query batches on the CPU (one torch thread), and the cosine
+    of each to the float32 SentenceTransformer, on FEBRL 1's free-text renderings (data this project did not
+    write)."""
+    import torch
+
+    from aietl_pipelines.dedupe.febrl import load_febrl, render_free_text
+    from aietl_pipelines.embeddings import QueryEncoder, get_model, get_query_model
+
+    torch.set_num_threads(1)
+    records = load_febrl(1)
+    texts = render_free_text(records, seed=1).tolist()[:n_texts]
+    model = get_model("cpu")
+
+    def encode_with(m: object) -> object:
+        def run(batch: list[str]) -> np.ndarray:
+            with torch.inference_mode():
+                out = m.encode(batch, convert_to_tensor=True, normalize_embeddings=True).float().numpy()
+            return out / np.linalg.norm(out, axis=1, keepdims=True)
+        return run
+
+    ways = {"SentenceTransformer float32": encode_with(model), "SentenceTransformer bf16 copy":
+            encode_with(get_query_model("cpu")), "QueryEncoder (API default on CPU)": QueryEncoder(model)}
+    reference = ways["SentenceTransformer float32"](texts)
+    rows = []
+    for batch in (5, 10):
+        cpu = {name: 0.0 for name in ways}
+        for _ in range(rounds):  # interleaved, so that a busy moment hits every way alike
+            for name, fn in ways.items():
+                fn(texts[:batch])  # warm
+                t0 = time.process_time()
+                for start in range(0, len(texts), batch):
+                    fn(texts[start:start + batch])
+                cpu[name] += time.process_time() - t0
+        for name, fn in ways.items():
+            cosine = np.sum(fn(texts) * reference, axis=1) if batch == 5 else None
+            rows.append({"measure": f"query batches of {batch}: {name}",
+                         "value": cpu[name] / rounds / len(texts) * 1000, "unit": "ms CPU per text",
+                         "detail": "" if cosine is None else f"cosine to float32: min {cosine.min():.5f}"})
     return rows
 
 
@@ -192,7 +234,14 @@ def main() -> None:
     parser.add_argument("--points", type=int, default=100_000, help="vectors for the kNN comparison")
     parser.add_argument("--records", type=int, default=2_000, help="customer records for the throughput test")
     parser.add_argument("--knn-sizes", help="only the kNN stage at these sizes, e.g. 100000,300000,1000000")
+    parser.add_argument("--query-batches", action="store_true",
+                        help="only the query embedding paths (CPU per text, cosine to float32) on FEBRL 1's texts")
     args = parser.parse_args()
+    if args.query_batches:
+        write_report("dedupe_query_batches", "python -m aietl_pipelines.benchmarks.dedupe_components --query-batches",
+                     pd.DataFrame(query_batch_rows()), "One torch thread, 400 free-text renderings of FEBRL 1, "
+                     "three interleaved rounds; CPU time of this process.")
+        return
     if args.knn_sizes:
         sizes = [int(x) for x in args.knn_sizes.split(",")]
         write_report("dedupe_knn_scaling", f"python -m aietl_pipelines.benchmarks.dedupe_components --knn-sizes "
