@@ -113,13 +113,12 @@ def uses_bf16(device: str = "auto", precision: str = "auto") -> bool:
 
 @lru_cache(maxsize=4)
 def get_query_model(device: str = "auto") -> Any:
-    """The SentenceTransformer for query texts: on the CPU a bfloat16 copy where the CPU has native bf16.
+    """The SentenceTransformer in bfloat16 on a CPU with native bf16 (else `get_model`'s model).
 
-    On a GPU `embed_queries` runs this (the float16 batch model). On the CPU it runs `QueryEncoder` instead (the
-    same weights without padding or the module tree's overhead: 14-16 % less CPU per query than this copy in batches of 5-10:
-    `dedupe_components --query-batches`);
-    this copy stays for comparison (benchmarks/dedupe_components.py). Indexed records are embedded by
-    `embed_texts`.
+    It embeds indexed texts (`get_inference_model` with `precision: auto`) and, on a GPU, query texts (the float16
+    batch model). On the CPU, queries go through `QueryEncoder` instead: the same weights without padding or the
+    module tree's overhead, 14-16 % less CPU per query than this copy in batches of 5-10
+    (`python -m aietl_pipelines.benchmarks.dedupe_components --query-batches`).
     """
     import copy
 
