@@ -202,10 +202,14 @@ def worker_stages(args: argparse.Namespace) -> dict:
     times: dict[str, float] = {}
     cpu: dict[str, float] = {}
 
+    peaks: dict[str, float] = {}
+
     def timed(stage: str, fn, *a):
         t0, c0 = time.perf_counter(), _cpu_seconds()
         out = fn(*a)
         times[stage], cpu[stage] = time.perf_counter() - t0, _cpu_seconds() - c0
+        peaks[stage] = peak_rss_mb()
+        print(f"{stage}: {times[stage]:.1f} s, peak RSS so far {peaks[stage]:,.0f} MB", file=sys.stderr, flush=True)
         return out
 
     prepared = timed("prepare", steps.prepare, base, config)
@@ -221,7 +225,8 @@ def worker_stages(args: argparse.Namespace) -> dict:
     return {"records": args.records, "mode": args.mode, "tool": "aietl dedupe",
             "seconds": sum(times.values()), **{f"{k}_s": v for k, v in times.items()},
             "cpu_seconds": sum(cpu.values()), **{f"{k}_cpu_s": v for k, v in cpu.items()},
-            "peak_rss_mb": peak_rss_mb(), "candidate_pairs": len(pairs),
+            "peak_rss_mb": peak_rss_mb(), "peak_stage": next(s for s, p in peaks.items() if p >= max(peaks.values())),
+            "candidate_pairs": len(pairs),
             "oversized_blocks": counts.get("n_dropped_blocks", float("nan")), **_quality(result, truth)}
 
 
@@ -306,7 +311,7 @@ def scaling(args: argparse.Namespace) -> None:
                  "Each size runs in fresh processes (generation untimed); `seconds` is the sum of the stage times of a "
                  "cold run (empty embedding cache), `cpu_seconds` the CPU time of that process (all threads; on a "
                  "shared machine it is the steadier figure); `peak_rss_mb` is the process's peak resident memory, records "
-                 "included. Splink gets the same normalised fields. The growth exponent b is the least-squares slope "
+                 "included, and `peak_stage` the stage during which it was reached. Splink gets the same normalised fields. The growth exponent b is the least-squares slope "
                  "of log time against log N over the sizes.")
 
 

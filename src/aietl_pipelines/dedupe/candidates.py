@@ -49,13 +49,23 @@ def blocking_pairs(keys: pd.DataFrame, rules: Sequence[Sequence[str]], max_block
 def block_codes(keys: pd.DataFrame, rule: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """Block code of each row with every column of `rule`, and those rows' positions (an empty string is missing,
     as `prepare` makes it)."""
-    sub = keys[list(rule)]
-    valid = (sub.notna() & (sub.astype(str) != "")).all(axis=1).to_numpy()
+    codes, valid = np.zeros(len(keys), dtype=np.int64), np.ones(len(keys), dtype=bool)
+    for column in rule:  # hashed column by column (no sort): the time grows with the rows, not as N log N
+        part = _string_codes(keys[column])
+        valid &= part >= 0
+        codes = pd.factorize(codes * (int(part.max(initial=0)) + 1) + part)[0]  # compact again: no overflow
     if not valid.any():
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    codes = (pd.MultiIndex.from_frame(sub[valid].astype(str)).factorize()[0] if len(rule) > 1
-             else pd.factorize(sub[valid].iloc[:, 0].astype(str))[0])
-    return codes.astype(np.int64), np.flatnonzero(valid)
+    return pd.factorize(codes[valid])[0].astype(np.int64), np.flatnonzero(valid)
+
+
+def _string_codes(values: pd.Series) -> np.ndarray:
+    """A code per row for its value read as a string (1 and "1" are one key), -1 where missing or empty."""
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    as_text = [str(u) for u in np.asarray(uniques, dtype=object).tolist()]
+    merged, texts = pd.factorize(np.array(as_text + [""], dtype=object))
+    lookup = np.where(np.asarray(texts, dtype=object)[merged] == "", -1, merged)  # "" is missing, as prepare makes it
+    return np.where(codes < 0, -1, lookup[codes] if len(codes) else codes).astype(np.int64)
 
 
 def block_statistics(keys: pd.DataFrame, rules: Sequence[Sequence[str]], max_block_size: int = 100,

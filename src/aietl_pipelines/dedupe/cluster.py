@@ -69,7 +69,10 @@ def _agglomerate(n: int, a: np.ndarray, b: np.ndarray, vote: np.ndarray) -> np.n
                 row.pop(small, None)
                 row[big] = row.get(big, 0.0) + v
             merged = True
-    return np.array([_find(parent, i) for i in range(n)])
+    roots = np.arange(n)
+    for i in np.unique(np.r_[a, b]).tolist():  # only these records can have moved
+        roots[i] = _find(parent, i)
+    return roots
 
 
 def _cap(n: int, a: np.ndarray, b: np.ndarray, p: np.ndarray, labels: np.ndarray, max_size: int) -> np.ndarray:
@@ -103,21 +106,23 @@ def cluster_with_components(n: int, left: np.ndarray, right: np.ndarray, probabi
     labels = components.copy()
     # components holding a scored pair below the threshold (evidence against) between two of their records
     against = ~keep & (components[left] == components[right]) & (left != right)
-    suspect = np.unique(components[left[against]])
-    if len(suspect):
-        inside = np.isin(components[left], suspect) & (components[left] == components[right])
+    suspect = np.zeros(int(components.max(initial=-1)) + 1, dtype=bool)  # masks, not np.isin: no sort
+    suspect[components[left[against]]] = True
+    if suspect.any():
+        inside = suspect[components[left]] & (components[left] == components[right])
         roots = _agglomerate(n, left[inside], right[inside], _votes(probability[inside], threshold))
-        moved = np.isin(components, suspect)
-        labels = np.where(moved, n + roots, labels)
+        labels = np.where(suspect[components], n + roots, labels)
     if max_cluster_size:
         labels = _cap(n, left[keep], right[keep], probability[keep], labels, int(max_cluster_size))
     labels = pd.factorize(labels)[0]
-    pieces = pd.Series(labels).groupby(components).nunique()
-    split = pieces[pieces > 1]
+    # clusters per component, hashed (a groupby would sort): one entry per distinct (component, cluster)
+    distinct = pd.unique(components.astype(np.int64) * max(n, 1) + labels) // max(n, 1)
+    pieces = np.bincount(distinct, minlength=len(suspect))
+    split = np.flatnonzero(pieces > 1)
     if len(split):
         sizes = np.bincount(components)
         logger.warning("Split %d match component(s) at weak links into %d clusters (largest component: %d records)",
-                       len(split), int(split.sum()), int(sizes[split.index.to_numpy()].max()))
+                       len(split), int(pieces[split].sum()), int(sizes[split].max()))
     return labels, components
 
 

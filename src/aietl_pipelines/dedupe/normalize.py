@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import pandas as pd
 
@@ -187,6 +188,17 @@ def normalize_frame(df: pd.DataFrame, fields: dict[str, str]) -> pd.DataFrame:
     postcode, date, number, organisation, list)."""
     out = pd.DataFrame(index=df.index)
     for column, kind in fields.items():
-        func = NORMALIZERS[kind]
-        out[column] = [func(v) for v in df[column].tolist()]
+        out[column] = normalize_values(df[column], NORMALIZERS[kind])
     return out
+
+
+def normalize_values(values: pd.Series, func: Callable[[object], str | None]) -> list[str | None]:
+    """`func` of each value, computed once per distinct value: names, cities and states repeat, so at 1M records
+    this is most of prepare's work saved and its time grows with the distinct values, not the records. Only when
+    every value is a string or missing (1, 1.0 and True are one key to a hash table but not to `digits`)."""
+    items = values.tolist()
+    if pd.api.types.infer_dtype(items, skipna=True) not in ("string", "empty"):
+        return [func(v) for v in items]
+    codes, uniques = pd.factorize(pd.Series(items, dtype=object), use_na_sentinel=True)
+    done = [func(v) for v in uniques.tolist()] + [func(None)]  # code -1 (missing) reads the last entry
+    return [done[c] for c in codes.tolist()]

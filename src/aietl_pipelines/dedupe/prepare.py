@@ -107,9 +107,9 @@ def prepare_records(records: pd.DataFrame, config: DedupeConfig) -> pd.DataFrame
         norm = normalize.normalize_frame(raw, config.fields)
         for col in config.fields:
             out[col] = _objects(norm[col].tolist())
-        originals = [{c: o for c in config.fields if config.fields[c] in SCRIPT_KINDS
-                      and (o := transliterate.original_form(row[c])) is not None}
-                     for row in raw.to_dict("records")]
+        script = {c: normalize.normalize_values(raw[c], transliterate.original_form)
+                  for c in config.fields if config.fields[c] in SCRIPT_KINDS}
+        originals = [{c: o for c, values in script.items() if (o := values[i]) is not None} for i in range(len(raw))]
         embedded = [c for c, kind in config.fields.items() if kind in config.embed_kinds] or list(config.fields)
         texts = [" ".join(v for v in row if v) for row in out[embedded].itertuples(index=False)]
         # the embedded text keeps the original script beside its transliteration

@@ -166,7 +166,8 @@ def level_patterns(levels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarr
 
     10.8M candidate pairs of 13 comparisons (1M records) hold about 25,000 patterns: EM over them instead of the
     pairs took scoring at 1M from 23.8 s to 5.5 s (docs/benchmarks.md). Rows are packed into one int64 key (bits per
-    comparison from its largest level) and grouped by one sort of that key."""
+    comparison from its largest level) and grouped by hashing that key (no sort: linear in the pairs), the
+    patterns unpacked from the distinct keys."""
     levels = np.asarray(levels)
     top = levels.max(axis=0).astype(np.int64) if len(levels) else np.zeros(levels.shape[1], np.int64)
     bits = [int(t).bit_length() or 1 for t in top.tolist()]
@@ -176,8 +177,13 @@ def level_patterns(levels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarr
     key = np.zeros(len(levels), dtype=np.int64)
     for k, b in enumerate(bits):
         key = (key << b) | levels[:, k].astype(np.int64)
-    _, first, inverse, counts = np.unique(key, return_index=True, return_inverse=True, return_counts=True)
-    return levels[first], inverse.reshape(-1), counts.astype(np.float64)
+    inverse, keys = pd.factorize(key)
+    patterns = np.zeros((len(keys), levels.shape[1]), dtype=levels.dtype)
+    shift = 0
+    for k in reversed(range(len(bits))):  # the last comparison sits in the lowest bits
+        patterns[:, k] = (keys >> shift) & ((1 << bits[k]) - 1)
+        shift += bits[k]
+    return patterns, inverse.astype(np.int64), np.bincount(inverse, minlength=len(keys)).astype(np.float64)
 
 
 def scored_pairs(prepared: pd.DataFrame, pairs: pd.DataFrame, probability: np.ndarray, threshold: float
