@@ -36,12 +36,25 @@ def text_segments(rest: str) -> frozenset[str]:
     return frozenset(" ".join(w) for w in [*pieces, *joined])
 
 
+def text_pieces(text: str) -> tuple[str, ...]:
+    """The field values of the whole text as written (e-mail, phone and date left in), each as its sorted folded
+    words and digit groups: what `prepare.common_words` reads to tell a label ("born 1956 04 09", "main street")
+    from a word of one repeated value ("hiroyuki mizuno")."""
+    out = []
+    for piece in SEPARATOR.split(text):
+        folded = normalize.street(piece) or ""
+        words = sorted({normalize.NICKNAMES.get(w, w) for w in SEGMENT_WORD.findall(folded)})
+        if words:
+            out.append(" ".join(words))
+    return tuple(out)
+
+
 def parse_text(text: str | None) -> dict[str, object]:
     """email, phone, date, numbers (set of digit groups), words (normalised name/address words), segments (the
-    field values between separators, `text_segments`; e-mail, phone and date taken out)."""
+    field values between separators, `text_segments`; e-mail, phone and date taken out), pieces (`text_pieces`)."""
     if not text:
         return {"email": None, "phone": None, "date": None, "numbers": frozenset(), "words": None,
-                "segments": frozenset()}
+                "segments": frozenset(), "pieces": ()}
     raw = str(text)
     email_match = EMAIL.search(raw)
     email = normalize.email(email_match.group(0)) if email_match else None
@@ -58,4 +71,4 @@ def parse_text(text: str | None) -> dict[str, object]:
     folded = normalize.street(rest) or ""
     words = " ".join(normalize.NICKNAMES.get(w, w) for w in WORD.findall(folded))
     return {"email": email, "phone": phone, "date": date, "numbers": frozenset(numbers), "words": words or None,
-            "segments": text_segments(rest)}
+            "segments": text_segments(rest), "pieces": text_pieces(raw)}
