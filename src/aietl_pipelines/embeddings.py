@@ -417,31 +417,63 @@ def embed_field_values(
     Returns:
         float32 array (records, 384), rows L2-normalised (or zero).
     """
-    import pandas as pd
-
     lengths = {len(v) for v in columns.values()}
     if len(lengths) > 1:
         raise AietlInputError(f"The columns to embed have different lengths {sorted(lengths)}: pass one value per "
                               "record in each column.")
     n = lengths.pop() if lengths else 0
-    codes, values = [], {}
+    rows, values = field_values(columns)
+    return embed_record_values(rows, values, n, cache_dir=cache_dir,
+                               batch_size=batch_size, show_progress=show_progress, device=device,
+                               precision=precision)
+
+
+def field_values(columns: Mapping[str, Sequence[Any]]) -> tuple[np.ndarray, list[str]]:
+    """The present values of the columns as (record row, value as text) pairs: missing (None, NaN) and blank
+    values left out."""
+    import pandas as pd
+
+    rows, values = [], []
     for column in columns.values():
         series = pd.Series(column, dtype=object)
-        missing = series.isna() | (series.astype(str).str.strip() == "")
-        code, uniques = pd.factorize(series.where(~missing).astype(object))
-        for value in uniques:
-            values.setdefault(str(value), len(values))
-        lookup = np.array([values[str(v)] for v in uniques], dtype=np.int64)
-        codes.append(np.where(code >= 0, lookup[np.maximum(code, 0)], -1) if len(lookup) else np.full(n, -1))
-    vectors = embed_texts(list(values), cache_dir=cache_dir, batch_size=batch_size, show_progress=show_progress,
-                          device=device, precision=precision)
+        text = series.astype(str)
+        present = (series.notna() & (text.str.strip() != "")).to_numpy()
+        rows.append(np.flatnonzero(present))
+        values.extend(text[present].tolist())
+    return (np.concatenate(rows) if rows else np.zeros(0, np.int64)), values
+
+
+def embed_record_values(
+    rows: np.ndarray,
+    values: Sequence[str],
+    n: int,
+    *,
+    cache_dir: str | Path | None = None,
+    batch_size: int = 128,
+    show_progress: bool = False,
+    device: str = "auto",
+    precision: str = "auto",
+) -> np.ndarray:
+    """Vectors of `n` records, each the normalised sum of the vectors of its values (`values[i]` belongs to record
+    `rows[i]`; a record may have any number of values, one with none gets the zero vector). Each distinct value
+    is embedded once, through the cache of `embed_texts`. The sums run a block of records at a time, so the
+    memory beyond the result is one block's gathered vectors."""
+    import pandas as pd
+
+    rows = np.asarray(rows, dtype=np.int64)
+    codes, uniques = pd.factorize(np.asarray(values, dtype=object)) if len(values) else (np.zeros(0, np.int64), [])
+    vectors = embed_texts([str(u) for u in uniques], cache_dir=cache_dir, batch_size=batch_size,
+                          show_progress=show_progress, device=device, precision=precision)
+    order = np.argsort(rows, kind="stable")
+    rows, codes = rows[order], np.asarray(codes)[order]
     out = np.zeros((n, EMBEDDING_DIM), dtype=np.float32)
-    for start in range(0, n, 65_536):  # in chunks: whole-array temporaries were 2 more copies (3 GB at 1M records)
-        rows = out[start:start + 65_536]
-        for code in codes:
-            part = code[start:start + 65_536]
-            has = np.flatnonzero(part >= 0)
-            rows[has] += vectors[part[has]]
-        norms = np.linalg.norm(rows, axis=1, keepdims=True)
-        np.divide(rows, norms, out=rows, where=norms > 0)
+    bounds = np.searchsorted(rows, np.arange(0, n + 65_536, 65_536))
+    for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist(), strict=True):
+        if hi == lo:
+            continue
+        block_rows = rows[lo:hi]
+        starts = np.flatnonzero(np.r_[True, block_rows[1:] != block_rows[:-1]])
+        sums = np.add.reduceat(vectors[codes[lo:hi]], starts, axis=0)
+        norms = np.linalg.norm(sums, axis=1, keepdims=True)
+        out[block_rows[starts]] = np.divide(sums, norms, out=sums, where=norms > 0)
     return out

@@ -80,3 +80,16 @@ def test_blocking_pairs_grow_linearly_with_a_common_key():
         return len(cand.blocking_pairs(keys, [["last"]], max_block_size=20, window=5))
 
     assert count(20_000) / count(2_000) == pytest.approx(10, rel=0.01)  # not 100x
+
+
+def test_block_codes_hash_values_as_text_and_treat_blank_as_missing():
+    from aietl_pipelines.dedupe.candidates import block_codes
+
+    keys = pd.DataFrame({"a": ["x", "y", "", None, "x", 1, "1"], "b": ["p", "p", "p", "p", np.nan, "p", "p"]},
+                        dtype=object)
+    codes, rows = block_codes(keys, ["a"])
+    assert rows.tolist() == [0, 1, 4, 5, 6]  # "" and None are missing
+    assert codes[0] == codes[2] and codes[3] == codes[4] and len(set(codes.tolist())) == 3  # 1 and "1": one key
+    codes, rows = block_codes(keys, ["a", "b"])
+    assert rows.tolist() == [0, 1, 5, 6] and codes[2] == codes[3] and len(set(codes.tolist())) == 3
+    assert block_codes(keys.iloc[:0], ["a"])[0].size == 0

@@ -73,6 +73,7 @@ class DedupeConfig:
     knn_k: int = _yaml("knn_k")
     knn_max_k: int = _yaml("knn_max_k")
     embed_kinds: list[str] = _yaml("embed_kinds")
+    text_embedding: str = _yaml("text_embedding")
     knn_precision: str = _yaml("knn_precision")
     knn_min_cosine: float = _yaml("knn_min_cosine")
     knn_method: str = _yaml("knn_method")
@@ -98,6 +99,9 @@ class DedupeConfig:
         # paths in the parameters are relative to the project, as for Kedro's catalog (cwd may be elsewhere)
         if self.cache_dir and not Path(self.cache_dir).is_absolute() and "://" not in str(self.cache_dir):
             self.cache_dir = str(project_root() / self.cache_dir)
+        if self.text_embedding not in ("pieces", "text"):
+            raise AietlInputError(f"dedupe.text_embedding must be pieces or text, not {self.text_embedding!r}: "
+                                  "fix it in the dedupe parameters.")
         if self.labels_path and not Path(self.labels_path).is_absolute():
             self.labels_path = str(project_root() / self.labels_path)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections import Counter
 
 import numpy as np
@@ -11,50 +12,23 @@ import pandas as pd
 
 from aietl_pipelines.dedupe import normalize, transliterate
 from aietl_pipelines.dedupe.config import DedupeConfig
-from aietl_pipelines.dedupe.textparse import TEXT_KINDS, parse_text
+from aietl_pipelines.dedupe.textparse import DATE, EMAIL, PHONE, SEPARATOR, TEXT_KINDS, parse_text
 from aietl_pipelines.errors import AietlInputError
 
 logger = logging.getLogger(__name__)
 #: Field kinds whose values may be written in another script (their original form is kept beside).
 SCRIPT_KINDS = {"name", "street", "text", "state", "organisation", "organization", "city", "address"}
-#: Share of the records above which a word is a label (`label_words`), never one entity's.
-LABEL_SHARE = 0.3
 
 
-def common_words(parsed: list[dict[str, object]], max_share: float = 0.05, min_cover: float = 0.5
-                 ) -> frozenset[str]:
+def common_words(parsed: list[dict[str, object]], max_share: float = 0.05) -> frozenset[str]:
     """Words that appear in more than `max_share` of the records (labels such as "born", "street"): they say
-    nothing about identity and make every pair look alike.
-
-    Except the words of one repeated value: a frequent word that, in at least `min_cover` of the records holding
-    it, is written inside one and the same field value of two or more words (`textparse.text_pieces`: "hiroyuki
-    mizuno" of an inventor with 230 of 4,000 records), unless it is in more than LABEL_SHARE of the records (the
-    "new york" of most restaurants). It is frequent because its entity has many records, not because it stands
-    beside every value as "born 1956 04 09", "main street" or "acme inc" do; its rarity is still weighed by the
-    word comparison (`compare.idf_token_levels`). Dropped, the inventors' own names left their words and their
-    free-text F1 was 0.48 (docs/benchmarks/dedupe_real.md)."""
+    nothing about identity and make every pair look alike."""
     counts = Counter(w for p in parsed if p["words"] for w in set(str(p["words"]).split()))
     limit = max(2, int(max_share * len(parsed)))
-    label_limit = max(2, int(LABEL_SHARE * len(parsed)))
-    frequent = {w for w, c in counts.items() if c > limit}
-    holders: dict[str, Counter] = {w: Counter() for w in frequent}
-    for p in parsed:
-        for piece in set(p.get("pieces", ())):
-            for w in frequent.intersection(piece.split()):
-                holders[w][piece] += 1
-    return frozenset(w for w in frequent
-                     if counts[w] > label_limit or not _one_value_word(holders[w], counts[w], min_cover))
+    return frozenset(w for w, c in counts.items() if c > limit)
 
 
-def _one_value_word(holders: Counter, count: int, min_cover: float) -> bool:
-    """Whether one field value of two or more words holds the word in `min_cover` of its `count` records."""
-    if not holders:
-        return False
-    piece, n = holders.most_common(1)[0]
-    return n >= min_cover * count and " " in piece
-
-
-def label_words(parsed: list[dict[str, object]], max_share: float = LABEL_SHARE) -> frozenset[str]:
+def label_words(parsed: list[dict[str, object]], max_share: float = 0.3) -> frozenset[str]:
     """Words found in more than `max_share` of the records' segments (labels such as "born" or "ssn" left beside
     a value): taken out of the segments, so that a segment is the value alone."""
     counts = Counter(w for p in parsed for w in {w for seg in p["segments"] for w in str(seg).split()})
@@ -162,17 +136,49 @@ def prepare_records(records: pd.DataFrame, config: DedupeConfig) -> pd.DataFrame
     return out
 
 
+#: A letter of any script (a piece without one is a number or punctuation).
+_LETTER = re.compile(r"[^\W\d_]")
+
+
+def embedding_pieces(text: str | None) -> list[str]:
+    """What a free text is embedded from with `text_embedding: pieces`: its field values (the pieces between
+    separators, `textparse.SEPARATOR`) that hold a letter, without its e-mail, phone and date (compared and blocked
+    on exactly); the whole text when no such piece is left. Names, streets and cities repeat across records, so
+    each distinct piece is embedded once, as structured field values are (docs/scale.md)."""
+    if not text or not text.strip():
+        return []
+    rest = PHONE.sub(" ", DATE.sub(" ", EMAIL.sub(" ", text)))
+    pieces = [p.strip(" -/,;|.") for p in SEPARATOR.split(rest)]  # a dash left where a phone was cut out
+    return [p for p in pieces if _LETTER.search(p)] or [text]
+
+
+def embedded_values(prepared: pd.DataFrame, config: DedupeConfig) -> tuple[np.ndarray, list[str]]:
+    """(record row, text) of everything the records are embedded from: the `embed_kinds` field values
+    (structured), the pieces of each text (`text_embedding: pieces`) or each whole text (`text`)."""
+    from aietl_pipelines.embeddings import field_values
+
+    if config.mode == "structured":
+        embedded = [c for c, kind in config.fields.items() if kind in config.embed_kinds] or list(config.fields)
+        return field_values({c: prepared[c].tolist() for c in embedded})
+    texts = prepared["__text"].tolist()
+    if config.text_embedding == "text":
+        return np.arange(len(texts), dtype=np.int64), [str(t) for t in texts]
+    pieces = [embedding_pieces(t) for t in texts]
+    rows = np.repeat(np.arange(len(texts), dtype=np.int64), [len(p) for p in pieces])
+    return rows, [p for ps in pieces for p in ps]
+
+
 def embed(prepared: pd.DataFrame, config: DedupeConfig) -> np.ndarray:
-    """Embeddings of the records (content-hash cache in `cache_dir`): free text embeds each record text, structured
-    records the distinct values of their `embed_kinds` fields."""
+    """Embeddings of the records (content-hash cache in `cache_dir`): structured records and free text with
+    `text_embedding: pieces` are the normalised sum of the vectors of their values (`embedded_values`), each
+    distinct value embedded once; with `text_embedding: text` each record text is embedded whole."""
     if not config.use_embeddings:
         return np.zeros((len(prepared), 0), dtype=np.float32)
-    from aietl_pipelines.embeddings import embed_field_values, embed_texts
+    from aietl_pipelines.embeddings import embed_record_values, embed_texts
 
-    if config.mode == "structured":  # each distinct field value once; a record is the sum of its values (docs/scale.md)
-        embedded = [c for c, kind in config.fields.items() if kind in config.embed_kinds] or list(config.fields)
-        return embed_field_values({c: prepared[c].tolist() for c in embedded}, cache_dir=config.cache_dir,
-                                  show_progress=len(prepared) > 5000, device=config.device,
-                                  precision=config.embed_precision)
-    return embed_texts(prepared["__text"].tolist(), cache_dir=config.cache_dir, show_progress=len(prepared) > 5000,
-                       device=config.device, precision=config.embed_precision)
+    options = {"cache_dir": config.cache_dir, "show_progress": len(prepared) > 5000, "device": config.device,
+               "precision": config.embed_precision}
+    if config.mode == "text" and config.text_embedding == "text":
+        return embed_texts(prepared["__text"].tolist(), **options)
+    rows, values = embedded_values(prepared, config)
+    return embed_record_values(rows, values, len(prepared), **options)

@@ -79,15 +79,8 @@ def prepare_records(records: pd.DataFrame, config: DedupeConfig) -> pd.DataFrame
 
 
 def texts_to_embed(prepared: pd.DataFrame, config: DedupeConfig) -> list[str]:
-    """The distinct texts `prepare.embed` embeds: record texts (free text) or field values (structured)."""
-    if config.mode == "structured":
-        embedded = [c for c, kind in config.fields.items() if kind in config.embed_kinds] or list(config.fields)
-        values = pd.concat([prepared[c] for c in embedded], ignore_index=True)
-        values = values[values.notna()].astype(str)
-        values = values[values.str.strip() != ""]
-    else:
-        values = prepared["__text"].astype(str)
-    return list(dict.fromkeys(values.tolist()))
+    """The distinct texts `prepare.embed` embeds (`prepare.embedded_values`)."""
+    return list(dict.fromkeys(preparing.embedded_values(prepared, config)[1]))
 
 
 def _read_table(spark: Any, table: str) -> Any:
