@@ -18,17 +18,44 @@ from aietl_pipelines.errors import AietlInputError
 logger = logging.getLogger(__name__)
 #: Field kinds whose values may be written in another script (their original form is kept beside).
 SCRIPT_KINDS = {"name", "street", "text", "state", "organisation", "organization", "city", "address"}
+#: Share of the records above which a word is a label (`label_words`), never one entity's.
+LABEL_SHARE = 0.3
 
 
-def common_words(parsed: list[dict[str, object]], max_share: float = 0.05) -> frozenset[str]:
+def common_words(parsed: list[dict[str, object]], max_share: float = 0.05, min_cover: float = 0.5
+                 ) -> frozenset[str]:
     """Words that appear in more than `max_share` of the records (labels such as "born", "street"): they say
-    nothing about identity and make every pair look alike."""
+    nothing about identity and make every pair look alike.
+
+    Except the words of one repeated value: a frequent word that, in at least `min_cover` of the records holding
+    it, is written inside one and the same field value of two or more words (`textparse.text_pieces`: "hiroyuki
+    mizuno" of an inventor with 230 of 4,000 records), unless it is in more than LABEL_SHARE of the records (the
+    "new york" of most restaurants). It is frequent because its entity has many records, not because it stands
+    beside every value as "born 1956 04 09", "main street" or "acme inc" do; its rarity is still weighed by the
+    word comparison (`compare.idf_token_levels`). Dropped, the inventors' own names left their words and their
+    free-text F1 was 0.48 (docs/benchmarks/dedupe_real.md)."""
     counts = Counter(w for p in parsed if p["words"] for w in set(str(p["words"]).split()))
     limit = max(2, int(max_share * len(parsed)))
-    return frozenset(w for w, c in counts.items() if c > limit)
+    label_limit = max(2, int(LABEL_SHARE * len(parsed)))
+    frequent = {w for w, c in counts.items() if c > limit}
+    holders: dict[str, Counter] = {w: Counter() for w in frequent}
+    for p in parsed:
+        for piece in set(p.get("pieces", ())):
+            for w in frequent.intersection(piece.split()):
+                holders[w][piece] += 1
+    return frozenset(w for w in frequent
+                     if counts[w] > label_limit or not _one_value_word(holders[w], counts[w], min_cover))
 
 
-def label_words(parsed: list[dict[str, object]], max_share: float = 0.3) -> frozenset[str]:
+def _one_value_word(holders: Counter, count: int, min_cover: float) -> bool:
+    """Whether one field value of two or more words holds the word in `min_cover` of its `count` records."""
+    if not holders:
+        return False
+    piece, n = holders.most_common(1)[0]
+    return n >= min_cover * count and " " in piece
+
+
+def label_words(parsed: list[dict[str, object]], max_share: float = LABEL_SHARE) -> frozenset[str]:
     """Words found in more than `max_share` of the records' segments (labels such as "born" or "ssn" left beside
     a value): taken out of the segments, so that a segment is the value alone."""
     counts = Counter(w for p in parsed for w in {w for seg in p["segments"] for w in str(seg).split()})
