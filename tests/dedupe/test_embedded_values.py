@@ -6,7 +6,13 @@ import pytest
 
 from aietl_pipelines.dedupe.config import DedupeConfig
 from aietl_pipelines.dedupe.normalize import normalize_values
-from aietl_pipelines.dedupe.prepare import embed, embedded_values, embedding_pieces, prepare_records
+from aietl_pipelines.dedupe.prepare import (
+    embed,
+    embedded_values,
+    embedding_pieces,
+    embedding_words,
+    prepare_records,
+)
 from aietl_pipelines.embeddings import embed_field_values, embed_record_values, embed_texts
 from aietl_pipelines.errors import AietlInputError
 
@@ -14,12 +20,24 @@ from aietl_pipelines.errors import AietlInputError
 def test_pieces_leave_out_email_phone_date_and_keep_other_scripts():
     text = ("Samantha Robinson - +1 362 652 4034 - 9281 Highland Boulevard, Omaha, NE 41178 - "
             "samantha_robinson76@mail.com - born 04 Jun 2004")
-    assert embedding_pieces(text) == ["Samantha Robinson", "9281 Highland Boulevard", "Omaha", "NE 41178", "born"]
+    assert embedding_pieces(text) == ["Samantha Robinson", "Highland Boulevard", "Omaha", "NE", "born"]
     assert embedding_pieces("grace@webmail.io; Morris, Grace; 4219433987") == ["Morris", "Grace"]
     assert embedding_pieces("Иван Петров, Москва") == ["Иван Петров", "Москва"]
-    assert embedding_pieces("John Smith 12 Main St") == ["John Smith 12 Main St"]  # no separator: the whole text
+    assert embedding_pieces("John Smith 12 Main St") == ["John Smith Main St"]  # no separator: one piece
     assert embedding_pieces("12345") == ["12345"]  # nothing with a letter: the whole text, not nothing
     assert embedding_pieces("") == [] and embedding_pieces(None) == []
+
+
+def test_embedded_words_leave_out_stand_alone_numbers_only():
+    assert embedding_words("4146 oak street apartment 11") == "oak street apartment"
+    assert embedding_words("G11C 16/04") == "G11C /"  # digits inside a code stay
+    assert embedding_words("32643") is None and embedding_words("Иван 12") == "Иван"
+    config = DedupeConfig(id_column="id", fields={"name": "name", "street": "street", "zip": "postcode"},
+                          cache_dir=None)
+    prepared = prepare_records(pd.DataFrame({"id": [1, 2], "name": ["Ann Lee", None], "street": ["12 Oak St", "7"],
+                                             "zip": ["2000", "2000"]}), config)
+    rows, values = embedded_values(prepared, config)
+    assert rows.tolist() == [0, 0] and values == ["ann lee", "oak street"]  # zip is not an embed kind; "7" no word
 
 
 def test_record_vectors_are_the_normalised_sum_of_their_distinct_values():

@@ -21,7 +21,11 @@ def machine() -> str:
     except OSError:
         pass
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{model}, {os.cpu_count()} cores, {mem:.0f} GiB, Python {platform.python_version()}"
+    flags = set(Path("/proc/cpuinfo").read_text().split()) if Path("/proc/cpuinfo").exists() else set()
+    isa = ("AMX" if "amx_bf16" in flags else "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags
+           else "no AVX2")
+    bf16 = "native bf16" if flags & {"amx_bf16", "avx512_bf16"} else "no native bf16: float32 embeddings"
+    return f"{model} ({isa}, {bf16}), {os.cpu_count()} cores, {mem:.0f} GiB, Python {platform.python_version()}"
 
 
 def peak_rss_mb() -> float:
