@@ -10,6 +10,7 @@ from aietl_pipelines.datagen.customers import generate_customers
 from aietl_pipelines.dedupe import engine
 from aietl_pipelines.dedupe.candidates import knn_search
 from aietl_pipelines.dedupe.evaluate import pairwise_scores
+from aietl_pipelines.dedupe.prepare import embedded_values
 from aietl_pipelines.errors import AietlInputError
 
 
@@ -35,10 +36,8 @@ def test_incremental_embeds_only_new_records_and_matches_a_full_run(tmp_path, re
     monkeypatch.setattr(embeddings, "_encode", lambda texts, *a, **k: (seen.extend(texts), original(texts, *a, **k))[1])
     result = engine.run_incremental(new, engine.load_state(tmp_path / "state"), config)
 
-    embedded = [c for c, kind in config.fields.items() if kind in config.embed_kinds]
-
-    def values(frame):  # structured records embed each distinct field value (embeddings.embed_field_values)
-        return {v for c in embedded for v in frame[c] if isinstance(v, str) and v.strip()}
+    def values(prepared):  # what records are embedded from: the words of their field values
+        return set(embedded_values(prepared, config)[1])
 
     assert set(seen) == values(engine.prepare_records(new, config)) - values(first.prepared)  # only new values
     assert result.pairs[["left", "right"]].max(axis=1).min() >= len(base)  # only pairs with a new record
