@@ -8,8 +8,9 @@ v = clip(log2 odds(p) - log2 odds(threshold), ±VOTE_BITS) / VOTE_BITS, its evid
 to VOTE_BITS, so a pair just at the threshold votes 0, a sure match +1 and a sure non-match -1, and a pair one bit
 below the threshold a tenth of -1; two groups merge, strongest link first, only while the votes between them sum
 above 0. So 1,000 records of one person stay one cluster whatever their number (every vote is +1), while A-B-C
-with A-C scored a sure non-match is cut at its weakest link. Every split is logged and counted (`component_id` keeps the component each cluster came from). An optional
-hard cap (`max_cluster_size`, off by default) applies after that, as the old guard did, and is counted too.
+with A-C scored a sure non-match is cut at its weakest link. Every split is logged and counted (`component_id`
+keeps the component each cluster came from). An optional hard cap (`max_cluster_size`, off by default) applies
+after that, as the old guard did, and is counted too.
 """
 
 from __future__ import annotations
