@@ -310,9 +310,10 @@ def scaling(args: argparse.Namespace) -> None:
     write_report("dedupe_scale_sizes", command, table,
                  "Each size runs in fresh processes (generation untimed); `seconds` is the sum of the stage times of a "
                  "cold run (empty embedding cache), `cpu_seconds` the CPU time of that process (all threads; on a "
-                 "shared machine it is the steadier figure); `peak_rss_mb` is the process's peak resident memory, records "
-                 "included, and `peak_stage` the stage during which it was reached. Splink gets the same normalised fields. The growth exponent b is the least-squares slope "
-                 "of log time against log N over the sizes.")
+                 "shared machine it is the steadier figure); `peak_rss_mb` is the process's peak resident memory, "
+                 "records included, and `peak_stage` the stage during which it was reached. Splink gets the same "
+                 "normalised fields. The growth exponent b is the least-squares slope of log time against log N over "
+                 "the sizes.")
 
 
 def main() -> None:

@@ -37,10 +37,10 @@ def _find(parent: np.ndarray, i: int) -> int:
 #: Evidence (bits beyond the threshold) at which a pair's vote is full. Before, one bit (`max(|log2 odds(t)|, 1)`
 #: at the 0.5 threshold): every pair scored under p = 0.33 voted as a sure non-match, and an entity whose records
 #: are linked by a few sure matches and many uncertain non-matches (an inventor at two companies) was split. With
-#: 10 bits (p = 0.999 at the 0.5 threshold) the votes weigh the evidence. F1 from 1 to 10 bits on the same scored
-#: pairs: FEBRL 2/3 free text 0.981 -> 0.988 and 0.977 -> 0.989, patent inventors structured 0.9935 -> 0.9976 and
-#: free text 0.839 -> 0.864, organisations 0.9625 -> 0.9641 and 0.964 -> 0.976; FEBRL structured, FEBRL 1 free text,
-#: restaurants and persons unchanged; 30 bits gave the same but inventors free text 0.861 (docs/dedupe.md).
+#: 10 bits (p = 0.999 at the 0.5 threshold) the votes weigh the evidence. F1 with 1 bit (cac8c6d) and 10 bits
+#: (5667e51), `benchmarks.dedupe` and `benchmarks.dedupe_real`: FEBRL 2/3 free text 0.981 -> 0.988 and 0.977 ->
+#: 0.989, patent inventors structured 0.9936 -> 0.9976 and free text 0.839 -> 0.864, organisations 0.9625 -> 0.9641
+#: and 0.964 -> 0.976; FEBRL structured, FEBRL 1 free text, restaurants and persons unchanged (docs/dedupe.md).
 VOTE_BITS = 10.0
 
 

@@ -26,27 +26,27 @@ def text_segments(rest: str) -> frozenset[str]:
     """The field values of a record's text (what lies between separators), each as its sorted folded words
     (nicknames mapped: "Smith, Bob" and "robert smith" give the same), plus each two neighbouring values joined
     (a name written "Smith, John" is split by its comma; joined, it equals "John Smith")."""
+    pieces = _piece_words(rest)
+    joined = [sorted(set(a) | set(b)) for a, b in zip(pieces, pieces[1:], strict=False)]
+    return frozenset(" ".join(w) for w in [*pieces, *joined])
+
+
+def _piece_words(text: str) -> list[list[str]]:
+    """Each non-empty field value of `text` (between separators) as its sorted folded words, nicknames mapped."""
     pieces = []
-    for piece in SEPARATOR.split(rest):
+    for piece in SEPARATOR.split(text):
         folded = normalize.street(piece) or ""
         words = sorted({normalize.NICKNAMES.get(w, w) for w in SEGMENT_WORD.findall(folded)})
         if words:
             pieces.append(words)
-    joined = [sorted(set(a) | set(b)) for a, b in zip(pieces, pieces[1:], strict=False)]
-    return frozenset(" ".join(w) for w in [*pieces, *joined])
+    return pieces
 
 
 def text_pieces(text: str) -> tuple[str, ...]:
     """The field values of the whole text as written (e-mail, phone and date left in), each as its sorted folded
     words and digit groups: what `prepare.common_words` reads to tell a label ("born 1956 04 09", "main street")
     from a word of one repeated value ("hiroyuki mizuno")."""
-    out = []
-    for piece in SEPARATOR.split(text):
-        folded = normalize.street(piece) or ""
-        words = sorted({normalize.NICKNAMES.get(w, w) for w in SEGMENT_WORD.findall(folded)})
-        if words:
-            out.append(" ".join(words))
-    return tuple(out)
+    return tuple(" ".join(words) for words in _piece_words(text))
 
 
 def parse_text(text: str | None) -> dict[str, object]:
