@@ -46,12 +46,14 @@ def blocking_pairs(keys: pd.DataFrame, rules: Sequence[Sequence[str]], max_block
     return _unique(pairs)
 
 
-def block_codes(keys: pd.DataFrame, rule: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+def block_codes(keys: pd.DataFrame, rule: Sequence[str], column_codes: dict[str, np.ndarray] | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
     """Block code of each row with every column of `rule`, and those rows' positions (an empty string is missing,
-    as `prepare` makes it)."""
+    as `prepare` makes it). `column_codes`: a dict kept across calls on the same frame (start with {}), so that
+    rules sharing a column read its codes without hashing its strings again."""
     codes, valid = np.zeros(len(keys), dtype=np.int64), np.ones(len(keys), dtype=bool)
     for column in rule:  # hashed column by column (no sort): the time grows with the rows, not as N log N
-        part = _string_codes(keys[column])
+        part = _codes_of(keys, column, column_codes)
         valid &= part >= 0
         codes = pd.factorize(codes * (int(part.max(initial=0)) + 1) + part)[0]  # compact again: no overflow
     if not valid.any():
@@ -59,9 +61,51 @@ def block_codes(keys: pd.DataFrame, rule: Sequence[str]) -> tuple[np.ndarray, np
     return pd.factorize(codes[valid])[0].astype(np.int64), np.flatnonzero(valid)
 
 
+def _codes_of(keys: pd.DataFrame, column: str, column_codes: dict[str, np.ndarray] | None) -> np.ndarray:
+    if column_codes is None:
+        return _string_codes(keys[column])
+    if column not in column_codes:
+        column_codes[column] = _string_codes(keys[column])
+    return column_codes[column]
+
+
+def agreement_rate(keys: pd.DataFrame, rule: Sequence[str], column_codes: dict[str, np.ndarray] | None = None
+                   ) -> float | None:
+    """Share of the pairs of rows with every column of `rule` present that agree on all of them: the sum of
+    C(size, 2) over the blocks `block_codes(keys, rule)` makes, over C(rows, 2); None with fewer than 2 rows.
+
+    Linear in the rows: each column's strings are hashed once per `column_codes` dict (pass one dict to every call
+    on the same frame), and a row whose value of some column no other present row holds is in a block of one and
+    counts no pair, so only the rows sharing every value are combined into block codes (few at any N for rules
+    such as last name + date of birth)."""
+    parts = [_codes_of(keys, column, column_codes) for column in rule]
+    valid = np.ones(len(keys), dtype=bool)
+    for part in parts:
+        valid &= part >= 0
+    n = int(valid.sum())
+    if n < 2:
+        return None
+    shared = valid.copy()
+    for part in parts:  # rows whose value is held by another present row (bincount: no hashing, no sort)
+        counts = np.bincount(part[valid], minlength=int(part.max()) + 1)
+        shared &= counts[np.maximum(part, 0)] >= 2
+    rows = np.flatnonzero(shared)
+    codes = np.zeros(len(rows), dtype=np.int64)
+    for part in parts:
+        value = part[rows]
+        codes = pd.factorize(codes * (int(value.max(initial=0)) + 1) + value)[0]
+    sizes = np.bincount(codes).astype(np.int64) if len(codes) else np.zeros(0, dtype=np.int64)
+    agreeing = int((sizes * (sizes - 1) // 2).sum())  # exact, as the float sum of these integers below 2^53 is
+    return float(agreeing / (n * (n - 1) / 2))
+
+
 def _string_codes(values: pd.Series) -> np.ndarray:
     """A code per row for its value read as a string (1 and "1" are one key), -1 where missing or empty."""
     codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    if pd.api.types.infer_dtype(uniques, skipna=False) == "string":  # distinct strings already: their own codes
+        lookup = np.arange(len(uniques), dtype=np.int64)
+        lookup[np.asarray(uniques, dtype=object) == ""] = -1
+        return np.where(codes < 0, -1, lookup[codes] if len(codes) else codes).astype(np.int64)
     as_text = [str(u) for u in np.asarray(uniques, dtype=object).tolist()]
     merged, texts = pd.factorize(np.array(as_text + [""], dtype=object))
     lookup = np.where(np.asarray(texts, dtype=object)[merged] == "", -1, merged)  # "" is missing, as prepare makes it

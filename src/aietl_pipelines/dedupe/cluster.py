@@ -52,37 +52,70 @@ def _votes(probability: np.ndarray, threshold: float) -> np.ndarray:
 
 
 def _agglomerate(n: int, a: np.ndarray, b: np.ndarray, vote: np.ndarray) -> np.ndarray:
-    """Root of each record after average-link merging on signed votes (only the records of `a`/`b` move)."""
-    parent = np.arange(n)
-    adjacency: dict[int, dict[int, float]] = {}
-    for i, j, v in zip(a.tolist(), b.tolist(), vote.tolist(), strict=True):
+    """Root of each record after average-link merging on signed votes (only the records of `a`/`b` move).
+
+    The pairs with a vote of at least 0 are taken strongest first; the groups of a pair merge while the votes
+    between them sum above 0. A refused merge may become possible after later merges, so the refused pairs are
+    tried again, in the same order, until a pass merges nothing: the same merges as passes over all pairs until
+    none merges (a pair that merged or whose records were already in one group stays inside one group), without
+    visiting every pair of every split component once per pass of the slowest one. The records are numbered
+    0..m-1 inside (lists, not arrays of n: the work is the pairs', whatever n is)."""
+    roots = np.arange(n)
+    if not len(a):
+        return roots
+    nodes, inverse = np.unique(np.r_[a, b], return_inverse=True)
+    inverse = inverse.reshape(-1)
+    ia, ib = inverse[: len(a)], inverse[len(a):]
+    parent = list(range(len(nodes)))
+    adjacency: list[dict[int, float] | None] = [{} for _ in range(len(nodes))]
+    for i, j, v in zip(ia.tolist(), ib.tolist(), vote.tolist(), strict=True):
         if i == j:
             continue
-        adjacency.setdefault(i, {})[j] = adjacency.setdefault(i, {}).get(j, 0.0) + v
-        adjacency.setdefault(j, {})[i] = adjacency.setdefault(j, {}).get(i, 0.0) + v
+        row = adjacency[i]
+        row[j] = row.get(j, 0.0) + v
+        row = adjacency[j]
+        row[i] = row.get(i, 0.0) + v
     order = np.argsort(-vote, kind="stable")
     order = order[vote[order] >= 0]
-    merged = True
-    while merged:  # a refused merge may become possible after other merges: repeat until nothing changes
+    pending = list(zip(ia[order].tolist(), ib[order].tolist(), strict=True))
+    while pending:
+        refused = []
         merged = False
-        for e in order.tolist():
-            ri, rj = _find(parent, int(a[e])), _find(parent, int(b[e]))
-            if ri == rj or adjacency[ri].get(rj, 0.0) <= 0:
+        for i, j in pending:
+            while parent[i] != i:  # find with path halving
+                parent[i] = parent[parent[i]]
+                i = parent[i]
+            while parent[j] != j:
+                parent[j] = parent[parent[j]]
+                j = parent[j]
+            if i == j:
                 continue
-            big, small = (ri, rj) if len(adjacency[ri]) >= len(adjacency[rj]) else (rj, ri)
+            row_i, row_j = adjacency[i], adjacency[j]
+            if row_i.get(j, 0.0) <= 0:
+                refused.append((i, j))  # roots now; a later root of theirs is found from them
+                continue
+            big, small, row_big, row_small = (i, j, row_i, row_j) if len(row_i) >= len(row_j) else (j, i, row_j, row_i)
             parent[small] = big
-            for other, v in adjacency.pop(small).items():
+            adjacency[small] = None
+            for other, v in row_small.items():
                 if other == big:
-                    adjacency[big].pop(small, None)
+                    row_big.pop(small, None)
                     continue
-                adjacency[big][other] = adjacency[big].get(other, 0.0) + v
+                row_big[other] = row_big.get(other, 0.0) + v
                 row = adjacency[other]
                 row.pop(small, None)
                 row[big] = row.get(big, 0.0) + v
             merged = True
-    roots = np.arange(n)
-    for i in np.unique(np.r_[a, b]).tolist():  # only these records can have moved
-        roots[i] = _find(parent, i)
+        if not merged:
+            break
+        pending = refused
+    local = np.array(parent)
+    while True:  # every record to its root, all at once
+        up = local[local]
+        if np.array_equal(up, local):
+            break
+        local = up
+    roots[nodes] = nodes[local]
     return roots
 
 
