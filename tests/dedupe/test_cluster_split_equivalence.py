@@ -8,7 +8,14 @@ import pytest
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from aietl_pipelines.dedupe.cluster import _agglomerate, _votes, cluster_with_components
+from aietl_pipelines.dedupe.cluster import (
+    _agglomerate,
+    _cap,
+    _clusters_per_component,
+    _first_seen_codes,
+    _votes,
+    cluster_with_components,
+)
 
 _REFERENCE_PASSES: list[int] = []  # passes over all pairs of each reference call (the last pass merges nothing)
 
@@ -56,8 +63,9 @@ def _reference_agglomerate(n: int, a: np.ndarray, b: np.ndarray, vote: np.ndarra
     return roots
 
 
-def _reference_labels(n: int, left: np.ndarray, right: np.ndarray, probability: np.ndarray, threshold: float):
-    """cluster_with_components of 9efefaa without the cap: components, split components rebuilt by the reference."""
+def _reference_labels(n: int, left: np.ndarray, right: np.ndarray, probability: np.ndarray, threshold: float,
+                      max_cluster_size: int | None = None):
+    """cluster_with_components of 9efefaa: components, split components rebuilt by the reference, the cap."""
     keep = probability >= threshold
     graph = coo_matrix((np.ones(int(keep.sum())), (left[keep], right[keep])), shape=(n, n))
     _, components = connected_components(graph, directed=False)
@@ -69,6 +77,8 @@ def _reference_labels(n: int, left: np.ndarray, right: np.ndarray, probability: 
         inside = suspect[components[left]] & (components[left] == components[right])
         roots = _reference_agglomerate(n, left[inside], right[inside], _votes(probability[inside], threshold))
         labels = np.where(suspect[components], n + roots, labels)
+    if max_cluster_size:
+        labels = _cap(n, left[keep], right[keep], probability[keep], labels, max_cluster_size)
     return pd.factorize(labels)[0], components
 
 
@@ -94,8 +104,9 @@ def test_split_gives_the_reference_clusters(seed):
     n = int(rng.integers(20, 600))
     left, right, p = _random_graph(rng, n)
     threshold = float(rng.choice([0.3, 0.5, 0.7]))
-    labels, components = cluster_with_components(n, left, right, p, threshold)
-    expected, expected_components = _reference_labels(n, left, right, p, threshold)
+    cap = [None, 3, 8][seed % 3]
+    labels, components = cluster_with_components(n, left, right, p, threshold, cap)
+    expected, expected_components = _reference_labels(n, left, right, p, threshold, cap)
     assert np.array_equal(components, expected_components)
     assert np.array_equal(labels, expected)
 
@@ -116,3 +127,15 @@ def test_agglomerate_on_no_pairs_and_self_pairs():
     assert np.array_equal(_agglomerate(3, np.zeros(0, dtype=int), np.zeros(0, dtype=int), np.zeros(0)), [0, 1, 2])
     roots = _agglomerate(4, np.array([2, 1]), np.array([2, 3]), np.array([1.0, 0.5]))
     assert roots[0] == 0 and roots[2] == 2 and roots[1] == roots[3]
+
+
+def test_first_seen_codes_and_clusters_per_component():
+    rng = np.random.default_rng(0)
+    for size in (0, 1, 7, 1000):
+        labels = rng.integers(0, max(1, size // 3) * 2, size)
+        assert np.array_equal(_first_seen_codes(labels), pd.factorize(labels)[0])
+    components = np.array([0, 0, 1, 1, 1, 2])
+    labels = np.array([0, 0, 1, 2, 2, 3])
+    assert _clusters_per_component(labels, components, 4).tolist() == [1, 2, 1, 0]
+    # a cluster across two components (never made by cluster_with_components) is still counted per component
+    assert _clusters_per_component(np.array([0, 0, 1]), np.array([0, 1, 1]), 2).tolist() == [1, 2]

@@ -139,6 +139,31 @@ def _cap(n: int, a: np.ndarray, b: np.ndarray, p: np.ndarray, labels: np.ndarray
     return np.where(in_big, n + roots, labels)
 
 
+def _first_seen_codes(labels: np.ndarray) -> np.ndarray:
+    """`pd.factorize(labels)[0]` of non-negative integer labels (0.. in order of first appearance), from arrays
+    as long as the largest label instead of a hash table: linear, where hashing 1M labels grows as N^1.4 here."""
+    if not len(labels):
+        return np.zeros(0, dtype=np.int64)
+    positions = np.arange(len(labels))
+    first = np.full(int(labels.max()) + 1, len(labels))
+    np.minimum.at(first, labels, positions)
+    starts = first[labels] == positions  # the first record of each label, in record order
+    code = np.zeros(len(first), dtype=np.int64)
+    code[labels[starts]] = np.arange(int(starts.sum()))
+    return code[labels]
+
+
+def _clusters_per_component(labels: np.ndarray, components: np.ndarray, n_components: int) -> np.ndarray:
+    """Number of clusters (0..k-1 `labels`) in each match component: a cluster lies inside one component (a split
+    or a cap only divides one), so each cluster is counted once at its component, without hashing pairs."""
+    component_of = np.zeros(int(labels.max(initial=-1)) + 1, dtype=np.int64)
+    component_of[labels] = components
+    if not np.array_equal(component_of[labels], components):  # never, by construction; hashed if it ever were
+        distinct = pd.unique(components.astype(np.int64) * max(len(labels), 1) + labels) // max(len(labels), 1)
+        return np.bincount(distinct, minlength=n_components)
+    return np.bincount(component_of, minlength=n_components)
+
+
 def cluster_with_components(n: int, left: np.ndarray, right: np.ndarray, probability: np.ndarray,
                             threshold: float, max_cluster_size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Cluster label (0..k-1) of each of the n records, and the match-graph component each came from."""
@@ -149,19 +174,18 @@ def cluster_with_components(n: int, left: np.ndarray, right: np.ndarray, probabi
     _, components = connected_components(graph, directed=False)
     labels = components.copy()
     # components holding a scored pair below the threshold (evidence against) between two of their records
-    against = ~keep & (components[left] == components[right]) & (left != right)
+    same = components[left] == components[right]
+    against = ~keep & same & (left != right)
     suspect = np.zeros(int(components.max(initial=-1)) + 1, dtype=bool)  # masks, not np.isin: no sort
     suspect[components[left[against]]] = True
     if suspect.any():
-        inside = suspect[components[left]] & (components[left] == components[right])
+        inside = same & suspect[components[left]]
         roots = _agglomerate(n, left[inside], right[inside], _votes(probability[inside], threshold))
         labels = np.where(suspect[components], n + roots, labels)
     if max_cluster_size:
         labels = _cap(n, left[keep], right[keep], probability[keep], labels, int(max_cluster_size))
-    labels = pd.factorize(labels)[0]
-    # clusters per component, hashed (a groupby would sort): one entry per distinct (component, cluster)
-    distinct = pd.unique(components.astype(np.int64) * max(n, 1) + labels) // max(n, 1)
-    pieces = np.bincount(distinct, minlength=len(suspect))
+    labels = _first_seen_codes(labels)
+    pieces = _clusters_per_component(labels, components, len(suspect))
     split = np.flatnonzero(pieces > 1)
     if len(split):
         sizes = np.bincount(components)
