@@ -66,3 +66,26 @@ def test_agreement_rate_of_too_few_rows_is_none():
     keys = pd.DataFrame({"a": ["x", "", None], "b": ["y", "y", "y"]})
     assert agreement_rate(keys, ["a"]) is None
     assert agreement_rate(keys, ["b"]) == 1.0
+
+
+def test_partitioned_pair_count_equals_one_table(monkeypatch):
+    from aietl_pipelines.dedupe import candidates
+
+    rng = np.random.default_rng(1)
+    keys = np.r_[rng.integers(-5000, 5000, 20000), rng.integers(0, 1 << 61, 3000), [(1 << 62) + 5] * 7]
+    sizes = np.unique(keys, return_counts=True)[1]
+    want = int((sizes * (sizes - 1) // 2).sum())
+    for per_part in (1 << 16, 1000, 37):
+        monkeypatch.setattr(candidates, "PARTITION_KEYS", per_part)
+        assert candidates.count_equal_pairs(keys) == want
+    assert candidates.count_equal_pairs(np.zeros(0, dtype=np.int64)) == 0
+
+
+def test_agreement_rate_partitioned_on_many_rows(monkeypatch):
+    from aietl_pipelines.dedupe import candidates
+
+    monkeypatch.setattr(candidates, "PARTITION_KEYS", 128)
+    rng = np.random.default_rng(2)
+    keys = _frame(rng, 5000)
+    for rule in (["few", "some"], ["some", "many"], ["many", "few", "some"], ["mixed", "few"]):
+        assert agreement_rate(keys, rule, {}) == _reference_rate(keys, rule)

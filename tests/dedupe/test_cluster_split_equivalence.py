@@ -139,3 +139,17 @@ def test_first_seen_codes_and_clusters_per_component():
     assert _clusters_per_component(labels, components, 4).tolist() == [1, 2, 1, 0]
     # a cluster across two components (never made by cluster_with_components) is still counted per component
     assert _clusters_per_component(np.array([0, 0, 1]), np.array([0, 1, 1]), 2).tolist() == [1, 2]
+
+
+def test_all_distinct_says_what_pandas_duplicated_says(monkeypatch):
+    from aietl_pipelines.dedupe import candidates
+    from aietl_pipelines.dedupe.cluster import _all_distinct
+
+    monkeypatch.setattr(candidates, "PARTITION_KEYS", 64)  # several partitions on small inputs
+    rng = np.random.default_rng(0)
+    ids = np.array([f"id-{k}" for k in rng.permutation(5000)], dtype=object)
+    cases = [ids, np.r_[ids, ids[:1]], np.arange(3000), np.r_[np.arange(3000), [7]], np.array([1, 1.0], dtype=object),
+             np.array(["a", None, None], dtype=object), np.array([float("nan"), float("nan")], dtype=object),
+             np.array(["a", None], dtype=object), np.zeros(0, dtype=object)]
+    for values in cases:
+        assert _all_distinct(values) == (not pd.Series(values).duplicated().any())

@@ -74,29 +74,65 @@ def agreement_rate(keys: pd.DataFrame, rule: Sequence[str], column_codes: dict[s
     """Share of the pairs of rows with every column of `rule` present that agree on all of them: the sum of
     C(size, 2) over the blocks `block_codes(keys, rule)` makes, over C(rows, 2); None with fewer than 2 rows.
 
-    Linear in the rows: each column's strings are hashed once per `column_codes` dict (pass one dict to every call
-    on the same frame), and a row whose value of some column no other present row holds is in a block of one and
-    counts no pair, so only the rows sharing every value are combined into block codes (few at any N for rules
-    such as last name + date of birth)."""
+    Each column's strings are hashed once per `column_codes` dict (pass one dict to every call on the same frame).
+    One column: its block sizes are a bincount of its codes. Several: a row whose value of some column no other
+    present row holds is in a block of one and counts no pair, so only the rows sharing every value are combined,
+    and their combined codes are counted a cache-sized partition at a time (`count_equal_pairs`)."""
     parts = [_codes_of(keys, column, column_codes) for column in rule]
-    valid = np.ones(len(keys), dtype=bool)
-    for part in parts:
+    valid = parts[0] >= 0
+    for part in parts[1:]:
         valid &= part >= 0
     n = int(valid.sum())
     if n < 2:
         return None
-    shared = valid.copy()
-    for part in parts:  # rows whose value is held by another present row (bincount: no hashing, no sort)
-        counts = np.bincount(part[valid], minlength=int(part.max()) + 1)
-        shared &= counts[np.maximum(part, 0)] >= 2
-    rows = np.flatnonzero(shared)
-    codes = np.zeros(len(rows), dtype=np.int64)
-    for part in parts:
-        value = part[rows]
-        codes = pd.factorize(codes * (int(value.max(initial=0)) + 1) + value)[0]
-    sizes = np.bincount(codes).astype(np.int64) if len(codes) else np.zeros(0, dtype=np.int64)
-    agreeing = int((sizes * (sizes - 1) // 2).sum())  # exact, as the float sum of these integers below 2^53 is
-    return float(agreeing / (n * (n - 1) / 2))
+    if len(parts) == 1:
+        agreeing = _pairs_within(np.bincount(parts[0][valid]))
+    else:
+        shared = valid.copy()
+        for part in parts:  # rows whose value is held by another present row (bincount: no hashing, no sort)
+            counts = np.bincount(part[valid], minlength=int(part.max()) + 1)
+            shared &= counts[np.maximum(part, 0)] >= 2
+        rows = np.flatnonzero(shared)
+        combined = parts[0][rows]
+        for part in parts[1:]:
+            value = part[rows]
+            width = int(value.max(initial=0)) + 1
+            if int(combined.max(initial=0)) >= (1 << 62) // width:  # compact first: no overflow
+                combined = pd.factorize(combined)[0]
+            combined = combined * width + value
+        agreeing = count_equal_pairs(combined)
+    return float(agreeing / (n * (n - 1) / 2))  # exact integers: as the float sum of C(size, 2) below 2^53 was
+
+
+def _pairs_within(sizes: np.ndarray) -> int:
+    sizes = sizes.astype(np.int64)
+    return int((sizes * (sizes - 1) // 2).sum())
+
+
+#: Keys counted per hash table in `count_equal_pairs`: its table then fits a core's cache (2 MB L2 here), where one
+#: table of 1M keys makes every lookup a cache miss and its time grow faster than the keys.
+PARTITION_KEYS = 1 << 16
+
+
+def count_equal_pairs(keys: np.ndarray) -> int:
+    """Sum of C(size, 2) over the groups of equal values of int64 `keys`, hashed one partition (by the top bits of
+    a multiplicative hash of the key) at a time: equal keys share a partition."""
+    n_parts = 1
+    while n_parts * PARTITION_KEYS < len(keys) and n_parts < 1 << 12:
+        n_parts *= 2
+    if n_parts == 1:
+        return _pairs_within(np.bincount(pd.factorize(keys)[0])) if len(keys) else 0
+    bits = n_parts.bit_length() - 1
+    spread = (keys.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(64 - bits)
+    order = np.argsort(spread.astype(np.uint16), kind="stable")  # a radix sort of 16-bit keys: linear
+    ends = np.cumsum(np.bincount(spread.astype(np.int64), minlength=n_parts)).tolist()
+    grouped = keys[order]
+    total, start = 0, 0
+    for end in ends:
+        if end - start > 1:
+            total += _pairs_within(np.bincount(pd.factorize(grouped[start:end])[0]))
+        start = end
+    return total
 
 
 def _string_codes(values: pd.Series) -> np.ndarray:

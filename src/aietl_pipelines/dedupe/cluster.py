@@ -22,6 +22,7 @@ import pandas as pd
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from aietl_pipelines.dedupe.candidates import count_equal_pairs
 from aietl_pipelines.dedupe.config import DedupeConfig
 
 logger = logging.getLogger(__name__)
@@ -200,6 +201,20 @@ def cluster_records(n: int, left: np.ndarray, right: np.ndarray, probability: np
     return cluster_with_components(n, left, right, probability, threshold, max_cluster_size)[0]
 
 
+def _all_distinct(values: np.ndarray) -> bool:
+    """Whether no two of `values` are equal (`not pd.Series(values).duplicated().any()`): equal values have equal
+    Python hashes, and the hashes are counted one cache-sized partition at a time (`count_equal_pairs`), where
+    one hash table of 1M strings makes every lookup a cache miss; only when two hashes are equal are the values
+    compared. Missing values (NaN hashes by identity, pandas counts two as repeated) go to pandas directly."""
+    try:
+        if pd.isna(values).any():
+            raise TypeError
+        hashes = np.fromiter(map(hash, values), dtype=np.int64, count=len(values))
+    except TypeError:
+        return not pd.Series(values).duplicated().any()
+    return count_equal_pairs(hashes) == 0 or not pd.Series(values).duplicated().any()
+
+
 def split_counts(clusters: pd.DataFrame) -> dict[str, float]:
     """How many match components were split, and into how many clusters (from `cluster`'s output)."""
     pieces = clusters.groupby("component_id")["cluster_id"].nunique()
@@ -213,6 +228,6 @@ def cluster(prepared: pd.DataFrame, pairs: pd.DataFrame, probability: np.ndarray
                                                  probability, config.match_threshold, config.max_cluster_size)
     out = pd.DataFrame({"record_id": prepared["record_id"].to_numpy(), "cluster_id": labels,
                         "component_id": components})
-    if len(out) != len(prepared) or out["record_id"].duplicated().any():  # the contract every caller relies on
+    if len(out) != len(prepared) or not _all_distinct(out["record_id"].to_numpy()):  # the contract callers rely on
         raise AssertionError("dedupe clustering lost or duplicated a record id")
     return out
