@@ -111,7 +111,7 @@ def _pairs_within(sizes: np.ndarray) -> int:
 
 #: Keys counted per hash table in `count_equal_pairs`: its table then fits a core's cache (2 MB L2 here), where one
 #: table of 1M keys makes every lookup a cache miss and its time grow faster than the keys.
-PARTITION_KEYS = 1 << 16
+PARTITION_KEYS = 1 << 14
 
 
 def count_equal_pairs(keys: np.ndarray) -> int:
