@@ -16,6 +16,7 @@ agreement, then weaker levels, and the last level = disagreement. Levels per kin
 | segments (free text: the values between separators, `textparse.text_segments`) | information of the values both records hold (`information_levels`): >= 3, 2, 1.5, 1, 0.5 times log2(N) bits, some, none |
 | rare_numbers (free text's numbers when its segments are not scored) | as segments, over the digit groups |
 | numbers (free text, sets) | Jaccard = 1, >= 0.5, > 0, else |
+| repeated (free text: the values a text states twice, its subject, `textparse.repeated_values`) | a value both repeat, none in common; 0 when a text repeats nothing |
 | cosine (embeddings) | >= 0.95, >= 0.90, >= 0.80, >= 0.70, else |
 | `<field>~tf` (term frequency of an exact agreement on a name, organisation, text or street field) | the agreed value is rare, middling, common (terciles of the value counts in this data); 0 when the pair does not agree exactly |
 
@@ -35,14 +36,15 @@ from rapidfuzz.distance import JaroWinkler, Levenshtein
 from rapidfuzz.fuzz import token_set_ratio
 
 N_LEVELS = {"name": 5, "text": 5, "street": 5, "state": 5, "id": 5, "phone": 5, "postcode": 5, "number": 5,
-            "date": 5, "email": 4, "tokens": 7, "segments": 8, "rare_numbers": 8, "numbers": 5, "cosine": 6, "organisation": 5, "list": 5, "tf": 4}
+            "date": 5, "email": 4, "tokens": 7, "segments": 8, "rare_numbers": 8, "numbers": 5, "cosine": 6, "organisation": 5, "list": 5, "tf": 4,
+            "repeated": 3}
 #: Kinds whose exact agreements get a term-frequency companion comparison `<field>~tf`.
 TF_KINDS = ("name", "organisation", "text", "street")
 TF_SUFFIX = "~tf"
 #: Set-valued kinds compared by the information of the values both records hold (`information_levels`).
 INFORMATION_KINDS = ("segments", "rare_numbers")
 #: Kinds whose prepared values are sets (free text's segments and numbers): no exact-equality blocks.
-SET_KINDS = ("segments", "numbers", "rare_numbers")
+SET_KINDS = ("segments", "numbers", "rare_numbers", "repeated")
 
 
 def _string_level(a: str, b: str, tokens: bool) -> int:
@@ -135,11 +137,17 @@ def _numbers_level(a: frozenset, b: frozenset) -> int:
     return 1 if j == 1 else 2 if j >= 0.5 else 3 if j > 0 else 4
 
 
+def _repeated_level(a: frozenset, b: frozenset) -> int:
+    if not a or not b:
+        return 0
+    return 1 if a & b else 2
+
+
 def compare_column(kind: str, left: Sequence, right: Sequence) -> np.ndarray:
     """Levels (int8) for aligned value pairs of one field."""
     out = np.zeros(len(left), dtype=np.int8)
-    if kind in ("numbers", "list"):
-        func_set = _numbers_level if kind == "numbers" else _list_level
+    if kind in ("numbers", "list", "repeated"):
+        func_set = {"numbers": _numbers_level, "list": _list_level, "repeated": _repeated_level}[kind]
         for i, (a, b) in enumerate(zip(left, right, strict=True)):
             out[i] = func_set(a, b)
         return out

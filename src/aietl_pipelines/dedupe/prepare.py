@@ -63,13 +63,15 @@ def label_words(parsed: list[dict[str, object]], max_share: float = LABEL_SHARE)
 
 
 def drop_words(parsed: list[dict[str, object]], common: frozenset[str], labels: frozenset[str]) -> None:
-    """Remove `common` words from each record's words and `labels` from its segments (in place)."""
+    """Remove `common` words from each record's words and `labels` from its segments and repeated values (in
+    place)."""
     for p in parsed:
         if p["words"] and common:
             p["words"] = " ".join(w for w in str(p["words"]).split() if w not in common) or None
         if labels:
-            kept = (" ".join(w for w in str(seg).split() if w not in labels) for seg in p["segments"])
-            p["segments"] = frozenset(seg for seg in kept if seg)
+            for key in ("segments", "repeated"):
+                kept = (" ".join(w for w in str(seg).split() if w not in labels) for seg in p.get(key, ()))
+                p[key] = frozenset(seg for seg in kept if seg)
 
 
 def validate_ids(records: pd.DataFrame, config: DedupeConfig) -> pd.Series:

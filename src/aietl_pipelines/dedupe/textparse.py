@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections import Counter
 
 from aietl_pipelines.dedupe import normalize
 
@@ -16,10 +17,11 @@ SEPARATOR = re.compile(r"\s*[,;|]\s*|\s+[-/]\s+")
 SEGMENT_WORD = re.compile(r"[a-z0-9]+")
 #: The parsed parts and the comparison kind each is compared with (compare.py).
 TEXT_KINDS = {"words": "tokens", "segments": "segments", "email": "email", "phone": "phone", "date": "date",
-              "numbers": "numbers"}
+              "numbers": "numbers", "repeated": "repeated"}
 #: Parts read from the same characters of the text (segments hold the words and the digits): an EM session blocked
 #: on one leaves the others out (score.py).
-TEXT_RELATED = {"words": ["segments"], "segments": ["words", "numbers"], "numbers": ["segments"]}
+TEXT_RELATED = {"words": ["segments", "repeated"], "segments": ["words", "numbers", "repeated"], "numbers": ["segments"],
+                "repeated": ["words", "segments"]}
 
 
 def text_segments(rest: str) -> frozenset[str]:
@@ -29,6 +31,20 @@ def text_segments(rest: str) -> frozenset[str]:
     pieces = _piece_words(rest)
     joined = [sorted(set(a) | set(b)) for a, b in zip(pieces, pieces[1:], strict=False)]
     return frozenset(" ".join(w) for w in [*pieces, *joined])
+
+
+def repeated_values(rest: str) -> frozenset[str]:
+    """The field values a text states more than once (as `text_segments` writes them: a value and each two
+    neighbouring values joined, so "Mizuno, Hiroyuki" and "Hiroyuki Mizuno" are one value): what the text is about.
+    A record names its subject in more than one place (an inventor in the name and in the patent's inventor list, a
+    company in its name and its e-mail's domain), a field it merely mentions (a co-inventor, a city) once: the
+    term frequency of a value within its record, as TF-IDF weighs a word a document repeats."""
+    pieces = _piece_words(rest)
+    joined = [sorted(set(a) | set(b)) for a, b in zip(pieces, pieces[1:], strict=False)]
+    # a joined value equal to one of its two values ("3200 las vegas blvd" + "las vegas") repeats nothing
+    joined = [w for w, a, b in zip(joined, pieces, pieces[1:], strict=False) if w != a and w != b]
+    counts = Counter(" ".join(w) for w in [*pieces, *joined])
+    return frozenset(v for v, n in counts.items() if n >= 2)
 
 
 def _piece_words(text: str) -> list[list[str]]:
@@ -54,7 +70,7 @@ def parse_text(text: str | None) -> dict[str, object]:
     field values between separators, `text_segments`; e-mail, phone and date taken out), pieces (`text_pieces`)."""
     if not text:
         return {"email": None, "phone": None, "date": None, "numbers": frozenset(), "words": None,
-                "segments": frozenset(), "pieces": ()}
+                "segments": frozenset(), "pieces": (), "repeated": frozenset()}
     raw = str(text)
     email_match = EMAIL.search(raw)
     email = normalize.email(email_match.group(0)) if email_match else None
@@ -71,4 +87,4 @@ def parse_text(text: str | None) -> dict[str, object]:
     folded = normalize.street(rest) or ""
     words = " ".join(normalize.NICKNAMES.get(w, w) for w in WORD.findall(folded))
     return {"email": email, "phone": phone, "date": date, "numbers": frozenset(numbers), "words": words or None,
-            "segments": text_segments(rest), "pieces": text_pieces(raw)}
+            "segments": text_segments(rest), "pieces": text_pieces(raw), "repeated": repeated_values(rest)}
