@@ -99,7 +99,12 @@ def _random_graph(rng: np.random.Generator, n: int):
 
 
 @pytest.mark.parametrize("seed", range(60))
-def test_split_gives_the_reference_clusters(seed):
+def test_split_gives_the_reference_clusters(seed, monkeypatch):
+    from aietl_pipelines.dedupe import cluster
+
+    # small components all at once (dense), large ones pair by pair, or a mix; chunks of few components
+    monkeypatch.setattr(cluster, "DENSE_COMPONENT", [32, 6, 0, 1000][seed % 4])
+    monkeypatch.setattr(cluster, "DENSE_CHUNK", [4096, 7][seed % 2])
     rng = np.random.default_rng(seed)
     n = int(rng.integers(20, 600))
     left, right, p = _random_graph(rng, n)

@@ -120,6 +120,103 @@ def _agglomerate(n: int, a: np.ndarray, b: np.ndarray, vote: np.ndarray) -> np.n
     return roots
 
 
+#: Split components of at most this many records are merged together, as one dense matrix of group links each
+#: (`_agglomerate_dense`); larger ones pair by pair (`_agglomerate`). DENSE_CHUNK components at a time.
+DENSE_COMPONENT = 32
+DENSE_CHUNK = 4096
+
+
+def _agglomerate_dense(a: np.ndarray, b: np.ndarray, vote: np.ndarray, group: np.ndarray
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """`_agglomerate` of many small components at once: the records of `a`/`b` and the root of each.
+
+    The same merges, component by component: step k takes the k-th pair (in vote order) of every component that
+    has one, with NumPy over the components, and the votes between groups are a matrix per component (its rows
+    summed on a merge, as `_agglomerate` sums its dicts: each link gets the same additions in the same order).
+    Which record of a group is its root differs, not the groups."""
+    records, record_of = np.unique(np.r_[a, b], return_inverse=True)
+    record_of = record_of.reshape(-1)
+    record_component = np.empty(len(records), dtype=np.int64)
+    record_component[record_of] = np.r_[group, group]
+    components, record_component = np.unique(record_component, return_inverse=True)
+    record_component = record_component.reshape(-1)
+    by_component = np.argsort(record_component, kind="stable")
+    sizes = np.bincount(record_component, minlength=len(components))
+    firsts = np.cumsum(sizes) - sizes
+    local = np.empty(len(records), dtype=np.int64)  # position of each record inside its component
+    local[by_component] = np.arange(len(records)) - firsts[record_component[by_component]]
+    edge_component = record_component[record_of[: len(a)]]
+    la, lb = local[record_of[: len(a)]], local[record_of[len(a):]]
+    positive = np.argsort(-vote, kind="stable")
+    positive = positive[vote[positive] >= 0]
+    positive = positive[np.argsort(edge_component[positive], kind="stable")]  # by component, in vote order
+    roots = np.empty(len(records), dtype=np.int64)
+    order = np.argsort(sizes, kind="stable")  # chunks of components of similar size: small matrices
+    edge_order = np.argsort(edge_component, kind="stable")
+    edge_ends = np.cumsum(np.bincount(edge_component, minlength=len(components)))
+    positive_ends = np.cumsum(np.bincount(edge_component[positive], minlength=len(components)))
+    for start in range(0, len(order), DENSE_CHUNK):
+        chunk = order[start:start + DENSE_CHUNK]
+        width = int(sizes[chunk].max())
+        slot = np.full(len(components), -1, dtype=np.int64)
+        slot[chunk] = np.arange(len(chunk))
+        edges = _take_ranges(edge_order, edge_ends, chunk)
+        link = np.zeros((len(chunk), width, width))
+        c = slot[edge_component[edges]]
+        keep = la[edges] != lb[edges]
+        c, i, j, v = c[keep], la[edges][keep], lb[edges][keep], vote[edges][keep]
+        # both directions of each pair in pair order: the additions of `_agglomerate`'s dicts, in their order
+        np.add.at(link, (np.repeat(c, 2), np.c_[i, j].ravel(), np.c_[j, i].ravel()), np.repeat(v, 2))
+        pairs = _take_ranges(positive, positive_ends, chunk)
+        pc = slot[edge_component[pairs]]
+        counts = np.bincount(pc, minlength=len(chunk))
+        step = np.arange(len(pairs)) - (np.cumsum(counts) - counts)[pc]
+        pend_i = np.zeros((len(chunk), max(int(counts.max(initial=0)), 1)), dtype=np.int64)
+        pend_j = np.zeros_like(pend_i)
+        pend_i[pc, step], pend_j[pc, step] = la[pairs], lb[pairs]
+        root = np.tile(np.arange(width), (len(chunk), 1))
+        while True:
+            refused_i, refused_j = np.zeros_like(pend_i), np.zeros_like(pend_j)
+            n_refused = np.zeros(len(chunk), dtype=np.int64)
+            merged = np.zeros(len(chunk), dtype=bool)
+            for k in range(int(counts.max(initial=0))):
+                act = np.flatnonzero(counts > k)
+                ri, rj = root[act, pend_i[act, k]], root[act, pend_j[act, k]]
+                apart = ri != rj
+                act, ri, rj = act[apart], ri[apart], rj[apart]
+                ok = link[act, ri, rj] > 0
+                no = act[~ok]
+                refused_i[no, n_refused[no]], refused_j[no, n_refused[no]] = ri[~ok], rj[~ok]
+                n_refused[no] += 1
+                act, ri, rj = act[ok], ri[ok], rj[ok]
+                if len(act):
+                    big, small = np.minimum(ri, rj), np.maximum(ri, rj)
+                    link[act, big, :] += link[act, small, :]
+                    link[act, :, big] = link[act, big, :]
+                    members = root[act]
+                    root[act] = np.where(members == small[:, None], big[:, None], members)
+                    merged[act] = True
+            counts = np.where(merged, n_refused, 0)
+            if not counts.any():
+                break
+            pend_i, pend_j = refused_i, refused_j
+        mine = np.flatnonzero(slot[record_component] >= 0)
+        row = slot[record_component[mine]]
+        top = root[row, local[mine]]  # the local root; its record is the record at that position
+        roots[mine] = records[by_component[firsts[record_component[mine]] + top]]
+    return records, roots
+
+
+def _take_ranges(values: np.ndarray, ends: np.ndarray, which: np.ndarray) -> np.ndarray:
+    """values[ends[w-1]:ends[w]] for each w of `which`, concatenated (the ranges of sorted groups)."""
+    starts = np.r_[0, ends[:-1]][which]
+    lengths = ends[which] - starts
+    if not lengths.sum():
+        return np.zeros(0, dtype=np.int64)
+    offsets = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
+    return values[np.arange(int(lengths.sum())) + offsets]
+
+
 def _cap(n: int, a: np.ndarray, b: np.ndarray, p: np.ndarray, labels: np.ndarray, max_size: int) -> np.ndarray:
     """The old last-resort guard: rebuild clusters above `max_size` from their strongest links."""
     sizes = np.bincount(labels)
@@ -175,13 +272,19 @@ def cluster_with_components(n: int, left: np.ndarray, right: np.ndarray, probabi
     _, components = connected_components(graph, directed=False)
     labels = components.copy()
     # components holding a scored pair below the threshold (evidence against) between two of their records
-    same = components[left] == components[right]
+    component_left = components[left]
+    same = component_left == components[right]
     against = ~keep & same & (left != right)
     suspect = np.zeros(int(components.max(initial=-1)) + 1, dtype=bool)  # masks, not np.isin: no sort
-    suspect[components[left[against]]] = True
+    suspect[component_left[against]] = True
     if suspect.any():
-        inside = same & suspect[components[left]]
-        roots = _agglomerate(n, left[inside], right[inside], _votes(probability[inside], threshold))
+        inside = same & suspect[component_left]
+        a, b, group = left[inside], right[inside], component_left[inside]
+        vote = _votes(probability[inside], threshold)
+        dense = np.bincount(components)[group] <= DENSE_COMPONENT
+        roots = _agglomerate(n, a[~dense], b[~dense], vote[~dense])
+        records, dense_roots = _agglomerate_dense(a[dense], b[dense], vote[dense], group[dense])
+        roots[records] = dense_roots
         labels = np.where(suspect[components], n + roots, labels)
     if max_cluster_size:
         labels = _cap(n, left[keep], right[keep], probability[keep], labels, int(max_cluster_size))
