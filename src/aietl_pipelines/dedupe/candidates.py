@@ -24,8 +24,9 @@ def blocking_pairs(keys: pd.DataFrame, rules: Sequence[Sequence[str]], max_block
     order_key = (pd.factorize(keys[sort_by].astype(str), sort=True)[0] if sort_by and sort_by in keys.columns
                  else np.zeros(len(keys), dtype=np.int64))
     found = []
+    column_codes: dict[str, np.ndarray] = {}  # a column shared by several rules is hashed once
     for rule in rules:
-        codes, rows = block_codes(keys, rule)
+        codes, rows = block_codes(keys, rule, column_codes)
         if not len(codes):
             continue
         order = np.lexsort((order_key[rows], codes))
@@ -153,8 +154,9 @@ def block_statistics(keys: pd.DataFrame, rules: Sequence[Sequence[str]], max_blo
     """Per rule, before any pair is built: blocks, largest block, rows in blocks over `max_block_size` (which
     `blocking_pairs` turns into sorted neighbourhoods), and the pairs the rule yields."""
     rows_out = []
+    column_codes: dict[str, np.ndarray] = {}
     for rule in rules:
-        codes, _ = block_codes(keys, rule)
+        codes, _ = block_codes(keys, rule, column_codes)
         sizes = np.bincount(codes) if len(codes) else np.zeros(0, dtype=np.int64)
         small, big = sizes[sizes <= max_block_size], sizes[sizes > max_block_size]
         rows_out.append({"rule": "+".join(rule), "blocks": int((sizes >= 2).sum()),
