@@ -11,7 +11,7 @@ import json
 import numpy as np
 import pandas as pd
 
-from aietl_pipelines.dedupe.candidates import block_codes
+from aietl_pipelines.dedupe.candidates import agreement_rate
 from aietl_pipelines.dedupe.compare import SET_KINDS, column_context, compare_column, compare_pairs
 from aietl_pipelines.dedupe.config import DedupeConfig
 from aietl_pipelines.dedupe.pairs import TEXT_BLOCKING, key_column, pairs_frame
@@ -131,6 +131,7 @@ def rule_agreement_rates(prepared: pd.DataFrame, config: DedupeConfig) -> dict[t
     kinds = comparison_kinds(config, prepared)
     rules = _session_columns(config) + [[c] for c in kinds]
     rates: dict[tuple[str, ...], float] = {}
+    column_codes: dict[str, np.ndarray] = {}  # each column's strings hashed once for all the rules (candidates.py)
     for rule in rules:
         key = tuple(sorted(rule))
         if key in rates or not all(c in prepared.columns and c in kinds for c in rule):
@@ -138,12 +139,9 @@ def rule_agreement_rates(prepared: pd.DataFrame, config: DedupeConfig) -> dict[t
         if any(kinds[c] in SET_KINDS for c in rule):  # value sets have no exact-equality blocks
             continue
         # the blocks the rule's join builds (a phone's key column), counted as `candidates.blocking_pairs` sees them
-        codes, _ = block_codes(prepared, [key_column(prepared, c) for c in rule])
-        n = len(codes)
-        if n < 2:
-            continue
-        sizes = np.bincount(codes).astype(np.float64)
-        rates[key] = float((sizes * (sizes - 1) / 2).sum() / (n * (n - 1) / 2))
+        rate = agreement_rate(prepared, [key_column(prepared, c) for c in rule], column_codes)
+        if rate is not None:
+            rates[key] = rate
     return rates
 
 
