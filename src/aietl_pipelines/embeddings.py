@@ -13,7 +13,8 @@ import logging
 import os
 import sqlite3
 import threading
-from collections.abc import Mapping, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -453,17 +454,23 @@ def embed_record_values(
     show_progress: bool = False,
     device: str = "auto",
     precision: str = "auto",
+    embed_distinct: Callable[[list[str]], np.ndarray] | None = None,
 ) -> np.ndarray:
     """Vectors of `n` records, each the normalised sum of the vectors of its values (`values[i]` belongs to record
     `rows[i]`; a record may have any number of values, one with none gets the zero vector). Each distinct value
-    is embedded once, through the cache of `embed_texts`. The sums run a block of records at a time, so the
-    memory beyond the result is one block's gathered vectors."""
+    is embedded once, through the cache of `embed_texts` (or by `embed_distinct`, given the distinct values: the
+    API's query path, `ValueVectorMemo`). The sums run a block of records at a time, so the memory beyond the
+    result is one block's gathered vectors."""
     import pandas as pd
 
     rows = np.asarray(rows, dtype=np.int64)
     codes, uniques = pd.factorize(np.asarray(values, dtype=object)) if len(values) else (np.zeros(0, np.int64), [])
-    vectors = embed_texts([str(u) for u in uniques], cache_dir=cache_dir, batch_size=batch_size,
-                          show_progress=show_progress, device=device, precision=precision)
+    distinct = [str(u) for u in uniques]
+    if embed_distinct is not None:
+        vectors = embed_distinct(distinct) if distinct else np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
+    else:
+        vectors = embed_texts(distinct, cache_dir=cache_dir, batch_size=batch_size,
+                              show_progress=show_progress, device=device, precision=precision)
     order = np.argsort(rows, kind="stable")
     rows, codes = rows[order], np.asarray(codes)[order]
     out = np.zeros((n, EMBEDDING_DIM), dtype=np.float32)
@@ -477,3 +484,61 @@ def embed_record_values(
         norms = np.linalg.norm(sums, axis=1, keepdims=True)
         out[block_rows[starts]] = np.divide(sums, norms, out=sums, where=norms > 0)
     return out
+
+
+class ValueVectorMemo:
+    """The vectors of the values embedded last in this process, in memory: at most `max_items` (least recently
+    used dropped first; 100,000 vectors are 154 MB). Thread-safe.
+
+    The API embeds a record as the sum of its pieces (`services/vector_search.py`, `prepare.embedding_pieces`):
+    names, streets and cities recur across records, so most pieces of a new record were embedded before, for
+    the collection or an earlier query, and only the new ones reach the model."""
+
+    def __init__(self, max_items: int = 100_000) -> None:
+        self.max_items = max(0, int(max_items))
+        self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def embed(self, values: Sequence[str], embed_many: Callable[[list[str]], np.ndarray]) -> np.ndarray:
+        """float32 (len(values), 384): remembered vectors, and `embed_many` of the others (which are remembered)."""
+        found: dict[str, np.ndarray] = {}
+        with self._lock:
+            for value in values:
+                vector = self._vectors.get(value)
+                if vector is not None:
+                    self._vectors.move_to_end(value)
+                    found[value] = vector
+        missing = list(dict.fromkeys(v for v in values if v not in found))
+        if missing:
+            new = np.asarray(embed_many(missing), dtype=np.float32)
+            found.update(zip(missing, new, strict=True))
+            with self._lock:
+                for value, vector in zip(missing, new, strict=True):
+                    self._vectors[value] = vector
+                    self._vectors.move_to_end(value)
+                while len(self._vectors) > self.max_items:
+                    self._vectors.popitem(last=False)
+        with self._lock:
+            self.hits += len(values) - len(missing)
+            self.misses += len(missing)
+        if not len(values):
+            return np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
+        return np.stack([found[v] for v in values])
+
+    def __len__(self) -> int:
+        return len(self._vectors)
+
+
+def hashed_vectors(keys: Sequence[str]) -> np.ndarray:
+    """A fixed random unit vector per key (seeded by the key's SHA-1): float32 (len(keys), 384).
+
+    Two records that hold the same key (an e-mail address, a phone number, a date) share its direction, and
+    random directions of 384 dimensions are nearly orthogonal to each other and to the model's vectors, so a
+    shared key adds to the cosine of two records and nothing else does (feature hashing). Identifiers carry no
+    meaning for the model to read, and embedding them is most of a record text's tokens."""
+    out = np.empty((len(keys), EMBEDDING_DIM), dtype=np.float32)
+    for i, key in enumerate(keys):
+        seed = int.from_bytes(hashlib.sha1(key.encode("utf-8")).digest()[:8], "little")
+        out[i] = np.random.default_rng(seed).standard_normal(EMBEDDING_DIM)
+    return out / np.linalg.norm(out, axis=1, keepdims=True)

@@ -13,6 +13,8 @@
 | ``AIETL_DATA_ROOTS`` | where ``*_data_path`` may point: local folders and ``s3://bucket/prefix`` | ``<project>/data`` |
 | ``AIETL_VECTOR_PROVIDER`` | vector store when a request names none | ``qdrant`` |
 | ``AIETL_VECTOR_PATH`` | folder of the embedded Qdrant (Edge) collections; unset = a temporary folder | unset |
+| ``AIETL_VECTOR_EMBEDDING`` | ``pieces`` (a record = the sum of its pieces' vectors) or ``text`` (whole texts); re-index to change | ``pieces`` |
+| ``AIETL_VECTOR_PIECE_MEMO`` | piece vectors kept in memory per process (``pieces``; 100,000 = 154 MB) | 100,000 |
 | ``AIETL_API_WARMUP`` | what to build at start-up: ``1`` (all), ``0`` (nothing) or some of ``features,drift,vector,model`` | ``1`` |
 | ``AIETL_API_TORCH_THREADS`` | torch intra-op threads of the query embedding in each API process | ``1`` |
 | ``AIETL_API_EMBED_THREADS`` | query batches embedded at once in each API process (threads) | ``2`` (1 on 1 core) |
@@ -62,6 +64,14 @@ def _warm_up_parts(raw: str) -> tuple[str, ...]:
     return parts
 
 
+def _choice(name: str, allowed: tuple[str, ...]) -> str:
+    """The environment variable's value among `allowed` (the first when unset)."""
+    value = os.environ.get(name, "").strip().lower() or allowed[0]
+    if value not in allowed:
+        raise AietlInputError(f"{name}={value!r}: use one of {', '.join(allowed)} (default {allowed[0]}).")
+    return value
+
+
 def _keys(name: str) -> tuple[str, ...]:
     return tuple(k.strip() for k in os.environ.get(name, "").split(",") if k.strip())
 
@@ -88,6 +98,9 @@ class ApiSettings:
     data_roots: tuple[str, ...] = field(default_factory=tuple)
     vector_provider: str = "qdrant"
     vector_path: str | None = None
+    #: services/vector_search.py: how records and queries are embedded, and the piece vectors remembered
+    vector_embedding: str = "pieces"
+    piece_memo: int = 100_000
     warm_up: tuple[str, ...] = ("features", "drift", "vector", "model")
     #: One thread per process: concurrent requests already keep the cores busy (queries are embedded in batches
     #: while the event loop serves the others); a second intra-op thread spins in OpenMP waits, and on a busy
@@ -114,6 +127,8 @@ class ApiSettings:
             data_roots=roots or (str(project_path("data")),),
             vector_provider=os.environ.get("AIETL_VECTOR_PROVIDER", "qdrant").strip() or "qdrant",
             vector_path=os.environ.get("AIETL_VECTOR_PATH") or None,
+            vector_embedding=_choice("AIETL_VECTOR_EMBEDDING", ("pieces", "text")),
+            piece_memo=_int_env("AIETL_VECTOR_PIECE_MEMO", 100_000),
             warm_up=_warm_up_parts(os.environ.get("AIETL_API_WARMUP", "1")),
             torch_threads=_int_env("AIETL_API_TORCH_THREADS", 1),
             embed_threads=_int_env("AIETL_API_EMBED_THREADS", min(2, os.cpu_count() or 1)),

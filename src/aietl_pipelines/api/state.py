@@ -60,7 +60,9 @@ class ServiceRegistry:
         from aietl_pipelines.services.vector_search import get_vector_search_service
 
         name = provider or self.settings.vector_provider
-        options = {"path": self.settings.vector_path} if self.settings.vector_path and name == "qdrant" else {}
+        options: dict[str, Any] = {"embedding": self.settings.vector_embedding, "piece_memo": self.settings.piece_memo}
+        if self.settings.vector_path and name == "qdrant":
+            options["path"] = self.settings.vector_path
 
         def build() -> Any:
             limit_torch_threads(self.settings.torch_threads)  # the service embeds queries with torch

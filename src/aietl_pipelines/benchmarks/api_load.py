@@ -44,7 +44,7 @@ from aietl_pipelines.paths import project_path
 
 KEY = "bench-full-key"
 WORK = project_path("data/benchmarks/api_load")
-N_PIPELINES, N_RECORDS, N_QUERIES = 1000, 100_000, 500
+N_PIPELINES, N_RECORDS = 1000, 100_000
 COLLECTION = "customer_records"
 FEATURES = ["pipeline_features:avg_execution_time", "pipeline_features:success_rate",
             "pipeline_features:error_count", "pipeline_features:failure_probability"]
@@ -97,23 +97,47 @@ def prepare_features(root: Path) -> None:
     print(f"features: {done['entities']} pipelines materialized", flush=True)
 
 
-def prepare_collection(root: Path, n_records: int = N_RECORDS) -> Path:
-    """`n_records` customer records (full_text) in a Qdrant Edge store at root/edge_<n> (skipped when present);
-    returns the store's folder. The records are the first `n_records` of one fixed 100K sample, so a smaller
-    collection is a prefix of the larger one and reuses its cached embeddings."""
+def collection_path(root: Path, n_records: int, embedding: str) -> Path:
+    """Folder of the Qdrant Edge store of `n_records` records embedded with `embedding`."""
+    return root / (f"edge_{n_records}" if embedding == "text" else f"edge_{n_records}_{embedding}")
+
+
+def prepare_queries(root: Path) -> Path:
+    """The duplicates queries: every record of the 100K sample's generation left out of the collection (about
+    1,900, most with a duplicate in it) and the records of 5,000 other people (about 9,500, a few sharing a name
+    or a street with the collection): no body is sent twice below ~11,000 requests per run, so no cache of
+    whole queries could serve one, and a piece of a query is known only when a record of the collection or an
+    earlier query holds it."""
+    from aietl_pipelines.datagen.customers import generate_customers
+
+    path = root / "queries_distinct.parquet"
+    if not path.exists():
+        records = generate_customers(n_entities=int(N_RECORDS / 1.9) + 1000, seed=7)
+        records = records.sample(frac=1.0, random_state=7).reset_index(drop=True)
+        others = generate_customers(n_entities=5000, seed=8)
+        queries = pd.concat([records.iloc[N_RECORDS:], others]).sample(frac=1.0, random_state=8)
+        queries[["full_text"]].to_parquet(path, index=False)
+    return path
+
+
+def prepare_collection(root: Path, n_records: int = N_RECORDS, embedding: str = "text") -> Path:
+    """`n_records` customer records (full_text) in a Qdrant Edge store (`collection_path`, skipped when present),
+    embedded as the API would (`embedding`); returns the store's folder. The records are the first `n_records` of
+    one fixed 100K sample, so a smaller collection is a prefix of the larger one and reuses its cached
+    embeddings."""
     from aietl_pipelines.datagen.customers import generate_customers
     from aietl_pipelines.services.vector_search import VectorSearchService
 
-    edge = root / f"edge_{n_records}"
+    prepare_queries(root)
+    edge = collection_path(root, n_records, embedding)
     marker = edge / f"{COLLECTION}.done"
     if marker.exists():
         return edge
     records = generate_customers(n_entities=int(N_RECORDS / 1.9) + 1000, seed=7)
     records = records.sample(frac=1.0, random_state=7).reset_index(drop=True)
-    base, queries = records.iloc[:n_records], records.iloc[N_RECORDS:N_RECORDS + N_QUERIES]
-    queries[["full_text"]].to_parquet(root / "queries.parquet", index=False)
+    base = records.iloc[:n_records]
     service = VectorSearchService("qdrant", cache_dir=str(project_path("data/02_intermediate/embedding_cache")),
-                                  path=str(edge))
+                                  path=str(edge), embedding=embedding)
     service.create_collection_sync(COLLECTION, recreate=True)
     t0 = time.perf_counter()
     for start in range(0, len(base), 2_000):  # progress is kept in the embedding cache chunk by chunk
@@ -165,7 +189,7 @@ def _wait(base: str, proc: subprocess.Popen, timeout: float = 600) -> None:
 
 
 def run_scenario(name: str, path: str, bodies: list[dict], env: dict[str, str], workers: int, seconds: int,
-                 warmup: int, settle: float = 10.0) -> dict:
+                 warmup: int, settle: float = 10.0, warmup_from_end: bool = False) -> dict:
     """Start uvicorn, warm it up, run wrk; returns one result row."""
     import httpx
 
@@ -177,7 +201,7 @@ def run_scenario(name: str, path: str, bodies: list[dict], env: dict[str, str], 
     try:
         _wait(base, proc)
         with httpx.Client(base_url=base, headers={"X-API-Key": KEY}, timeout=120) as client:
-            for body in bodies[:warmup]:
+            for body in (bodies[-warmup:] if warmup_from_end else bodies[:warmup]):
                 response = client.post(path, json=body)
                 if response.status_code != 200:
                     raise SystemExit(f"warm-up {path}: {response.status_code} {response.text[:300]}")
@@ -220,6 +244,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--note", default="", help="free text recorded with the table (e.g. machine load)")
     parser.add_argument("--no-report", action="store_true")
     parser.add_argument("--prepare", action="store_true", help="only build the feature repo and the collection")
+    parser.add_argument("--embedding", nargs="+", choices=["pieces", "text"], default=["pieces"],
+                        help="duplicates: the service's embedding(s) (AIETL_VECTOR_EMBEDDING), a row each")
     parser.add_argument("--records", type=int, default=N_RECORDS,
                         help="records in the duplicates collection (the target is stated for 100K)")
     args = parser.parse_args(argv)
@@ -228,7 +254,8 @@ def main(argv: list[str] | None = None) -> None:
         if args.only in (None, "online"):
             prepare_features(WORK)
         if args.only in (None, "duplicates"):
-            prepare_collection(WORK, args.records)
+            for embedding in args.embedding:
+                prepare_collection(WORK, args.records, embedding)
         return
     if not shutil.which("wrk"):
         raise SystemExit("wrk is not installed: `apt-get install -y wrk` (make setup-system does it as root)")
@@ -237,7 +264,8 @@ def main(argv: list[str] | None = None) -> None:
     common = {"AIETL_API_KEYS": KEY, "AIETL_API_AUTH": "required", "AIETL_PROJECT_ROOT": str(project_path())}
     # the stores are opened by a separate process, closed before the servers open them
     subprocess.run([sys.executable, "-m", "aietl_pipelines.benchmarks.api_load", "--prepare",
-                    "--records", str(args.records), *(["--only", args.only] if args.only else [])], check=True)
+                    "--records", str(args.records), "--embedding", *args.embedding,
+                    *(["--only", args.only] if args.only else [])], check=True)
     rows = []
     if args.only in (None, "online"):
         ids = [f"pipeline_{i:03d}" for i in range(1, N_PIPELINES + 1)]
@@ -250,14 +278,17 @@ def main(argv: list[str] | None = None) -> None:
                                      bodies, env, workers, args.seconds, warmup=20))
             print(rows[-1], flush=True)
     if args.only in (None, "duplicates"):
-        queries = pd.read_parquet(WORK / "queries.parquet")["full_text"].tolist()
+        queries = pd.read_parquet(prepare_queries(WORK))["full_text"].tolist()
         bodies = [{"collection_name": COLLECTION, "text": q, "threshold": 0.9} for q in queries]
-        env = {**common, "AIETL_API_WARMUP": "1", "AIETL_VECTOR_PATH": str(WORK / f"edge_{args.records}")}
-        for workers in args.duplicates_workers:
-            rows.append(run_scenario(f"POST /api/v1/vector-search/duplicates ({args.records:,} records)",
-                                     "/api/v1/vector-search/duplicates", bodies, env, workers, args.seconds,
-                                     warmup=10))
-            print(rows[-1], flush=True)
+        for embedding in args.embedding:
+            env = {**common, "AIETL_API_WARMUP": "1", "AIETL_VECTOR_EMBEDDING": embedding,
+                   "AIETL_VECTOR_PATH": str(collection_path(WORK, args.records, embedding))}
+            for workers in args.duplicates_workers:
+                # warm-up with the last bodies, the run starts at the first: no body is sent twice
+                rows.append(run_scenario(f"POST /api/v1/vector-search/duplicates ({args.records:,} records, "
+                                         f"embedding={embedding})", "/api/v1/vector-search/duplicates", bodies,
+                                         env, workers, args.seconds, warmup=10, warmup_from_end=True))
+                print(rows[-1], flush=True)
     table = pd.DataFrame(rows)
     print(table.to_string(index=False))
     if not args.no_report:

@@ -4,6 +4,18 @@ Provider names: ``qdrant`` = a Qdrant server when a URL is given (``url=`` or QD
 engine embedded in process (Qdrant Edge, HNSW; ``path=`` or a temporary directory); ``qdrant_local`` =
 qdrant-client's local mode (exact search in Python, slower: kept for parity with qdrant-client code); ``weaviate`` = a Weaviate server (``url=`` or WEAVIATE_URL);
 ``numpy`` = exact in-process search. Guide-named methods are async; each has a ``_sync`` twin.
+
+Embedding (``embedding=``, the API's ``AIETL_VECTOR_EMBEDDING``): ``pieces`` (default) embeds a record as the
+normalised sum of the vectors of its pieces and identifiers. The pieces are those the dedupe pipeline embeds free
+text from (`text_embedding: pieces`, `prepare.embedding_pieces`: the values between separators, without e-mail,
+phone, date and numbers); each distinct piece is embedded once and remembered (`embeddings.ValueVectorMemo`), so
+a query whose name, street and city were seen before costs no forward pass. What the pipeline's parser reads
+exactly in the text (`textparse.parse_text`: the e-mail, the phone as its blocking key, the date and each
+stand-alone number) each add a fixed random direction (`embeddings.hashed_vectors`): records that share one are
+nearer, at no model cost. ``text``
+embeds each whole text. A collection must be searched with the embedding it was indexed with: changing it means
+indexing the collection again. Quality and cost of both, on generated, FEBRL and real labelled records:
+`python -m aietl_pipelines.benchmarks.duplicates_quality` (docs/vector_search.md).
 """
 
 from __future__ import annotations
@@ -19,13 +31,56 @@ import numpy as np
 import pandas as pd
 
 from aietl_pipelines.dedupe.matcher import DEFAULT_MATCH_THRESHOLD, score_text_matches
-from aietl_pipelines.embeddings import EMBEDDING_DIM, embed_queries, embed_query, embed_texts
+from aietl_pipelines.dedupe.normalize import phone_key
+from aietl_pipelines.dedupe.prepare import embedding_pieces
+from aietl_pipelines.dedupe.textparse import parse_text
+from aietl_pipelines.dedupe.transliterate import clean_text
+from aietl_pipelines.embeddings import (
+    EMBEDDING_DIM,
+    ValueVectorMemo,
+    embed_queries,
+    embed_record_values,
+    embed_texts,
+    hashed_vectors,
+)
 from aietl_pipelines.errors import AietlInputError
 from aietl_pipelines.monitoring.instrument import vector_search_operation
 from aietl_pipelines.vectorstores import VectorStore, get_vector_store
 from aietl_pipelines.vectorstores.common import clean_payload
 
 TEXT_KEY = "text"
+#: How records and queries are embedded (module docstring).
+EMBEDDINGS = ("pieces", "text")
+
+
+#: Marks an identifier among the values a record is embedded from (removed from the texts themselves; not NUL,
+#: which pandas' string hashing reads as the end of the string).
+_ID = "\x1f"
+
+
+def text_pieces(text: str) -> list[str]:
+    """What a record text is embedded from with ``embedding="pieces"``: the dedupe pipeline's pieces
+    (`prepare.embedding_pieces` of the cleaned text), then its e-mail, phone (blocking key), date and numbers,
+    marked as identifiers."""
+    clean = clean_text(text).replace(_ID, " ")
+    parsed = parse_text(clean)
+    ids = [f"{_ID}email:{parsed['email']}" if parsed["email"] else None,
+           f"{_ID}phone:{phone_key(parsed['phone']) or parsed['phone']}" if parsed["phone"] else None,
+           f"{_ID}date:{parsed['date']}" if parsed["date"] else None]
+    numbers = [f"{_ID}number:{n}" for n in sorted(parsed["numbers"])]
+    return embedding_pieces(clean) + [i for i in ids if i] + numbers
+
+
+def _value_vectors(values: list[str], embed_pieces: Any) -> np.ndarray:
+    """Vectors of distinct values: identifiers hashed (`embeddings.hashed_vectors`), pieces by `embed_pieces`."""
+    out = np.empty((len(values), EMBEDDING_DIM), dtype=np.float32)
+    ids = [i for i, v in enumerate(values) if v.startswith(_ID)]
+    rest = [i for i, v in enumerate(values) if not v.startswith(_ID)]
+    if ids:
+        out[ids] = hashed_vectors([values[i][1:] for i in ids])
+    if rest:
+        out[rest] = embed_pieces([values[i] for i in rest])
+    return out
 
 
 def _backend(provider: str, options: Mapping[str, Any]) -> VectorStore:
@@ -48,11 +103,16 @@ class VectorSearchService:
     """Index records as embeddings with their text and metadata; search them and find duplicates."""
 
     def __init__(self, provider: str = "qdrant", cache_dir: str | None = None, device: str = "auto",
-                 **options: Any) -> None:
+                 embedding: str = "pieces", piece_memo: int = 100_000, **options: Any) -> None:
+        if embedding not in EMBEDDINGS:
+            raise AietlInputError(f"embedding={embedding!r}: use one of {', '.join(EMBEDDINGS)} "
+                                  "(AIETL_VECTOR_EMBEDDING for the API).")
         self.provider = provider
         self.store = _backend(provider, options)
         self.cache_dir = cache_dir
         self.device = device  # torch device of the embedding model: auto | cpu | cuda | mps
+        self.embedding = embedding
+        self.pieces = ValueVectorMemo(piece_memo)  # piece -> vector, for embedding="pieces"
         self._known: set[str] = set()  # collections seen to exist (skips a lookup per query)
         self._batcher: QueryBatcher | None = None
         #: batches of query texts embedded at once (threads); the API sets it from AIETL_API_EMBED_THREADS
@@ -69,11 +129,28 @@ class VectorSearchService:
                 raise AietlInputError(f"Text #{i} is empty: a record needs text to be indexed or searched.")
         return list(texts)
 
+    def _vectors(self, texts: list[str], embed_many: Any) -> np.ndarray:
+        """Vectors of valid texts: `embed_many` of each whole text, or (pieces) the normalised sum of its pieces'
+        vectors, the pieces not remembered embedded by `embed_many` in one call."""
+        if self.embedding == "text":
+            return embed_many(texts)
+        pieces = [text_pieces(t) for t in texts]
+        rows = np.repeat(np.arange(len(texts), dtype=np.int64), [len(p) for p in pieces])
+        return embed_record_values(rows, [p for ps in pieces for p in ps], len(texts),
+                                   embed_distinct=lambda values: _value_vectors(
+                                       values, lambda pieces: self.pieces.embed(pieces, embed_many)))
+
     def _embed(self, texts: list[Any]) -> np.ndarray:
-        return embed_texts(self._texts(texts), cache_dir=self.cache_dir, device=self.device)
+        """Vectors of records to index (the batch model, through the disk cache when `cache_dir` is set)."""
+        return self._vectors(self._texts(texts), lambda t: embed_texts(t, cache_dir=self.cache_dir,
+                                                                        device=self.device))
+
+    def embed_query_texts(self, texts: list[Any]) -> np.ndarray:
+        """Vectors of query texts (the query encoder), as the records of a collection are embedded."""
+        return self._vectors(self._texts(texts), lambda t: embed_queries(t, device=self.device))
 
     def _embed_query(self, text: Any) -> np.ndarray:
-        return embed_query(self._texts([text])[0], device=self.device)
+        return self.embed_query_texts([text])[0]
 
     def _require(self, collection_name: str) -> None:
         """Unknown collection: a clear error that names only the caller's collection (never the others)."""
@@ -173,8 +250,7 @@ class VectorSearchService:
             await asyncio.to_thread(self._require, collection_name)
         (text,) = self._texts([text])
         if self._batcher is None:
-            self._batcher = QueryBatcher(lambda texts: embed_queries(texts, device=self.device),
-                                         concurrency=self.query_concurrency)
+            self._batcher = QueryBatcher(self.embed_query_texts, concurrency=self.query_concurrency)
         return await self._batcher.embed(text)
 
 
