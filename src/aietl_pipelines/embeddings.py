@@ -542,3 +542,28 @@ def hashed_vectors(keys: Sequence[str]) -> np.ndarray:
         seed = int.from_bytes(hashlib.sha1(key.encode("utf-8")).digest()[:8], "little")
         out[i] = np.random.default_rng(seed).standard_normal(EMBEDDING_DIM)
     return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+def disk_cached(embed_many: Callable[[list[str]], np.ndarray], cache_dir: str | Path | None, *,
+                bf16: bool, write: bool = True) -> Callable[[list[str]], np.ndarray]:
+    """`embed_many` behind the content-hash cache of `cache_dir` (None: `embed_many` itself): the texts found there
+    are read, the others embedded (and stored when `write`). The API's query path reads only: its vectors stay in
+    the process's `ValueVectorMemo`, and the queries do not wait for SQLite writes."""
+    if cache_dir is None:
+        return embed_many
+
+    def run(texts: list[str]) -> np.ndarray:
+        cache = EmbeddingCache(cache_dir, bf16=bf16)
+        keys = [text_key(t) for t in texts]
+        found = cache.get_many(keys)
+        todo = {k: t for k, t in zip(keys, texts, strict=True) if k not in found}
+        if todo:
+            new = np.asarray(embed_many(list(todo.values())), dtype=np.float32)
+            if write:
+                cache.put_many(list(todo), new)
+            found.update(zip(todo, new, strict=True))
+        if not texts:
+            return np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
+        return np.stack([found[k] for k in keys])
+
+    return run

@@ -121,3 +121,28 @@ def test_a_batch_gives_each_record_the_vector_it_gets_alone():
     together = VectorSearchService("numpy")._embed(texts)
     alone = np.vstack([VectorSearchService("numpy")._embed([t]) for t in texts])
     assert np.allclose(np.sum(together * alone, axis=1), 1.0, atol=1e-4)
+
+
+def test_a_new_process_reads_the_indexed_pieces_from_the_disk_cache(tmp_path, monkeypatch):
+    """The API's query path: pieces indexed by another process (here another service) come from the embedding
+    cache, not the model; the others from the query encoder, and they are not written by the query path."""
+    import aietl_pipelines.services.vector_search as vs
+    from aietl_pipelines.embeddings import EmbeddingCache, uses_bf16
+
+    indexer = VectorSearchService("numpy", cache_dir=str(tmp_path))
+    indexer.create_collection_sync("c")
+    indexer.batch_index_sync("c", [{"id": "1", "text": "Jessica Jones, Meadow Ave, Springfield, IL"}])
+    stored = len(EmbeddingCache(tmp_path, bf16=uses_bf16()))
+    assert stored == 4
+    asked: list[list[str]] = []
+
+    def counting(batch, device="auto"):
+        asked.append(list(batch))
+        return hashed_vectors(batch)
+
+    monkeypatch.setattr(vs, "embed_queries", counting)
+    server = VectorSearchService("numpy", cache_dir=str(tmp_path))
+    vectors = server.embed_query_texts(["Jessica Jones; Springfield; Meadow Ave; Chicago"])
+    assert asked == [["Chicago"]] and len(EmbeddingCache(tmp_path, bf16=uses_bf16())) == stored
+    expected = indexer.embed_query_texts(["Jessica Jones; Springfield; Meadow Ave"])
+    assert float(vectors[0] @ expected[0]) > 0.8

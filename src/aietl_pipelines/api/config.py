@@ -15,9 +15,10 @@
 | ``AIETL_VECTOR_PATH`` | folder of the embedded Qdrant (Edge) collections; unset = a temporary folder | unset |
 | ``AIETL_VECTOR_EMBEDDING`` | ``pieces`` (a record = the sum of its pieces' vectors) or ``text`` (whole texts); re-index to change | ``pieces`` |
 | ``AIETL_VECTOR_PIECE_MEMO`` | piece vectors kept in memory per process (``pieces``; 100,000 = 154 MB) | 100,000 |
+| ``AIETL_EMBEDDING_CACHE`` | folder of the content-hash embedding cache (the dedupe pipeline's): indexed texts and pieces are stored there, query pieces read from it; ``none`` = no cache | ``<project>/data/02_intermediate/embedding_cache`` |
 | ``AIETL_API_WARMUP`` | what to build at start-up: ``1`` (all), ``0`` (nothing) or some of ``features,drift,vector,model`` | ``1`` |
 | ``AIETL_API_TORCH_THREADS`` | torch intra-op threads of the query embedding in each API process | ``1`` |
-| ``AIETL_API_EMBED_THREADS`` | query batches embedded at once in each API process (threads) | ``2`` (1 on 1 core) |
+| ``AIETL_API_EMBED_THREADS`` | query batches embedded at once in each API process (threads) | ``1`` |
 
 Text and row limits are also part of the request models (and so of the OpenAPI schema), so they are read at
 import time.
@@ -64,6 +65,14 @@ def _warm_up_parts(raw: str) -> tuple[str, ...]:
     return parts
 
 
+def _cache_dir(raw: str) -> str | None:
+    """AIETL_EMBEDDING_CACHE: a folder, ``none`` (no cache), or unset (the dedupe pipeline's cache folder)."""
+    value = raw.strip()
+    if value.lower() in ("none", "off", "0"):
+        return None
+    return value or str(project_path("data/02_intermediate/embedding_cache"))
+
+
 def _choice(name: str, allowed: tuple[str, ...]) -> str:
     """The environment variable's value among `allowed` (the first when unset)."""
     value = os.environ.get(name, "").strip().lower() or allowed[0]
@@ -101,14 +110,18 @@ class ApiSettings:
     #: services/vector_search.py: how records and queries are embedded, and the piece vectors remembered
     vector_embedding: str = "pieces"
     piece_memo: int = 100_000
+    embedding_cache: str | None = None
     warm_up: tuple[str, ...] = ("features", "drift", "vector", "model")
     #: One thread per process: concurrent requests already keep the cores busy (queries are embedded in batches
     #: while the event loop serves the others); a second intra-op thread spins in OpenMP waits, and on a busy
     #: machine a query costs several times the CPU (benchmarks/api_load.py). Run more uvicorn workers instead.
     torch_threads: int = 1
-    #: Query batches embedded at the same time (each in its own thread, on `torch_threads` intra-op threads): two
-    #: batches on two cores, while the event loop serves requests between torch's calls (it releases the GIL).
-    embed_threads: int = field(default_factory=lambda: min(2, os.cpu_count() or 1))
+    #: Query batches embedded at the same time (each in its own thread, on `torch_threads` intra-op threads). One:
+    #: with ``pieces`` most pieces of a query are remembered and a second thread only adds GIL hand-offs
+    #: (benchmarks/api_load.py, duplicates on 100K records, quiet 2-core machine: 220 req/s, p95 61 ms with one
+    #: thread against 210 req/s, p95 85 ms with two). Two helped whole-text queries (``text``), which spend most
+    #: of their time in the model.
+    embed_threads: int = 1
 
     @classmethod
     def from_env(cls) -> ApiSettings:
@@ -129,7 +142,8 @@ class ApiSettings:
             vector_path=os.environ.get("AIETL_VECTOR_PATH") or None,
             vector_embedding=_choice("AIETL_VECTOR_EMBEDDING", ("pieces", "text")),
             piece_memo=_int_env("AIETL_VECTOR_PIECE_MEMO", 100_000),
+            embedding_cache=_cache_dir(os.environ.get("AIETL_EMBEDDING_CACHE", "")),
             warm_up=_warm_up_parts(os.environ.get("AIETL_API_WARMUP", "1")),
             torch_threads=_int_env("AIETL_API_TORCH_THREADS", 1),
-            embed_threads=_int_env("AIETL_API_EMBED_THREADS", min(2, os.cpu_count() or 1)),
+            embed_threads=_int_env("AIETL_API_EMBED_THREADS", 1),
         )

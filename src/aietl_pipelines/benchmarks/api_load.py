@@ -6,16 +6,18 @@ What it does, bounded in count and time:
 
 1. prepares, once (kept in ``data/benchmarks/api_load/``): a Feast repo with the features of 1,000 pipelines,
    materialized into the SQLite online store, and a 100K-record customer collection in the embedded Qdrant
-   (Edge) store, embedded through the project's embedding cache (so a rerun embeds nothing);
+   (Edge) store per ``--embedding`` (``pieces``, the default, and/or ``text``), embedded through the project's
+   embedding cache (so a rerun embeds nothing; the API reads the indexed pieces from it, as in production);
 2. for each scenario starts ``uvicorn aietl_pipelines.api.app:app --workers N --no-access-log --log-level warning``
    on a free 127.0.0.1 port with API keys on (the production set-up; uvloop + httptools; torch on one thread per
-   process, ``AIETL_API_TORCH_THREADS`` default; two query batches embedded at once, ``AIETL_API_EMBED_THREADS``
+   process, ``AIETL_API_TORCH_THREADS`` default; one query batch embedded at a time, ``AIETL_API_EMBED_THREADS``
    default), waits for it, sends a few warm-up requests. ``--workers`` are the
    counts tried for ``/features/online`` (default 1 and 2), ``--duplicates-workers`` for duplicates (default 1:
    the embedded Qdrant Edge collection opens in one process only, docs/api.md "Serving options");
 3. runs ``wrk -t1 -c10 -d<seconds>s`` (10 concurrent clients on one light wrk thread, so the load tool does not
-   take the cores the server needs) with a Lua script that cycles through fixed request bodies and prints
-   p50/p95/p99 from wrk's own latency histogram;
+   take the cores the server needs) with a Lua script that sends the request bodies in turn and prints
+   p50/p95/p99 from wrk's own latency histogram. Duplicates: about 11,000 distinct customer records
+   (`prepare_queries`), so no body is sent twice in a run below ~11,000 requests;
 4. writes docs/benchmarks/api_load.md (requests/s, latency percentiles, errors = non-2xx + socket errors).
 
 The targets (issue 11, 2 cores, 10 clients, zero errors): ``/features/online`` >= 1,000 req/s with p95 <= 15 ms;
@@ -296,7 +298,7 @@ def main(argv: list[str] | None = None) -> None:
         notes = (f"wrk 4.1 (-t1 -c10, {args.seconds} s per row, closed loop: 10 concurrent clients), API keys on, "
                  f"uvicorn --no-access-log with uvloop/httptools, AIETL_API_TORCH_THREADS="
                  f"{os.environ.get('AIETL_API_TORCH_THREADS', '1 (default)')}, AIETL_API_EMBED_THREADS="
-                 f"{os.environ.get('AIETL_API_EMBED_THREADS', '2 (default)')}, one server per row. Load average at the end: "
+                 f"{os.environ.get('AIETL_API_EMBED_THREADS', '1 (default)')}, one server per row. Load average at the end: "
                  f"{load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}. {args.note}")
         write_report("api_load", "python -m aietl_pipelines.benchmarks.api_load " + " ".join(argv or sys.argv[1:]),
                      table, notes)

@@ -38,10 +38,12 @@ from aietl_pipelines.dedupe.transliterate import clean_text
 from aietl_pipelines.embeddings import (
     EMBEDDING_DIM,
     ValueVectorMemo,
+    disk_cached,
     embed_queries,
     embed_record_values,
     embed_texts,
     hashed_vectors,
+    uses_bf16,
 )
 from aietl_pipelines.errors import AietlInputError
 from aietl_pipelines.monitoring.instrument import vector_search_operation
@@ -146,8 +148,13 @@ class VectorSearchService:
                                                                         device=self.device))
 
     def embed_query_texts(self, texts: list[Any]) -> np.ndarray:
-        """Vectors of query texts (the query encoder), as the records of a collection are embedded."""
-        return self._vectors(self._texts(texts), lambda t: embed_queries(t, device=self.device))
+        """Vectors of query texts, as the records of a collection are embedded: (pieces) those not remembered
+        read from the disk cache when `cache_dir` is set (the pieces indexed there, by this or another
+        process), the rest by the query encoder."""
+        embed = lambda t: embed_queries(t, device=self.device)  # noqa: E731
+        if self.embedding == "pieces":
+            embed = disk_cached(embed, self.cache_dir, bf16=uses_bf16(self.device), write=False)
+        return self._vectors(self._texts(texts), embed)
 
     def _embed_query(self, text: Any) -> np.ndarray:
         return self.embed_query_texts([text])[0]
