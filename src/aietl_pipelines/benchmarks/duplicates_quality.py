@@ -127,7 +127,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         write_report("duplicates_quality", "python -m aietl_pipelines.benchmarks.duplicates_quality "
                      + " ".join(argv if argv is not None else sys.argv[1:]), table.round(4),
                      "Exact search (numpy provider): only the embedding differs between the two rows of a set. "
-                     "Queries: records with a true duplicate, their own record left out; torch on one thread.")
+                     "Queries: one record per entity with several, taken out of the collection before it is indexed; "
+                     "torch on one thread.")
     return table
 
 
