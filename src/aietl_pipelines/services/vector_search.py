@@ -12,9 +12,8 @@ phone, date and numbers); each distinct piece is embedded once and remembered (`
 a query whose name, street and city were seen before costs no forward pass. What the pipeline's parser reads
 exactly in the text (`textparse.parse_text`: the e-mail, the phone as its blocking key, the date and each
 stand-alone number) each add a fixed random direction (`embeddings.hashed_vectors`): records that share one are
-nearer, at no model cost. ``text``
-embeds each whole text. A collection must be searched with the embedding it was indexed with: changing it means
-indexing the collection again. Quality and cost of both, on generated, FEBRL and real labelled records:
+nearer, at no model cost. ``text`` embeds each whole text. A collection must be searched with the embedding it
+was indexed with: changing it means indexing the collection again. Quality and cost of both, on generated, FEBRL and real labelled records:
 `python -m aietl_pipelines.benchmarks.duplicates_quality` (docs/vector_search.md).
 """
 
