@@ -146,3 +146,23 @@ def test_a_new_process_reads_the_indexed_pieces_from_the_disk_cache(tmp_path, mo
     assert asked == [["Chicago"]] and len(EmbeddingCache(tmp_path, bf16=uses_bf16())) == stored
     expected = indexer.embed_query_texts(["Jessica Jones; Springfield; Meadow Ave"])
     assert float(vectors[0] @ expected[0]) > 0.8
+
+
+def test_a_collection_is_queried_with_the_embedding_it_was_indexed_with():
+    """The embedding is kept with each record: another one on the query side is a clear error, not poor answers."""
+    writer = VectorSearchService("numpy", embedding="text")
+    writer.create_collection_sync("people")
+    writer.batch_index_sync("people", [{"id": "1", "text": "Ann Lee, 1 Main St, Boston"}])
+    assert "aietl_embedding" not in writer.search_sync("people", "Ann Lee Boston")[0]["metadata"]
+    assert "aietl_embedding" not in writer.find_duplicates_sync("people", "Ann Lee, Boston")[0]["metadata"]
+    reader = VectorSearchService("numpy", embedding="pieces")
+    reader.store = writer.store  # the same collection, read by a service that embeds pieces
+    with pytest.raises(AietlInputError, match="indexed with embedding 'text' and is queried with 'pieces': set "
+                                              "AIETL_VECTOR_EMBEDDING=text"):
+        reader.find_duplicates_sync("people", "Ann Lee, Boston")
+    with pytest.raises(AietlInputError, match="index the collection again"):
+        reader.search_sync("people", "Ann Lee")
+    other = VectorSearchService("numpy", embedding="pieces")
+    other.store.create_collection("old", EMBEDDING_DIM)  # records written without the key (before it existed)
+    other.store.upsert("old", ["2"], embed_texts(["Bob Ray"]), [{"text": "Bob Ray"}])
+    assert other.search_sync("old", "Bob Ray", limit=1)[0]["record_id"] == "2"

@@ -52,6 +52,8 @@ from aietl_pipelines.vectorstores.common import clean_payload
 TEXT_KEY = "text"
 #: How records and queries are embedded (module docstring).
 EMBEDDINGS = ("pieces", "text")
+#: Payload key of the embedding a record was indexed with (checked on queries, not returned as metadata).
+EMBEDDING_KEY = "aietl_embedding"
 
 
 #: Marks an identifier among the values a record is embedded from (removed from the texts themselves; not NUL,
@@ -115,6 +117,7 @@ class VectorSearchService:
         self.embedding = embedding
         self.pieces = ValueVectorMemo(piece_memo)  # piece -> vector, for embedding="pieces"
         self._known: set[str] = set()  # collections seen to exist (skips a lookup per query)
+        self._same_embedding: set[str] = set()  # collections whose records were seen indexed as this one queries
         self._batcher: QueryBatcher | None = None
         #: batches of query texts embedded at once (threads); the API sets it from AIETL_API_EMBED_THREADS
         self.query_concurrency = 1
@@ -167,6 +170,22 @@ class VectorSearchService:
                                   "(create_collection, or POST /api/v1/vector-search/collections).")
         self._known.add(collection_name)
 
+    def _check_embedding(self, collection_name: str, hits: list[Any]) -> None:
+        """A collection indexed with another embedding than this service queries with gives meaningless
+        neighbours: say so (records indexed before the embedding was recorded, or by `store.upsert` directly,
+        carry none and are not checked)."""
+        if collection_name in self._same_embedding or not hits:
+            return
+        found = {h.payload.get(EMBEDDING_KEY) for h in hits} - {None}
+        if found - {self.embedding}:
+            other = sorted(found - {self.embedding})[0]
+            raise AietlInputError(
+                f"Collection '{collection_name}' was indexed with embedding '{other}' and is queried with "
+                f"'{self.embedding}': set AIETL_VECTOR_EMBEDDING={other} (embedding='{other}' in Python) or index "
+                "the collection again.")
+        if found:
+            self._same_embedding.add(collection_name)
+
     # sync core -------------------------------------------------------------------------------------
     @vector_search_operation("create_collection")
     def create_collection_sync(self, name: str, recreate: bool = False) -> dict[str, Any]:
@@ -179,7 +198,8 @@ class VectorSearchService:
                           metadata: Mapping[str, Any] | None = None) -> dict[str, Any]:
         self._require(collection_name)
         vector = self._embed([text])
-        self.store.upsert(collection_name, [record_id], vector, [{**clean_payload(metadata), TEXT_KEY: text}])
+        self.store.upsert(collection_name, [record_id], vector,
+                          [{**clean_payload(metadata), TEXT_KEY: text, EMBEDDING_KEY: self.embedding}])
         return {"record_id": str(record_id), "indexed": True}
 
     @vector_search_operation("batch_index")
@@ -197,7 +217,7 @@ class VectorSearchService:
         payloads = [{k: _metadata_value(v) for k, v in row.items() if k != id_field}
                     for row in frame.to_dict(orient="records")]
         for p, t in zip(payloads, frame[text_field].tolist(), strict=True):
-            p[TEXT_KEY] = t
+            p[TEXT_KEY], p[EMBEDDING_KEY] = t, self.embedding
         self.store.upsert(collection_name, ids.tolist(), vectors, payloads)
         return {"indexed": len(frame), "collection_name": collection_name}
 
@@ -208,7 +228,9 @@ class VectorSearchService:
         self._require(collection_name)
         vector = self._embed_query(query) if vector is None else vector
         hits = self.store.query(collection_name, vector, limit=limit, filters=filters)
-        return [{"record_id": h.record_id, "score": h.score, "metadata": dict(h.payload)} for h in hits]
+        self._check_embedding(collection_name, hits)
+        return [{"record_id": h.record_id, "score": h.score,
+                 "metadata": {k: v for k, v in h.payload.items() if k != EMBEDDING_KEY}} for h in hits]
 
     @vector_search_operation("find_duplicates")
     def find_duplicates_sync(self, collection_name: str, text: str, threshold: float = DEFAULT_MATCH_THRESHOLD,
@@ -218,9 +240,11 @@ class VectorSearchService:
         self._require(collection_name)
         vector = self._embed_query(text) if vector is None else vector
         hits = self.store.query(collection_name, vector, limit=limit)
+        self._check_embedding(collection_name, hits)
         scores = score_text_matches(text, [str(h.payload.get(TEXT_KEY, "")) for h in hits])
         out = [{"record_id": h.record_id, "similarity_score": float(s), "cosine": h.score,
-                "is_duplicate": bool(s >= threshold), "metadata": {k: v for k, v in h.payload.items() if k != "record_id"}}
+                "is_duplicate": bool(s >= threshold),
+                "metadata": {k: v for k, v in h.payload.items() if k not in ("record_id", EMBEDDING_KEY)}}
                for h, s in zip(hits, scores, strict=True)]
         return sorted(out, key=lambda r: -r["similarity_score"])
 
