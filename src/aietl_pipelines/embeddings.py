@@ -551,9 +551,12 @@ def disk_cached(embed_many: Callable[[list[str]], np.ndarray], cache_dir: str | 
     the process's `ValueVectorMemo`, and the queries do not wait for SQLite writes."""
     if cache_dir is None:
         return embed_many
+    opened: dict[str, EmbeddingCache] = {}  # opened on first use, then reused
 
     def run(texts: list[str]) -> np.ndarray:
-        cache = EmbeddingCache(cache_dir, bf16=bf16)
+        if "cache" not in opened:
+            opened["cache"] = EmbeddingCache(cache_dir, bf16=bf16)
+        cache = opened["cache"]
         keys = [text_key(t) for t in texts]
         found = cache.get_many(keys)
         todo = {k: t for k, t in zip(keys, texts, strict=True) if k not in found}

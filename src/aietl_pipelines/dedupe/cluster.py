@@ -309,13 +309,14 @@ def _all_distinct(values: np.ndarray) -> bool:
     Python hashes, and the hashes are counted one cache-sized partition at a time (`count_equal_pairs`), where
     one hash table of 1M strings makes every lookup a cache miss; only when two hashes are equal are the values
     compared. Missing values (NaN hashes by identity, pandas counts two as repeated) go to pandas directly."""
+    exact = lambda: not pd.Series(values).duplicated().any()  # noqa: E731
+    if pd.isna(values).any():
+        return exact()
     try:
-        if pd.isna(values).any():
-            raise TypeError
         hashes = np.fromiter(map(hash, values), dtype=np.int64, count=len(values))
-    except TypeError:
-        return not pd.Series(values).duplicated().any()
-    return count_equal_pairs(hashes) == 0 or not pd.Series(values).duplicated().any()
+    except TypeError:  # unhashable values
+        return exact()
+    return count_equal_pairs(hashes) == 0 or exact()
 
 
 def split_counts(clusters: pd.DataFrame) -> dict[str, float]:

@@ -12,7 +12,7 @@ import pandas as pd
 
 from aietl_pipelines.dedupe import normalize, transliterate
 from aietl_pipelines.dedupe.config import DedupeConfig
-from aietl_pipelines.dedupe.textparse import DATE, EMAIL, PHONE, SEPARATOR, TEXT_KINDS, parse_text
+from aietl_pipelines.dedupe.textparse import SEPARATOR, TEXT_KINDS, identifiers, parse_text
 from aietl_pipelines.errors import AietlInputError
 
 logger = logging.getLogger(__name__)
@@ -187,7 +187,11 @@ def embedding_pieces(text: str | None) -> list[str]:
     repeat across records, so each distinct piece is embedded once, as structured field values are."""
     if not text or not text.strip():
         return []
-    rest = PHONE.sub(" ", DATE.sub(" ", EMAIL.sub(" ", text)))
+    return rest_pieces(identifiers(text).rest, text)
+
+
+def rest_pieces(rest: str, text: str) -> list[str]:
+    """`embedding_pieces` of `text` from its `textparse.identifiers(text).rest`, when that is read already."""
     pieces = [embedding_words(p.strip(" -/,;|.")) for p in SEPARATOR.split(rest)]  # a dash where a phone was
     return [p for p in pieces if p] or [text]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from typing import NamedTuple
 
 from aietl_pipelines.dedupe import normalize
 
@@ -35,9 +36,7 @@ def text_segments(rest: str) -> frozenset[str]:
     """The field values of a record's text (what lies between separators), each as its sorted folded words
     (nicknames mapped: "Smith, Bob" and "robert smith" give the same), plus each two neighbouring values joined
     (a name written "Smith, John" is split by its comma; joined, it equals "John Smith")."""
-    pieces = _piece_words(rest)
-    joined = [sorted(set(a) | set(b)) for a, b in zip(pieces, pieces[1:], strict=False)]
-    return frozenset(" ".join(w) for w in [*pieces, *joined])
+    return _segments(_piece_words(rest))
 
 
 def repeated_values(rest: str) -> frozenset[str]:
@@ -46,10 +45,21 @@ def repeated_values(rest: str) -> frozenset[str]:
     A record names its subject in more than one place (an inventor in the name and in the patent's inventor list, a
     company in its name and its e-mail's domain), a field it merely mentions (a co-inventor, a city) once: the
     term frequency of a value within its record, as TF-IDF weighs a word a document repeats."""
-    pieces = _piece_words(rest)
-    joined = [sorted(set(a) | set(b)) for a, b in zip(pieces, pieces[1:], strict=False)]
+    return _repeated(_piece_words(rest))
+
+
+def _joined(pieces: list[list[str]]) -> list[list[str]]:
+    """The words of each two neighbouring values together."""
+    return [sorted(set(a) | set(b)) for a, b in zip(pieces, pieces[1:], strict=False)]
+
+
+def _segments(pieces: list[list[str]]) -> frozenset[str]:
+    return frozenset(" ".join(w) for w in [*pieces, *_joined(pieces)])
+
+
+def _repeated(pieces: list[list[str]]) -> frozenset[str]:
     # a joined value equal to one of its two values ("3200 las vegas blvd" + "las vegas") repeats nothing
-    joined = [w for w, a, b in zip(joined, pieces, pieces[1:], strict=False) if w != a and w != b]
+    joined = [w for w, a, b in zip(_joined(pieces), pieces, pieces[1:], strict=False) if w != a and w != b]
     counts = Counter(" ".join(w) for w in [*pieces, *joined])
     return frozenset(v for v, n in counts.items() if n >= 2)
 
@@ -72,16 +82,23 @@ def text_pieces(text: str) -> tuple[str, ...]:
     return tuple(" ".join(words) for words in _piece_words(text))
 
 
-def parse_text(text: str | None) -> dict[str, object]:
-    """email, phone, date, numbers (set of digit groups), words (normalised name/address words), segments (the
-    field values between separators, `text_segments`; e-mail, phone and date taken out), pieces (`text_pieces`)."""
-    if not text:
-        return {"email": None, "phone": None, "date": None, "numbers": frozenset(), "words": None,
-                "segments": frozenset(), "pieces": (), "repeated": frozenset()}
-    raw = str(text)
-    email_match = EMAIL.search(raw)
+class Identifiers(NamedTuple):
+    """What a text states that is compared exactly: e-mail, phone and date (normalised), its other digit groups,
+    and the rest of the text with the e-mail, date and phone taken out."""
+
+    email: str | None
+    phone: str | None
+    date: str | None
+    numbers: frozenset[str]
+    rest: str
+
+
+def identifiers(text: str) -> Identifiers:
+    """The e-mail, date and phone of `text`, each taken out before the next is looked for, then its numbers
+    (the one reading of them shared by `parse_text`, `prepare.embedding_pieces` and the vector search service)."""
+    email_match = EMAIL.search(text)
     email = normalize.email(email_match.group(0)) if email_match else None
-    rest = EMAIL.sub(" ", raw)
+    rest = EMAIL.sub(" ", text)
     date_match = DATE.search(rest)
     date = normalize.date(date_match.group(0)) if date_match else None
     rest = DATE.sub(" ", rest)
@@ -91,7 +108,20 @@ def parse_text(text: str | None) -> dict[str, object]:
     numbers = set(NUMBER.findall(rest))
     if date:  # compact dates (19560409) read as a number; count them as the date only
         numbers.discard(date.replace("-", ""))
-    folded = normalize.street(rest) or ""
+    return Identifiers(email, phone, date, frozenset(numbers), rest)
+
+
+def parse_text(text: str | None) -> dict[str, object]:
+    """email, phone, date, numbers (set of digit groups), words (normalised name/address words), segments (the
+    field values between separators, `text_segments`; e-mail, phone and date taken out), pieces (`text_pieces`)."""
+    if not text:
+        return {"email": None, "phone": None, "date": None, "numbers": frozenset(), "words": None,
+                "segments": frozenset(), "pieces": (), "repeated": frozenset()}
+    raw = str(text)
+    found = identifiers(raw)
+    folded = normalize.street(found.rest) or ""
     words = " ".join(normalize.NICKNAMES.get(w, w) for w in WORD.findall(folded))
-    return {"email": email, "phone": phone, "date": date, "numbers": frozenset(numbers), "words": words or None,
-            "segments": text_segments(rest), "pieces": text_pieces(raw), "repeated": repeated_values(rest)}
+    pieces = _piece_words(found.rest)
+    return {"email": found.email, "phone": found.phone, "date": found.date, "numbers": found.numbers,
+            "words": words or None, "segments": _segments(pieces), "pieces": text_pieces(raw),
+            "repeated": _repeated(pieces)}

@@ -10,7 +10,7 @@ normalised sum of the vectors of its pieces and identifiers. The pieces are thos
 text from (`text_embedding: pieces`, `prepare.embedding_pieces`: the values between separators, without e-mail,
 phone, date and numbers); each distinct piece is embedded once and remembered (`embeddings.ValueVectorMemo`), so
 a query whose name, street and city were seen before costs no forward pass. What the pipeline's parser reads
-exactly in the text (`textparse.parse_text`: the e-mail, the phone as its blocking key, the date and each
+exactly in the text (`textparse.identifiers`: the e-mail, the phone as its blocking key, the date and each
 stand-alone number) each add a fixed random direction (`embeddings.hashed_vectors`): records that share one are
 nearer, at no model cost. ``text`` embeds each whole text. A collection must be searched with the embedding it
 was indexed with: changing it means indexing the collection again. Quality and cost of both, on generated, FEBRL and real labelled records:
@@ -31,8 +31,8 @@ import pandas as pd
 
 from aietl_pipelines.dedupe.matcher import DEFAULT_MATCH_THRESHOLD, score_text_matches
 from aietl_pipelines.dedupe.normalize import phone_key
-from aietl_pipelines.dedupe.prepare import embedding_pieces
-from aietl_pipelines.dedupe.textparse import parse_text
+from aietl_pipelines.dedupe.prepare import rest_pieces
+from aietl_pipelines.dedupe.textparse import identifiers
 from aietl_pipelines.dedupe.transliterate import clean_text
 from aietl_pipelines.embeddings import (
     EMBEDDING_DIM,
@@ -66,12 +66,12 @@ def text_pieces(text: str) -> list[str]:
     (`prepare.embedding_pieces` of the cleaned text), then its e-mail, phone (blocking key), date and numbers,
     marked as identifiers."""
     clean = clean_text(text).replace(_ID, " ")
-    parsed = parse_text(clean)
-    ids = [f"{_ID}email:{parsed['email']}" if parsed["email"] else None,
-           f"{_ID}phone:{phone_key(parsed['phone']) or parsed['phone']}" if parsed["phone"] else None,
-           f"{_ID}date:{parsed['date']}" if parsed["date"] else None]
-    numbers = [f"{_ID}number:{n}" for n in sorted(parsed["numbers"])]
-    return embedding_pieces(clean) + [i for i in ids if i] + numbers
+    found = identifiers(clean)
+    ids = [f"{_ID}email:{found.email}" if found.email else None,
+           f"{_ID}phone:{phone_key(found.phone) or found.phone}" if found.phone else None,
+           f"{_ID}date:{found.date}" if found.date else None]
+    numbers = [f"{_ID}number:{n}" for n in sorted(found.numbers)]
+    return rest_pieces(found.rest, clean) + [i for i in ids if i] + numbers
 
 
 def _value_vectors(values: list[str], embed_pieces: Any) -> np.ndarray:
@@ -116,6 +116,7 @@ class VectorSearchService:
         self.device = device  # torch device of the embedding model: auto | cpu | cuda | mps
         self.embedding = embedding
         self.pieces = ValueVectorMemo(piece_memo)  # piece -> vector, for embedding="pieces"
+        self._query_embed: Any = None  # embed_query_texts' embedder of the pieces or texts not remembered
         self._known: set[str] = set()  # collections seen to exist (skips a lookup per query)
         self._same_embedding: set[str] = set()  # collections whose records were seen indexed as this one queries
         self._batcher: QueryBatcher | None = None
@@ -153,10 +154,12 @@ class VectorSearchService:
         """Vectors of query texts, as the records of a collection are embedded: (pieces) those not remembered
         read from the disk cache when `cache_dir` is set (the pieces indexed there, by this or another
         process), the rest by the query encoder."""
-        embed = lambda t: embed_queries(t, device=self.device)  # noqa: E731
-        if self.embedding == "pieces":
-            embed = disk_cached(embed, self.cache_dir, bf16=uses_bf16(self.device), write=False)
-        return self._vectors(self._texts(texts), embed)
+        if self._query_embed is None:  # built once: the disk cache is opened on first use, then reused
+            embed = lambda t: embed_queries(t, device=self.device)  # noqa: E731
+            if self.embedding == "pieces":
+                embed = disk_cached(embed, self.cache_dir, bf16=uses_bf16(self.device), write=False)
+            self._query_embed = embed
+        return self._vectors(self._texts(texts), self._query_embed)
 
     def _embed_query(self, text: Any) -> np.ndarray:
         return self.embed_query_texts([text])[0]
