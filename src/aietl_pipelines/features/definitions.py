@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from feast import Entity, FeatureService, FeatureView, Field, FileSource, PushSource, ValueType
+from feast.data_source import DataSource
 from feast.types import Float64, Int64
 
 PROJECT = "aietl"
@@ -25,23 +26,38 @@ BATCH_FIELDS = {
 REALTIME_FIELDS = {"current_cpu_usage": Float64, "current_memory_usage": Float64, "anomaly_detected": Int64}
 
 
-def build_definitions(features_path: str, realtime_path: str) -> dict[str, object]:
+OFFLINE_STORES = ("file", "spark")
+
+
+def _source(offline_store: str, name: str, path: str, created_timestamp_column: str = "") -> DataSource:
+    """A FileSource on the parquet at `path`, or for `offline_store="spark"` a SparkSource on it (Feast's Spark
+    offline store reads only SparkSources; the parquet must hold microsecond timestamps)."""
+    options = {"name": name, "path": path, "timestamp_field": "event_timestamp",
+               "created_timestamp_column": created_timestamp_column}
+    if offline_store == "file":
+        return FileSource(**options)  # type: ignore[arg-type]
+    import warnings
+
+    from feast.infra.offline_stores.contrib.spark_offline_store.spark_source import SparkSource
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # "experimental feature in alpha development"
+        return SparkSource(file_format="parquet", **options)  # type: ignore[arg-type]
+
+
+def build_definitions(features_path: str, realtime_path: str, offline_store: str = "file") -> dict[str, object]:
     """Entity, sources, feature views and the feature service.
 
     Args:
         features_path: Parquet written by the feature_engineering pipeline (the batch source).
         realtime_path: Parquet that offline pushes append to (the push source's batch source).
+        offline_store: "file" (FileSources, the default) or "spark" (SparkSources on the same files).
     """
     pipeline = Entity(
         name=ENTITY, join_keys=[JOIN_KEY], value_type=ValueType.STRING, description="An ETL pipeline"
     )
-    batch = FileSource(
-        name="pipeline_features_source", path=features_path, timestamp_field="event_timestamp",
-        created_timestamp_column="created_timestamp",
-    )
-    realtime_batch = FileSource(
-        name="pipeline_realtime_batch_source", path=realtime_path, timestamp_field="event_timestamp",
-    )
+    batch = _source(offline_store, "pipeline_features_source", features_path, "created_timestamp")
+    realtime_batch = _source(offline_store, "pipeline_realtime_batch_source", realtime_path)
     push = PushSource(name=PUSH_SOURCE, batch_source=realtime_batch)
     features = FeatureView(
         name=FEATURE_VIEW, entities=[pipeline], ttl=TTL, source=batch, online=True,

@@ -5,6 +5,10 @@ Historical retrieval joins in this adapter (pandas ``merge_asof``, backward, wit
 event wins, ties broken by the created timestamp) instead of Feast's file offline store: measured here, stock
 Feast 0.67 returned 5,000 rows for 100K entity rows with repeated (pipeline_id, timestamp) keys, and is slower.
 The result keeps every entity row, in the caller's order. See docs/features.md.
+
+``offline_store="spark"`` (conf/spark/catalog.yml, or AIETL_FEAST_OFFLINE_STORE=spark for the service) puts the
+views on SparkSources and retrieves and materializes through Feast's Spark offline store and spark.engine
+(spark/feast_store.py, docs/spark.md): the same rows, in the same order, as the join here.
 """
 
 from __future__ import annotations
@@ -30,7 +34,8 @@ PUSH_TARGETS = ("online", "offline", "online_and_offline")
 
 
 def _repo_config(
-    repo_path: Path, config: str, redis_url: str | None, registry_url: str | None, project: str
+    repo_path: Path, config: str, redis_url: str | None, registry_url: str | None, project: str,
+    offline_store: str = "file",
 ) -> Any:
     from feast.infra.offline_stores.dask import DaskOfflineStoreConfig
     from feast.repo_config import RegistryConfig, RepoConfig
@@ -54,9 +59,15 @@ def _repo_config(
         registry = SqlRegistryConfig(registry_type="sql", path=sql, cache_ttl_seconds=0)
     else:
         raise AietlInputError(f"Unknown feature store config '{config}': use 'embedded' or 'server'.")
+    if offline_store == "spark":  # Feast's Spark offline store and spark.engine materialization
+        from aietl_pipelines.spark import feast_store
+
+        offline = feast_store.repo_settings(online_is_sqlite=config == "embedded")
+    else:
+        offline = {"offline_store": DaskOfflineStoreConfig()}
     return RepoConfig(
         project=project, provider="local", registry=registry, online_store=online,
-        offline_store=DaskOfflineStoreConfig(), entity_key_serialization_version=3, repo_path=repo_path,
+        entity_key_serialization_version=3, repo_path=repo_path, **offline,
     )
 
 
@@ -311,14 +322,22 @@ class FeatureStoreService:
         redis_url: str | None = None,
         registry_url: str | None = None,
         project: str = defs.PROJECT,
+        offline_store: str = "file",
     ) -> None:
         from feast import FeatureStore
 
+        if offline_store not in defs.OFFLINE_STORES:
+            raise AietlInputError(f"Unknown offline store '{offline_store}': use one of {defs.OFFLINE_STORES} "
+                                  "('spark': Feast's Spark offline store, conf/spark).")
+        #: "file": historical features by the project's join on the parquet sources (the default);
+        #: "spark": by Feast's Spark offline store, materialization by its spark.engine (spark/feast_store.py)
+        self.offline_store = offline_store
         self.repo_path = Path(repo_path).resolve()
         self.features_path = Path(features_path or self.repo_path / "data" / "pipeline_features.parquet").resolve()
         self.realtime_path = Path(realtime_path or self.repo_path / "data" / "pipeline_realtime.parquet").resolve()
-        self.definitions = defs.build_definitions(str(self.features_path), str(self.realtime_path))
-        self.store = FeatureStore(config=_repo_config(self.repo_path, config, redis_url, registry_url, project))
+        self.definitions = defs.build_definitions(str(self.features_path), str(self.realtime_path), offline_store)
+        self.store = FeatureStore(config=_repo_config(self.repo_path, config, redis_url, registry_url, project,
+                                                      offline_store))
         online = self.store.config.online_store
         self._where = getattr(online, "connection_string", None) or getattr(online, "path", "")
         #: Writers of the online store and registry (apply, materialize, pushes) take this lock, in every
@@ -336,7 +355,7 @@ class FeatureStoreService:
                                       "event_timestamp": pd.Series(dtype="datetime64[ns, UTC]"),
                                       **{n: pd.Series(dtype="float64" if n != "anomaly_detected" else "int64")
                                          for n in defs.REALTIME_FIELDS}})
-                atomic_write_parquet(self.realtime_path, empty)
+                atomic_write_parquet(self.realtime_path, self._for_offline_store(empty))
         with file_lock(self.online_lock_path), _online_errors(self._where):
             self.store.apply(list(self.definitions.values()))
 
@@ -362,7 +381,15 @@ class FeatureStoreService:
         """Replace the batch source parquet atomically (unique temporary file, fsync, rename): readers see
         the old file or the new one, concurrent writers never share a temporary file."""
         with file_lock(_lock_path(self.features_path)):
-            atomic_write_parquet(self.features_path, features)
+            atomic_write_parquet(self.features_path, self._for_offline_store(features))
+
+    def _for_offline_store(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """The frame as the offline store reads it: unchanged, or with microsecond timestamps for Spark."""
+        if self.offline_store != "spark":
+            return frame
+        from aietl_pipelines.spark.feast_store import microsecond_timestamps
+
+        return microsecond_timestamps(frame)
 
     def get_historical_features(self, entity_df: pd.DataFrame, features: Sequence[str] | None = None) -> pd.DataFrame:
         """Point-in-time correct features for every row of entity_df (pipeline_id, event_timestamp, ...)."""
@@ -376,10 +403,18 @@ class FeatureStoreService:
         if entity_df[defs.JOIN_KEY].isna().any():
             raise AietlInputError(f"entity_df.{defs.JOIN_KEY} has missing values; every row needs a pipeline id.")
         _check_ids(entity_df[defs.JOIN_KEY], "entity_df")
-        _utc_column(entity_df, "event_timestamp", "entity_df")
+        timestamps = _utc_column(entity_df, "event_timestamp", "entity_df")
+        refs = self._resolve(features)
+        if self.offline_store == "spark":
+            from aietl_pipelines.spark import feast_store
+
+            for view in {ref.split(":")[0] for ref in refs}:
+                self._offline_source_path(view)
+            fields = {n: t for _, names, _ in self._views.values() for n, t in names.items()}
+            return feast_store.historical_features(self.store, entity_df, timestamps, refs, fields)
         result = entity_df.copy()
         by_view: dict[str, list[str]] = {}
-        for ref in self._resolve(features):
+        for ref in refs:
             view, name = ref.split(":")
             by_view.setdefault(view, []).append(name)
         for view, names in by_view.items():
@@ -395,11 +430,15 @@ class FeatureStoreService:
 
     def _offline_source(self, view: str, names: Sequence[str]) -> pd.DataFrame:
         """The offline rows of a view: join key (categorical), timestamps and the named features."""
+        return _read_source(self._offline_source_path(view), names)
+
+    def _offline_source_path(self, view: str) -> Path:
+        """The offline source of a view, else one clear AietlInputError when it is not written yet."""
         path = self._view(view)[0]
         if not path.exists():
             raise AietlInputError(f"The offline source of '{view}' ({path}) does not exist yet: run "
                                   "`kedro run --pipeline feature_engineering` first.")
-        return _read_source(path, names)
+        return path
 
     # online --------------------------------------------------------------------------------------
     def materialize(self, start_date: datetime, end_date: datetime,
@@ -433,6 +472,11 @@ class FeatureStoreService:
         from feast.infra.online_stores.helpers import compute_table_id
 
         from aietl_pipelines.features import online_writer
+
+        if self.offline_store == "spark":  # Feast's materialize through its spark.engine batch engine
+            from aietl_pipelines.spark import feast_store
+
+            return feast_store.materialize(self.store, view, self._offline_source_path(view), start, end)
 
         fields = self._view(view)[1]
         latest = online_writer.latest_per_entity(self._offline_source(view, list(fields)), defs.JOIN_KEY, start, end)
@@ -551,7 +595,7 @@ class FeatureStoreService:
         # (if any) committed; an error in either leaves both stores as they were
         with file_lock(_lock_path(self.realtime_path)):
             try:
-                with appended_parquet(self.realtime_path, frame):
+                with appended_parquet(self.realtime_path, self._for_offline_store(frame)):
                     if to == "online_and_offline":
                         with file_lock(self.online_lock_path), _online_errors(self._where):
                             self.store.push(push_source_name, frame, to=PushMode.ONLINE)
@@ -570,9 +614,11 @@ def get_feature_store_service(**options: Any) -> FeatureStoreService:
     Defaults: repo ``feast_repo`` (registry and SQLite online store in ``feast_repo/data``), batch source
     ``data/04_feature/pipeline_features.parquet``, config ``$AIETL_FEATURE_STORE`` or ``embedded``
     (``server`` = Redis online store + PostgreSQL SQL registry, URLs from FEAST_REDIS_CONNECTION and
-    FEAST_REGISTRY_URL).
+    FEAST_REGISTRY_URL), offline store ``$AIETL_FEAST_OFFLINE_STORE`` or ``file`` (``spark`` = Feast's Spark
+    offline store and spark.engine materialization, on the process's Spark session; spark/feast_store.py).
     """
     options.setdefault("repo_path", os.environ.get("AIETL_FEAST_REPO", "feast_repo"))
     options.setdefault("features_path", os.environ.get("AIETL_FEATURES_PATH", "data/04_feature/pipeline_features.parquet"))
     options.setdefault("config", os.environ.get("AIETL_FEATURE_STORE", "embedded"))
+    options.setdefault("offline_store", os.environ.get("AIETL_FEAST_OFFLINE_STORE", "file"))
     return FeatureStoreService(**options)
