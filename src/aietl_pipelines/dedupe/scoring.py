@@ -165,23 +165,34 @@ def level_patterns(levels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarr
     10.8M candidate pairs of 13 comparisons (1M records) hold about 25,000 patterns: EM over them instead of the
     pairs took scoring at 1M from 23.8 s to 5.5 s (docs/benchmarks.md). Rows are packed into one int64 key (bits per
     comparison from its largest level) and grouped by hashing that key (no sort: linear in the pairs), the
-    patterns unpacked from the distinct keys."""
+    patterns unpacked from the distinct keys. The keys are packed `PACK_ROWS` rows at a time, in place: one pass
+    over the levels in cache-sized blocks, where whole-column temporaries (three 88 MB arrays per comparison at 1M
+    records) made the time per pair grow with the pairs."""
     levels = np.asarray(levels)
     top = levels.max(axis=0).astype(np.int64) if len(levels) else np.zeros(levels.shape[1], np.int64)
     bits = [int(t).bit_length() or 1 for t in top.tolist()]
     if sum(bits) > 62 or levels.min(initial=0) < 0:  # cannot pack: group the rows themselves
         patterns, inverse, counts = np.unique(levels, axis=0, return_inverse=True, return_counts=True)
         return patterns, inverse.reshape(-1), counts.astype(np.float64)
-    key = np.zeros(len(levels), dtype=np.int64)
-    for k, b in enumerate(bits):
-        key = (key << b) | levels[:, k].astype(np.int64)
+    key = np.empty(len(levels), dtype=np.int64)
+    for start in range(0, len(levels), PACK_ROWS):
+        block, out = levels[start:start + PACK_ROWS], key[start:start + PACK_ROWS]
+        out[:] = block[:, 0]
+        for k in range(1, len(bits)):
+            np.left_shift(out, bits[k], out=out)
+            np.bitwise_or(out, block[:, k], out=out)
     inverse, keys = pd.factorize(key)
+    del key
     patterns = np.zeros((len(keys), levels.shape[1]), dtype=levels.dtype)
     shift = 0
     for k in reversed(range(len(bits))):  # the last comparison sits in the lowest bits
         patterns[:, k] = (keys >> shift) & ((1 << bits[k]) - 1)
         shift += bits[k]
-    return patterns, inverse.astype(np.int64), np.bincount(inverse, minlength=len(keys)).astype(np.float64)
+    return patterns, inverse.astype(np.int64, copy=False), np.bincount(inverse, minlength=len(keys)).astype(np.float64)
+
+
+#: Rows packed per block in `level_patterns`: 64K int64 keys (512 KB) and their levels stay in a core's L2 cache.
+PACK_ROWS = 1 << 16
 
 
 def scored_pairs(prepared: pd.DataFrame, pairs: pd.DataFrame, probability: np.ndarray, threshold: float
