@@ -313,7 +313,9 @@ def scaling(args: argparse.Namespace) -> None:
                  "shared machine it is the steadier figure); `peak_rss_mb` is the process's peak resident memory, "
                  "records included, and `peak_stage` the stage during which it was reached. Splink gets the same "
                  "normalised fields. The growth exponent b is the least-squares slope of log time against log N over "
-                 "the sizes.")
+                 "the sizes. Structured records: the rule agreement rates are counted inside `prepare`, from the "
+                 "integer codes of its normalisation (`scoring.prepare_with_rule_rates`), so `rule_rates_s` only "
+                 "reads them back; free text has no codes and counts them in `rule_rates_s`.")
 
 
 def main() -> None:

@@ -123,6 +123,14 @@ def blocking_key_column(column: str) -> str:
 
 def prepare_records(records: pd.DataFrame, config: DedupeConfig) -> pd.DataFrame:
     """Validate and normalise: one row per input record, same order, plus `__text` (what is embedded)."""
+    return prepare_records_with_codes(records, config)[0]
+
+
+def prepare_records_with_codes(records: pd.DataFrame, config: DedupeConfig
+                               ) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """`prepare_records`, and integer codes of the prepared columns its normalisation could read them off
+    (`normalize.ValueCodes`: structured fields of string values and their blocking key columns; none in free
+    text): equal codes where the prepared values are equal, -1 where missing."""
     if not isinstance(records, pd.DataFrame) or records.empty:
         raise AietlInputError("The records to deduplicate are empty: nothing to do. Check the input file.")
     needed = [config.id_column, *([config.text_column] if config.mode == "text" else config.fields)]
@@ -134,7 +142,7 @@ def prepare_records(records: pd.DataFrame, config: DedupeConfig) -> pd.DataFrame
     out = pd.DataFrame({"record_id": pd.Series(ids.to_numpy(), dtype=object)})
     if config.mode == "structured":
         raw = records[list(config.fields)].reset_index(drop=True)
-        norm = normalize.normalize_frame(raw, config.fields)
+        norm, value_codes = normalize.normalize_frame_with_codes(raw, config.fields)
         for col in config.fields:
             out[col] = _objects(norm[col].tolist())
         script = {c: normalize.normalize_values(raw[c], transliterate.original_form)
@@ -155,14 +163,17 @@ def prepare_records(records: pd.DataFrame, config: DedupeConfig) -> pd.DataFrame
         out["first_word"] = _objects([p["words"].split()[0] if p["words"] else None for p in parsed])
         originals = [{"words": o} if (o := transliterate.original_form(t)) else {} for t in clean]
         out["__text"] = _objects([t or "" for t in clean])
+        value_codes = {}
     phones = [c for c, kind in config.fields.items() if kind == "phone"] if config.mode == "structured" else ["phone"]
     for col in phones:  # what the phone blocking rules join on (pairs.blocking_rules)
         out[blocking_key_column(col)] = _objects([normalize.phone_key(v) for v in out[col].tolist()])
+        if col in value_codes:
+            value_codes[blocking_key_column(col)] = value_codes[col].mapped(normalize.phone_key)
     out["__original"] = _objects([json.dumps(o, ensure_ascii=False) if o else None for o in originals])
     empty = (out["__text"].str.strip() == "").sum()
     if empty:
         logger.warning("%d record(s) have no text or field values: each stays a cluster of its own", empty)
-    return out
+    return out, {column: found.codes for column, found in value_codes.items()}
 
 
 #: A letter of any script (a piece without one is a number or punctuation).

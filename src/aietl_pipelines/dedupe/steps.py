@@ -96,7 +96,7 @@ class Steps:
     pair_nodes: Any = None
 
 
-PANDAS = Steps(prepare=prepare.prepare_records, embed=prepare.embed, candidates=pairs.candidates_with_radius,
+PANDAS = Steps(prepare=scoring.prepare_with_rule_rates, embed=prepare.embed, candidates=pairs.candidates_with_radius,
                new_candidates=pairs.new_record_candidates, compare=scoring.compare, levels=scoring.pair_levels,
                score=scoring.score, label=scoring.apply_labels,
                cluster=clustering.cluster, golden=survivorship.build_golden_records)
