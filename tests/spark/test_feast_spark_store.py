@@ -55,9 +55,10 @@ def stores(spark, tmp_path_factory):
 
 def test_historical_features_equal_the_pandas_join(stores, spark):
     on_spark, default, _, entity = stores
+    before = spark.conf.get("spark.sql.parser.quotedRegexColumnNames")
     got = on_spark.get_historical_features(entity, REFS)
     # Feast turns on regex column names on the session it uses; the adapter puts the shared session back
-    assert spark.conf.get("spark.sql.parser.quotedRegexColumnNames") == "false"
+    assert spark.conf.get("spark.sql.parser.quotedRegexColumnNames") == before
     expected = default.get_historical_features(entity, REFS)
     assert len(got) == len(entity)
     assert got["event_timestamp"].equals(entity["event_timestamp"].reset_index(drop=True))  # order kept
