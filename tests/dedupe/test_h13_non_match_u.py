@@ -42,3 +42,8 @@ def test_fit_model_reads_u_among_non_matches():
         assert np.log2(uncorrected.u[k][1] / U[1]) > 2.0  # agreement worth 2+ bits less than it is
         assert abs(np.log2(fitted.u[k][1] / U[1])) < 0.3
         assert fitted.weights()[k][1] > uncorrected.weights()[k][1] + 1.5
+
+
+def test_u_rounds_keep_the_first_fits_prior():
+    # re-estimated from the refitted m, FEBRL3 free text's prior fell 30-fold (score._fit_given_u)
+    assert _fit(None).prior == _fit(0).prior
