@@ -6,6 +6,8 @@ import json
 import logging
 import re
 from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -20,10 +22,85 @@ logger = logging.getLogger(__name__)
 SCRIPT_KINDS = {"name", "street", "text", "state", "organisation", "organization", "city", "address"}
 #: Share of the records above which a word is a label (`label_words`), never one entity's.
 LABEL_SHARE = 0.3
+#: Share of the records above which a word is common (`common_words`): a label or a generic word.
+COMMON_SHARE = 0.05
+#: Share of a frequent word's records that one value of two or more words must hold for the word to stay.
+ONE_VALUE_COVER = 0.5
 
 
-def common_words(parsed: list[dict[str, object]], max_share: float = 0.05, min_cover: float = 0.5
-                 ) -> frozenset[str]:
+class TextWords(NamedTuple):
+    """The words free-text prepare takes out, read over ALL records: `common` from each record's words
+    (`common_words`), `labels` from its segments and repeated values (`label_words`)."""
+
+    common: frozenset[str]
+    labels: frozenset[str]
+
+
+# The corpus statistics are counts that add up over slices of the records (Spark's prepare counts them per slice
+# and sums them), decided on once the totals are known; `common_words` and `label_words` do both on one list.
+
+def share_limit(n_records: int, share: float) -> int:
+    """The count a word must exceed to be in more than `share` of `n_records` records (at least 2)."""
+    return max(2, int(share * n_records))
+
+
+def word_record_counts(parsed: Iterable[dict[str, object]]) -> Counter[str]:
+    """How many of the records hold each word among their words."""
+    return Counter(w for p in parsed if p["words"] for w in set(str(p["words"]).split()))
+
+
+def segment_word_counts(parsed: Iterable[dict[str, object]]) -> Counter[str]:
+    """How many of the records hold each word in their segments."""
+    return Counter(w for p in parsed for w in {w for seg in p["segments"] for w in str(seg).split()})
+
+
+def holder_words(word_counts: Mapping[str, int], n_records: int, max_share: float = COMMON_SHARE) -> frozenset[str]:
+    """The frequent words that stay when one value holds them (`common_words`): in more than `max_share` of the
+    records, not in more than LABEL_SHARE (those are common whatever holds them)."""
+    limit, label_limit = share_limit(n_records, max_share), share_limit(n_records, LABEL_SHARE)
+    return frozenset(w for w, c in word_counts.items() if limit < c <= label_limit)
+
+
+def holder_counts(pieces: Iterable[Sequence[str]], words: frozenset[str]) -> Counter[tuple[str, str]]:
+    """(word, piece) -> how many of the records hold one of `words` in that piece (`textparse.text_pieces`, a
+    record's field values as written)."""
+    counts: Counter[tuple[str, str]] = Counter()
+    if words:
+        for record in pieces:
+            for piece in set(record):
+                for w in words.intersection(piece.split()):
+                    counts[(w, piece)] += 1
+    return counts
+
+
+def top_holders(rows: Iterable[tuple[str, str, int]]) -> dict[str, tuple[int, bool]]:
+    """From (word, piece, records) rows (`holder_counts`): each word's most common piece as (its records, whether
+    it is a value of two or more words); of pieces held equally often, one of two or more words, so that the
+    choice depends on the counts only, not on the records' order."""
+    top: dict[str, tuple[int, bool]] = {}
+    for word, piece, n in rows:
+        top[word] = max(top.get(word, (0, False)), (int(n), " " in piece))
+    return top
+
+
+def decide_common_words(word_counts: Mapping[str, int], n_records: int, top: Mapping[str, tuple[int, bool]],
+                        max_share: float = COMMON_SHARE, min_cover: float = ONE_VALUE_COVER) -> frozenset[str]:
+    """`common_words` from the counts over all records: `word_counts` (`word_record_counts`; words at or under
+    the `max_share` limit may be left out) and the `top_holders` of the `holder_words`."""
+    limit, label_limit = share_limit(n_records, max_share), share_limit(n_records, LABEL_SHARE)
+    return frozenset(w for w, c in word_counts.items()
+                     if c > limit and (c > label_limit or not _one_value_word(top.get(w), c, min_cover)))
+
+
+def decide_label_words(segment_counts: Mapping[str, int], n_records: int, max_share: float = LABEL_SHARE
+                       ) -> frozenset[str]:
+    """`label_words` from `segment_word_counts` over all records (words at or under the limit may be left out)."""
+    limit = share_limit(n_records, max_share)
+    return frozenset(w for w, c in segment_counts.items() if c > limit)
+
+
+def common_words(parsed: list[dict[str, object]], max_share: float = COMMON_SHARE,
+                 min_cover: float = ONE_VALUE_COVER) -> frozenset[str]:
     """Words that appear in more than `max_share` of the records (labels such as "born", "street"): they say
     nothing about identity and make every pair look alike.
 
@@ -34,32 +111,30 @@ def common_words(parsed: list[dict[str, object]], max_share: float = 0.05, min_c
     beside every value as "born 1956 04 09", "main street" or "acme inc" do; its rarity is still weighed by the
     word comparison (`compare.idf_token_levels`). Dropped, the inventors' own names left their words and their
     free-text F1 was 0.48 (docs/benchmarks/dedupe_real.md)."""
-    counts = Counter(w for p in parsed if p["words"] for w in set(str(p["words"]).split()))
-    limit = max(2, int(max_share * len(parsed)))
-    label_limit = max(2, int(LABEL_SHARE * len(parsed)))
-    frequent = {w for w, c in counts.items() if c > limit}
-    holders: dict[str, Counter] = {w: Counter() for w in frequent}
-    for p in parsed:
-        for piece in set(p.get("pieces", ())):
-            for w in frequent.intersection(piece.split()):
-                holders[w][piece] += 1
-    return frozenset(w for w in frequent
-                     if counts[w] > label_limit or not _one_value_word(holders[w], counts[w], min_cover))
+    counts = word_record_counts(parsed)
+    holders = holder_counts((p.get("pieces", ()) for p in parsed), holder_words(counts, len(parsed), max_share))
+    top = top_holders((w, piece, n) for (w, piece), n in holders.items())
+    return decide_common_words(counts, len(parsed), top, max_share, min_cover)
 
 
-def _one_value_word(holders: Counter, count: int, min_cover: float) -> bool:
-    """Whether one field value of two or more words holds the word in `min_cover` of its `count` records."""
-    if not holders:
+def _one_value_word(top: tuple[int, bool] | None, count: int, min_cover: float) -> bool:
+    """Whether one field value of two or more words holds the word in `min_cover` of its `count` records
+    (`top`: its most common piece, `top_holders`)."""
+    if top is None:
         return False
-    piece, n = holders.most_common(1)[0]
-    return n >= min_cover * count and " " in piece
+    n, several_words = top
+    return several_words and n >= min_cover * count
 
 
 def label_words(parsed: list[dict[str, object]], max_share: float = LABEL_SHARE) -> frozenset[str]:
     """Words found in more than `max_share` of the records' segments (labels such as "born" or "ssn" left beside
     a value): taken out of the segments, so that a segment is the value alone."""
-    counts = Counter(w for p in parsed for w in {w for seg in p["segments"] for w in str(seg).split()})
-    return frozenset(w for w, c in counts.items() if c > max(2, int(max_share * len(parsed))))
+    return decide_label_words(segment_word_counts(parsed), len(parsed), max_share)
+
+
+def text_words(parsed: list[dict[str, object]]) -> TextWords:
+    """The common and label words of these records (all of them: the counts are over the corpus)."""
+    return TextWords(common_words(parsed), label_words(parsed))
 
 
 def drop_words(parsed: list[dict[str, object]], common: frozenset[str], labels: frozenset[str]) -> None:
@@ -116,6 +191,24 @@ def _text_value(value: object) -> str | None:
     return transliterate.clean_text(str(value))
 
 
+def text_values(texts: pd.Series) -> list[str | None]:
+    """A free-text column as clean texts (`_text_value`)."""
+    return [_text_value(t) for t in texts.tolist()]
+
+
+def text_columns(clean: list[str | None], parsed: list[dict[str, object]], words: TextWords
+                 ) -> tuple[dict[str, pd.Series], list[dict[str, str]]]:
+    """The prepared columns of free texts (`clean`, and `parsed` by `parse_text`, from which `words` are taken
+    out in place) and each text's original script (for `__original`): row-local once `words` are known."""
+    drop_words(parsed, words.common, words.labels)
+    columns = {key: _objects([p[key] for p in parsed]) for key in TEXT_KINDS}
+    columns["number_key"] = _objects([" ".join(sorted(p["numbers"])) if p["numbers"] else None for p in parsed])
+    columns["first_word"] = _objects([p["words"].split()[0] if p["words"] else None for p in parsed])
+    columns["__text"] = _objects([t or "" for t in clean])
+    originals = [{"words": o} if (o := transliterate.original_form(t)) else {} for t in clean]
+    return columns, originals
+
+
 def blocking_key_column(column: str) -> str:
     """The prepared column blocking rules on `column` join on, where it differs from the compared values."""
     return f"__key_{column}"
@@ -126,11 +219,13 @@ def prepare_records(records: pd.DataFrame, config: DedupeConfig) -> pd.DataFrame
     return prepare_records_with_codes(records, config)[0]
 
 
-def prepare_records_with_codes(records: pd.DataFrame, config: DedupeConfig
+def prepare_records_with_codes(records: pd.DataFrame, config: DedupeConfig, *, words: TextWords | None = None
                                ) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
     """`prepare_records`, and integer codes of the prepared columns its normalisation could read them off
     (`normalize.ValueCodes`: structured fields of string values and their blocking key columns; none in free
-    text): equal codes where the prepared values are equal, -1 where missing."""
+    text): equal codes where the prepared values are equal, -1 where missing. `words`: free text's common and
+    label words when `records` are a slice of the corpus (read over all records: Spark's prepare); None: read
+    from `records`."""
     if not isinstance(records, pd.DataFrame) or records.empty:
         raise AietlInputError("The records to deduplicate are empty: nothing to do. Check the input file.")
     needed = [config.id_column, *([config.text_column] if config.mode == "text" else config.fields)]
@@ -154,15 +249,11 @@ def prepare_records_with_codes(records: pd.DataFrame, config: DedupeConfig
         out["__text"] = _objects([" ".join([t, *[o[c] for c in embedded if c in o]]).strip()
                                   for t, o in zip(texts, originals, strict=True)])
     else:
-        clean = [_text_value(t) for t in records[config.text_column].tolist()]
+        clean = text_values(records[config.text_column])
         parsed = [parse_text(t) for t in clean]
-        drop_words(parsed, common_words(parsed), label_words(parsed))
-        for key in TEXT_KINDS:
-            out[key] = _objects([p[key] for p in parsed])
-        out["number_key"] = _objects([" ".join(sorted(p["numbers"])) if p["numbers"] else None for p in parsed])
-        out["first_word"] = _objects([p["words"].split()[0] if p["words"] else None for p in parsed])
-        originals = [{"words": o} if (o := transliterate.original_form(t)) else {} for t in clean]
-        out["__text"] = _objects([t or "" for t in clean])
+        columns, originals = text_columns(clean, parsed, text_words(parsed) if words is None else words)
+        for col, values in columns.items():
+            out[col] = values
         value_codes = {}
     phones = [c for c, kind in config.fields.items() if kind == "phone"] if config.mode == "structured" else ["phone"]
     for col in phones:  # what the phone blocking rules join on (pairs.blocking_rules)
