@@ -272,6 +272,7 @@ def partitioned_knn(vectors: np.ndarray, k: int, list_size: int = 1000, probes: 
         # work in list order: each list's members are one contiguous slice (no gathers in the loop)
         perm = torch.argsort(nearest[:, 0], stable=True)
         nearest, by_list = nearest[perm], low[perm]
+        del low  # the list-ordered copy is all the passes read (768 MB less at 1M records in bfloat16)
         bounds = torch.searchsorted(nearest[:, 0].contiguous(), torch.arange(n_lists + 1)).tolist()
         best_sim = torch.full((n, k), -3.0)
         best_idx = torch.zeros((n, k), dtype=torch.int64)
@@ -313,7 +314,26 @@ def partitioned_knn(vectors: np.ndarray, k: int, list_size: int = 1000, probes: 
             stop = min(start + block, n)
             cosines[start:stop] = torch.einsum("bd,bkd->bk", full[start:stop], full[best_idx[start:stop]])
         cosines[best_sim < -1.5] = -2.0  # fewer than k neighbours met: empty slots never pass a cut
+        del by_list, full, nearest
+    release_free_memory()
     return Neighbours(best_idx.numpy(), cosines.numpy(), np.zeros((0, 2), dtype=np.int64))
+
+
+def release_free_memory() -> None:
+    """Give the heap's free pages back to the system (glibc `malloc_trim`; elsewhere nothing). The index's many
+    block-sized products (16-32 MB each, under glibc's mmap threshold) are freed into the heap, which glibc keeps:
+    at 300K records the process held 0.7 GB more after the search than it used, and the pairs built next did not
+    reuse it all (measured with /proc/self/statm around each candidate step)."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+    except OSError:
+        return
+    if libc is not None and hasattr(libc, "malloc_trim"):
+        libc.malloc_trim(0)
 
 
 def nearest_neighbours(vectors: np.ndarray, k: int, method: str = "auto", exact_max: int = 50_000,

@@ -122,7 +122,9 @@ def candidates_with_radius(prepared: pd.DataFrame, vectors: np.ndarray, config: 
         groups.append(cand.neighbour_pairs(found, config.knn_min_cosine)[0])
         deeper, kth = deeper_neighbours(vectors, kth, config)
         groups.append(deeper)
-    return pairs_frame(cand.union_pairs(*groups), vectors), kth
+    found = pairs_frame(cand.union_pairs(*groups), vectors)
+    cand.release_free_memory()  # the search's and the union's freed blocks, before the comparisons allocate theirs
+    return found, kth
 
 
 def similarity_floor(vectors: np.ndarray, k: int, min_cosine: float, seed: int = 0, sample: int = 50_000) -> float:
