@@ -1,9 +1,11 @@
 """`dedupe.engine: spark`: the record-wise dedupe steps on Spark (prepare, embed, golden records).
 
-- `prepare`: structured records normalised by `prepare.prepare_records` itself in `mapInPandas`, over slices of
-  the records (every structured step is row-local once the ids are checked unique, which is done first over
-  all records). Free text is prepared by the pandas step: it drops words found in more than 5% of ALL records
-  (`prepare._drop_boilerplate_words`), which needs the whole corpus.
+- `prepare`: the records prepared by `prepare.prepare_records_with_codes` itself in `mapInPandas`, over slices
+  of the records (every structured step is row-local once the ids are checked unique, which is done first over
+  all records). Free text drops words by counts over ALL records (`prepare.text_words`): two passes over the
+  slices count them first (`_text_words`: the words' record counts summed by Spark, then the pieces holding the
+  frequent words), the driver decides the common and label words from the totals, and the slices are prepared
+  with those words.
 - `embed`: the content-hash cache is a parquet table (`<cache_dir>/spark_embeddings`, key = sha1 of the text
   as `embeddings.text_key`, vector); the texts the pandas step would embed whose key is not in the table (a left
   anti join) are embedded in `mapInPandas` (the model loaded once per Python worker: `embeddings.get_model` is
@@ -31,7 +33,7 @@ from aietl_pipelines.dedupe.config import DedupeConfig
 from aietl_pipelines.dedupe.survivorship import build_golden_records
 from aietl_pipelines.errors import AietlInputError
 
-#: Records normalised per Spark task.
+#: Records prepared per Spark task (one slice, one pandas call).
 RECORDS_PER_TASK = 50_000
 #: Records per golden-record group (whole clusters, at least one per core).
 RECORDS_PER_GOLDEN_GROUP = 200_000
@@ -48,34 +50,103 @@ def _session() -> Any:
 
 
 def prepare_records(records: pd.DataFrame, config: DedupeConfig) -> pd.DataFrame:
-    """Spark twin of `prepare.prepare_records` (structured mode; free text: the pandas step)."""
-    if config.mode != "structured" or not isinstance(records, pd.DataFrame) or len(records) < 2:
+    """Spark twin of `prepare.prepare_records`: the same frame (columns, values, types, row order)."""
+    if not isinstance(records, pd.DataFrame) or len(records) < 2:
         return preparing.prepare_records(records, config)
     probe = preparing.prepare_records(records.iloc[:1], config)  # column checks, and the output columns
     preparing.validate_ids(records, config)  # over ALL records: each slice alone cannot see a duplicate id
     spark = _session()
-    shared = spark.sparkContext.broadcast(records)
+    inputs = [config.id_column, *([config.text_column] if config.mode == "text" else config.fields)]
+    shared = spark.sparkContext.broadcast(records[inputs])
+    size = RECORDS_PER_TASK
     columns = list(probe.columns)
-
-    def prepared_slices(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        every = shared.value
-        for batch in batches:
-            for start in batch["id"].tolist():
-                out = preparing.prepare_records(every.iloc[start:start + RECORDS_PER_TASK], config)
-                out.insert(0, "__row", np.arange(start, start + len(out), dtype=np.int64))
-                yield out
-
+    sets = [c for c in columns if isinstance(probe[c].iloc[0], frozenset)]  # free text's parts held as sets
     n = len(records)
-    starts = spark.range(0, n, RECORDS_PER_TASK, numPartitions=max(1, math.ceil(n / RECORDS_PER_TASK)))
-    schema = ", ".join(["`__row` long", *[f"`{c}` string" for c in columns]])
+    starts = spark.range(0, n, size, numPartitions=max(1, math.ceil(n / size)))
     try:
+        words = _text_words(starts, shared, config, n, size) if config.mode == "text" else None
+
+        def prepared_slices(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+            every = shared.value
+            for batch in batches:
+                for start in batch["id"].tolist():
+                    out = preparing.prepare_records_with_codes(every.iloc[start:start + size], config, words=words)[0]
+                    for col in sets:  # Arrow has no sets: sorted lists, sets again on the driver
+                        out[col] = [sorted(v) for v in out[col].tolist()]
+                    out.insert(0, "__row", np.arange(start, start + len(out), dtype=np.int64))
+                    yield out
+
+        schema = ", ".join(["`__row` long", *[f"`{c}` {'array<string>' if c in sets else 'string'}" for c in columns]])
         found = starts.mapInPandas(prepared_slices, schema).toPandas()
     finally:
         shared.unpersist()
     found = found.sort_values("__row", kind="stable").reset_index(drop=True)
     if len(found) != n:
         raise RuntimeError(f"spark prepare returned {len(found)} rows for {n} records")
+    for col in sets:
+        found[col] = pd.Series([frozenset(v) for v in found[col].tolist()], dtype=object)
     return preparing.python_values(found[columns])
+
+
+def _slice_texts(every: pd.DataFrame, column: str, start: int, size: int) -> list[str | None]:
+    """The clean texts of one slice of the records (`prepare.text_values`)."""
+    return preparing.text_values(every[column].iloc[start:start + size])
+
+
+def _text_words(starts: Any, shared: Any, config: DedupeConfig, n: int, size: int) -> preparing.TextWords:
+    """`prepare.text_words` of ALL the records, counted over the slices starting at `starts` (the broadcast
+    records `shared`, `size` per slice): pass 1 sums each word's records (words and segment words; only those
+    over the limits come to the driver), pass 2 the records per (frequent word, piece) for the `holder_words`,
+    reduced on Spark to the most common piece of each word with and without a space (all `top_holders`
+    reads). The driver decides with `prepare.decide_common_words` / `decide_label_words`."""
+    from pyspark.sql import functions as F
+
+    from aietl_pipelines.dedupe.textparse import parse_text, text_pieces
+
+    column = config.text_column
+
+    def word_counts(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        every = shared.value
+        for batch in batches:
+            for start in batch["id"].tolist():
+                parsed = [parse_text(t) for t in _slice_texts(every, column, start, size)]
+                for kind, counts in (("words", preparing.word_record_counts(parsed)),
+                                     ("segments", preparing.segment_word_counts(parsed))):
+                    yield pd.DataFrame({"kind": kind, "word": list(counts),
+                                        "records": np.fromiter(counts.values(), np.int64, len(counts))})
+
+    limits = {"words": preparing.share_limit(n, preparing.COMMON_SHARE),
+              "segments": preparing.share_limit(n, preparing.LABEL_SHARE)}
+    over = F.lit(False)
+    for kind, limit in limits.items():
+        over = over | ((F.col("kind") == kind) & (F.col("records") > limit))
+    totals = (starts.mapInPandas(word_counts, "kind string, word string, records long")
+              .groupBy("kind", "word").agg(F.sum("records").alias("records")).where(over).toPandas())
+    found = {kind: dict(zip(part["word"], part["records"].astype(int), strict=True))
+             for kind, part in totals.groupby("kind")}
+    words, segments = found.get("words", {}), found.get("segments", {})
+    candidates = preparing.holder_words(words, n)
+
+    def holders(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        every = shared.value
+        for batch in batches:
+            for start in batch["id"].tolist():
+                # a record's pieces as `parse_text` reads them (`text_pieces` of the text; none without text)
+                pieces = (text_pieces(t) if t else () for t in _slice_texts(every, column, start, size))
+                counts = preparing.holder_counts(pieces, candidates)
+                yield pd.DataFrame({"word": [w for w, _ in counts], "piece": [p for _, p in counts],
+                                    "records": np.fromiter(counts.values(), np.int64, len(counts))})
+
+    top: dict[str, tuple[int, bool]] = {}
+    if candidates:
+        rows = (starts.mapInPandas(holders, "word string, piece string, records long")
+                .groupBy("word", "piece").agg(F.sum("records").alias("records"))
+                .groupBy("word", F.col("piece").contains(" ").alias("several"))
+                .agg(F.max_by("piece", "records").alias("piece"), F.max("records").alias("records"))
+                .toPandas())
+        top = preparing.top_holders(zip(rows["word"], rows["piece"], rows["records"].astype(int), strict=True))
+    return preparing.TextWords(preparing.decide_common_words(words, n, top),
+                               preparing.decide_label_words(segments, n))
 
 
 def texts_to_embed(prepared: pd.DataFrame, config: DedupeConfig) -> list[str]:
