@@ -29,3 +29,8 @@ def test_levels_follow_the_pairs_whatever_the_chunks(monkeypatch) -> None:
     levels, got_names, _ = scoring.pair_levels(prepared, pairs, np.zeros((n, 0), np.float32), config)
     assert got_names == names
     assert levels.dtype == expected.dtype and (levels == expected).all()
+
+
+def test_patterns_of_rows_without_comparisons() -> None:
+    patterns, inverse, counts = scoring.level_patterns(np.zeros((5, 0), np.int8))
+    assert patterns.shape == (1, 0) and inverse.tolist() == [0] * 5 and counts.tolist() == [5.0]

@@ -216,7 +216,7 @@ def level_patterns(levels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarr
     key = np.empty(len(levels), dtype=np.int64)
     for start in range(0, len(levels), PACK_ROWS):
         block, out = levels[start:start + PACK_ROWS], key[start:start + PACK_ROWS]
-        out[:] = block[:, 0]
+        out[:] = block[:, 0] if bits else 0  # no comparison: every row one empty pattern
         for k in range(1, len(bits)):
             np.left_shift(out, bits[k], out=out)
             np.bitwise_or(out, block[:, k], out=out)
