@@ -198,9 +198,11 @@ class FeastFeatureViewDataset(AbstractDataset[pd.DataFrame, pd.DataFrame]):
         registry_url: str | None = None,
         materialize: bool = True,
         metadata: dict[str, Any] | None = None,
+        offline_store: str = "file",
     ) -> None:
+        # offline_store "spark" (conf/spark/catalog.yml): SparkSources, Feast's Spark offline store and spark.engine
         self._options = {"features_path": features_path, "repo_path": repo_path, "config": config,
-                         "redis_url": redis_url, "registry_url": registry_url}
+                         "redis_url": redis_url, "registry_url": registry_url, "offline_store": offline_store}
         self._materialize = materialize
         self.metadata = metadata
 

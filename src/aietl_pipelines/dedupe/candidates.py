@@ -325,15 +325,13 @@ def release_free_memory() -> None:
     at 300K records the process held 0.7 GB more after the search than it used, and the pairs built next did not
     reuse it all (measured with /proc/self/statm around each candidate step)."""
     import ctypes
-    import ctypes.util
 
-    name = ctypes.util.find_library("c")
     try:
-        libc = ctypes.CDLL(name) if name else None
+        process = ctypes.CDLL(None)  # the symbols already loaded in this process, the C library's among them
     except OSError:
         return
-    if libc is not None and hasattr(libc, "malloc_trim"):
-        libc.malloc_trim(0)
+    if hasattr(process, "malloc_trim"):
+        process.malloc_trim(0)
 
 
 def nearest_neighbours(vectors: np.ndarray, k: int, method: str = "auto", exact_max: int = 50_000,

@@ -50,8 +50,8 @@ class TextMatcher:
     segment_counts: Counter
     number_counts: Counter
     n_records: int
-    common: frozenset[str]   # words too common to tell records apart (prepare.common_words)
-    labels: frozenset[str]   # label words taken out of segments (prepare.label_words)
+    common: frozenset[str]   # words too common to tell records apart (prepare.text_words)
+    labels: frozenset[str]   # label words taken out of segments (prepare.text_words)
     source: str              # where the model was fitted, for logs and docs
     _parsed: dict[str | None, dict[str, object]] = field(default_factory=dict, repr=False, compare=False)
 
@@ -119,14 +119,15 @@ class TextMatcher:
 
 def matcher_from_run(prepared: pd.DataFrame, model: FellegiSunterModel, source: str) -> TextMatcher:
     """The matcher of a free-text dedupe run: its fitted model and the counts of its prepared records."""
-    from aietl_pipelines.dedupe.prepare import common_words, label_words
+    from aietl_pipelines.dedupe.prepare import text_words
 
     texts = prepared["__text"].fillna("").astype(str).tolist()
     raw = [parse_text(t) for t in texts]
     words = Counter(w for v in prepared["words"].tolist() if v for w in set(str(v).split()))
     segments = Counter(s for v in prepared["segments"].tolist() if v for s in v) if "segments" in prepared else Counter()
     numbers = Counter(x for v in prepared["numbers"].tolist() if v for x in v)
-    return TextMatcher(model, words, segments, numbers, len(prepared), common_words(raw), label_words(raw), source)
+    dropped = text_words(raw)  # the words prepare took out of these records
+    return TextMatcher(model, words, segments, numbers, len(prepared), dropped.common, dropped.labels, source)
 
 
 def fit_text_matcher(texts: Sequence[str], **options: object) -> TextMatcher:
