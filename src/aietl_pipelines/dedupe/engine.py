@@ -3,13 +3,17 @@
 records → prepare (validate, normalise, record text; `prepare.py`) → embed → candidates (blocking + kNN;
 `pairs.py`) → compare + score (Fellegi-Sunter EM; `scoring.py`) → cluster (`cluster.py`) → state for
 incremental runs (`state.py`). Each step is called through `steps_for(config)` (`steps.py`): the engine
-(`dedupe.engine`: pandas today) is chosen by configuration, never by a branch here. The Kedro pipeline runs the
+(`dedupe.engine`) is chosen by configuration, never by a branch here; an engine that keeps the pairs as its own
+tables gives its whole run instead (`Steps.whole_run`; Spark: `spark/dedupe_tables.engine_run`, pairs collected
+only when `result.pairs` is read). The Kedro pipeline runs the
 same steps as nodes. The names below are re-exported so that `engine.X` keeps working for existing callers.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -39,7 +43,7 @@ from aietl_pipelines.errors import AietlInputError
 
 __all__ = ["TEXT_BLOCKING", "DedupeConfig", "DedupeResult", "DedupeState", "FellegiSunterModel", "build_state",
            "candidate_pairs", "candidates_with_radius", "cluster", "compare", "default_params", "embed",
-           "load_state", "prepare_records", "run", "run_incremental", "save_state", "score", "scored_pairs",
+           "load_state", "prepare_records", "run", "run_incremental", "run_steps", "save_state", "score", "scored_pairs",
            "structured_fields"]
 
 
@@ -51,15 +55,50 @@ def structured_fields(config: DedupeConfig) -> list[str]:
 @dataclass
 class DedupeResult:
     prepared: pd.DataFrame
-    pairs: pd.DataFrame
+    pairs: pd.DataFrame  # every candidate pair (left, right, cosine, match_probability), labelled pairs appended
     clusters: pd.DataFrame
     model: FellegiSunterModel
     state: DedupeState | None = None
     metrics: dict[str, float] = field(default_factory=dict)  # dropped blocks, split components
 
 
+class PairsOnRead(DedupeResult):
+    """A `DedupeResult` whose `pairs` frame is built by `collect()` on first read: an engine that keeps the pairs
+    as its own tables (Spark) returns this, so that a caller that never reads `pairs` (the service reads the
+    clusters) never brings them to the driver. `pair_table` is the engine's table of the pairs."""
+
+    def __init__(self, prepared: pd.DataFrame, collect: Callable[[], pd.DataFrame], clusters: pd.DataFrame,
+                 model: FellegiSunterModel, state: DedupeState | None = None, metrics: dict[str, float] | None = None,
+                 pair_table: Any = None) -> None:
+        self._collect: Callable[[], pd.DataFrame] | None = collect
+        super().__init__(prepared, None, clusters, model, state, metrics or {})  # type: ignore[arg-type]
+        self.pair_table = pair_table
+
+    @property  # type: ignore[override]
+    def pairs(self) -> pd.DataFrame:
+        if self._pairs is None and self._collect is not None:
+            self._pairs, self._collect = self._collect(), None
+        return self._pairs
+
+    @pairs.setter
+    def pairs(self, value: pd.DataFrame | None) -> None:
+        self._pairs = value
+
+    def __repr__(self) -> str:  # the dataclass repr would read (collect) the pairs
+        return (f"PairsOnRead(records={len(self.prepared)}, clusters={self.clusters['cluster_id'].nunique()}, "
+                f"pairs={'collected' if self._collect is None else 'not collected'})")
+
+
 def run(records: pd.DataFrame, config: DedupeConfig, keep_state: bool = False) -> DedupeResult:
-    """All steps in one call (the service and the benchmarks use this; the pipeline runs them as nodes)."""
+    """All steps in one call (the service and the benchmarks use this; the pipeline runs them as nodes).
+
+    The engine's whole run when its `Steps` have one (`Steps.whole_run`: Spark keeps the pairs as tables and
+    returns a `PairsOnRead`), else `run_steps` (the pandas engine)."""
+    return (steps_for(config).whole_run or run_steps)(records, config, keep_state)
+
+
+def run_steps(records: pd.DataFrame, config: DedupeConfig, keep_state: bool = False) -> DedupeResult:
+    """`run` through the `Steps` interface: every stage's output (pairs, levels, probabilities) on the driver."""
     steps = steps_for(config)
     prepared = steps.prepare(records, config)
     vectors = steps.embed(prepared, config)

@@ -94,6 +94,10 @@ class Steps:
     # the dedupe pipeline's pair nodes for an engine that keeps the candidate pairs as its own tables
     # (`pipelines/dedupe/nodes.py` PairNodes; Spark: `spark/dedupe_nodes.py`); None: the in-process nodes
     pair_nodes: Any = None
+    # the whole `engine.run` (records, config, keep_state) -> DedupeResult for an engine that keeps the pairs as its
+    # own tables and collects them only when asked (Spark: `spark/dedupe_tables.engine_run`); None: `engine.run`
+    # chains the steps above (`engine.run_steps`)
+    whole_run: Any = None
 
 
 PANDAS = Steps(prepare=scoring.prepare_with_rule_rates, embed=prepare.embed, candidates=pairs.candidates_with_radius,

@@ -345,6 +345,7 @@ def spark_steps() -> Steps:
     return dataclasses.replace(PANDAS, prepare=records.prepare_records, embed=records.embed,
                                candidates=candidates_with_radius, compare=compare, levels=pair_levels,
                                score=score, cluster=cluster, golden=records.golden_records,
+                               whole_run=SparkPairNodes.engine_run,  # engine.run keeps the pairs on Spark too
                                pair_nodes=SparkPairNodes())  # the Kedro nodes keep the pairs on Spark
 
 

@@ -14,9 +14,10 @@ comparison levels and probabilities stay Spark DataFrames from `find_candidate_p
   pairs inside their components; only those reach the driver (the state lives there with the records).
 - `candidate_quality`: count, pair completeness and reduction ratio by joining the truth labels on Spark.
 
-Labelled mode (`dedupe.labels`) needs the pairs on the driver (`scoring.apply_labels`): there `score` collects the
-candidate pairs and runs the in-process node with the Spark `Steps`, and returns its frame as a Spark DataFrame
-(with the pairs' order in `e`), a documented collect (docs/spark.md).
+Labelled mode (`dedupe.labels`): the labelled pairs (a few) are compared and the labelled model fitted on the
+driver (`dedupe_tables.labelled_patterns`, `scoring.apply_labels` on the pattern table), the pairs rescored per
+pattern on Spark and the labelled pairs made certain (`dedupe_tables.with_labels`); labelled pairs the candidates
+missed are appended with the pandas order in a column `e`, which `cluster` and `evidence` follow.
 """
 
 from __future__ import annotations
@@ -42,6 +43,13 @@ def _spark_type(dtype: np.dtype) -> str:
 class SparkPairNodes:
     """`PairNodes` (pipelines/dedupe/nodes.py) with the pairs as Spark DataFrames."""
 
+    @staticmethod
+    def engine_run(records: pd.DataFrame, config: DedupeConfig, keep_state: bool = False) -> Any:
+        """`engine.run` over the same tables (`Steps.whole_run`): `dedupe_tables.engine_run`."""
+        from aietl_pipelines.spark.dedupe_tables import engine_run
+
+        return engine_run(records, config, keep_state)
+
     def candidates(self, prepared: pd.DataFrame, vectors: np.ndarray, config: DedupeConfig
                    ) -> tuple[Any, np.ndarray]:
         from aietl_pipelines.dedupe.steps import PANDAS
@@ -62,7 +70,7 @@ class SparkPairNodes:
         from aietl_pipelines.spark.patterns import pattern_counts_table
 
         spark = _session()
-        if config.labels or pairs.limit(2).count() < 2:
+        if pairs.limit(2).count() < 2:
             return self._score_collected(prepared, pairs, vectors, config)
         levels, names, sizes, dtype = dt.levels_table(spark, prepared, pairs, vectors, config)
         cols = dt.level_columns(len(names))
@@ -71,20 +79,24 @@ class SparkPairNodes:
         patterns = patterns.astype(dtype)
         model = dt.fit_patterns(patterns, counts, random, names, sizes, config,
                                 rule_rates=steps_for(config).rule_rates(prepared, config))
-        scored = dt.with_probability(spark, levels, model, patterns)
+        probability, labelled = (dt.labelled_patterns(prepared, vectors, model, patterns, config) if config.labels
+                                 else (None, pd.DataFrame()))
+        scored = dt.with_labels(spark, dt.with_probability(spark, levels, model, patterns, probability), labelled,
+                                len(names))
         ids = spark.createDataFrame(pd.DataFrame({"row": np.arange(len(prepared), dtype=np.int64),
                                                   "rid": prepared["record_id"].to_numpy()}))
         scored = (scored.join(ids.withColumnRenamed("row", "left").withColumnRenamed("rid", "left_id"), "left")
                   .join(ids.withColumnRenamed("row", "right").withColumnRenamed("rid", "right_id"), "right"))
         kind = _spark_type(dtype)
-        out = scored.select("left_id", "right_id", "left", "right", "cosine", "match_probability",
+        order = ["e"] if "e" in scored.columns else []  # labelled pairs the candidates missed: the pandas order
+        out = scored.select(*order, "left_id", "right_id", "left", "right", "cosine", "match_probability",
                             (F.col("match_probability") >= F.lit(config.match_threshold)).alias("is_match"),
                             *[F.col(c).cast(kind).alias(f"level_{name}") for c, name in zip(cols, names, strict=True)])
         return out, model.to_dict()
 
     def _score_collected(self, prepared: pd.DataFrame, pairs: Any, vectors: np.ndarray, config: DedupeConfig
                          ) -> tuple[Any, dict[str, Any]]:
-        """Labelled mode (or fewer than 2 pairs): the in-process node over the collected pairs (Spark `Steps`)."""
+        """Fewer than 2 pairs: the in-process node over the collected pairs (Spark `Steps`)."""
         from aietl_pipelines.pipelines.dedupe.nodes import IN_PROCESS
 
         frame = pairs.toPandas().sort_values(["left", "right"], kind="stable", ignore_index=True)

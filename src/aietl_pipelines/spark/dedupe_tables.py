@@ -19,9 +19,15 @@ the driver:
   own helpers (`cluster._agglomerate`, `_votes`, `_cap`); what reaches the driver is one row per record that has
   a match (its component and cluster), from which the record → cluster assignment (N rows) is built.
 
-`run` chains them (`run(records, config)`: prepare, embed, candidates, levels, EM, probabilities, clusters) and
-returns the pairs as a Spark DataFrame. The `Steps` of `spark/dedupe.py` are thin adapters over the same
-functions (they convert to and from numpy at their boundary, as the interface requires).
+- labelled mode (`dedupe.labels`): `labelled_patterns` runs `scoring.apply_labels` on the driver over the
+  pattern table (the labelled pairs compared there, a few), `with_probability` joins the patterns' labelled
+  probabilities and `with_labels` makes the labelled pairs certain and appends those the candidates missed.
+
+`run` chains them (`run(records, config)`: prepare, embed, candidates, levels, EM, labels, probabilities,
+clusters) and returns the pairs as a Spark DataFrame; `engine_run` is `engine.run` for the Spark engine
+(`Steps.whole_run`): `run`'s result as an `engine.PairsOnRead` (pairs collected only when read), with the
+incremental state when asked. The `Steps` of `spark/dedupe.py` are thin adapters over the same functions (they
+convert to and from numpy at their boundary, as the interface requires); `engine.run_steps` uses them.
 """
 
 from __future__ import annotations
@@ -199,17 +205,76 @@ def fit_model_on_table(levels: Any, random: np.ndarray, names: list[str], sizes:
     return fit_patterns(patterns, counts, random, names, sizes, config), patterns
 
 
-def with_probability(spark: Any, levels: Any, model: FellegiSunterModel, patterns: np.ndarray) -> Any:
-    """The levels table with `match_probability`: the model's probability of each pattern, joined on the level
-    columns (the pattern table, thousands of rows, is broadcast)."""
+def with_probability(spark: Any, levels: Any, model: FellegiSunterModel, patterns: np.ndarray,
+                     probability: np.ndarray | None = None) -> Any:
+    """The levels table with `match_probability`: the model's probability of each pattern (or `probability[i]`
+    for pattern i when given: the labelled model's, `labelled_patterns`), joined on the level columns (the
+    pattern table, thousands of rows, is broadcast)."""
     from pyspark.sql import functions as F
 
     cols = level_columns(patterns.shape[1])
     table = pd.DataFrame(patterns.astype(np.int32), columns=cols)
-    table["match_probability"] = model.probability(patterns) if len(patterns) else np.zeros(0)
+    if probability is None:
+        probability = model.probability(patterns) if len(patterns) else np.zeros(0)
+    table["match_probability"] = np.asarray(probability, dtype=np.float64)
     if not len(table):
         return levels.withColumn("match_probability", F.lit(None).cast("double"))
     return levels.join(F.broadcast(spark.createDataFrame(table)), cols, "left")
+
+
+# ---------------------------------------------------------------------------------------------- labelled mode
+
+def labelled_patterns(prepared: pd.DataFrame, vectors: np.ndarray, model: FellegiSunterModel,
+                      patterns: np.ndarray, config: DedupeConfig) -> tuple[np.ndarray, pd.DataFrame]:
+    """Labelled mode's driver part (`dedupe.labels`): `scoring.apply_labels` itself, called with the comparison
+    patterns as its "pairs' levels" and no candidate pairs. A pair's labelled probability depends only on its
+    levels (the labelled model's features are its one-hot levels and EM weight), so the patterns' probabilities
+    are those of every pair with that pattern; with no candidate pairs given, every labelled pair of this run's
+    records comes back "appended", in `apply_labels`' order, with its certain probability (1 or 0).
+
+    Returns the probability of each pattern (the EM model's when the labels do not yet fit a model) and the
+    labelled pairs (k, left, right, cosine, match_probability; k = their order). Only the labelled pairs are
+    compared here (a few, on the driver, as in the pandas path)."""
+    empty = pd.DataFrame({"left": np.zeros(0, np.int64), "right": np.zeros(0, np.int64), "cosine": np.zeros(0)})
+    em = model.probability(patterns) if len(patterns) else np.zeros(0)
+    pairs, probability = scoring.apply_labels(prepared, empty, vectors, patterns, em, model, config)
+    labelled = pd.DataFrame({"k": np.arange(len(pairs), dtype=np.int64),
+                             "left": pairs["left"].to_numpy(np.int64), "right": pairs["right"].to_numpy(np.int64),
+                             "cosine": pairs["cosine"].to_numpy(np.float64),
+                             "match_probability": np.asarray(probability[len(patterns):], dtype=np.float64)})
+    return np.asarray(probability[:len(patterns)], dtype=np.float64), labelled
+
+
+def with_labels(spark: Any, scored: Any, labelled: pd.DataFrame, width: int) -> Any:
+    """The scored table (left, right, cosine, l0..lk, match_probability) with the labelled pairs certain: a
+    labelled candidate pair takes its label's probability (1 or 0); labelled pairs that are not candidates are
+    appended with level 0 (missing) in every comparison, as the pandas path appends them without levels. When
+    some are appended, a column `e` holds the pandas frame's pair order (0 for the candidates, which come sorted
+    by (left, right); 1 + the label's order for the appended ones), which `cluster_table` and the state follow.
+    Only the labelled pairs found among the candidates reach the driver (at most the number of labels)."""
+    from pyspark.sql import functions as F
+
+    if not len(labelled):
+        return scored
+    columns = scored.columns
+    given = spark.createDataFrame(labelled[["left", "right", "match_probability"]].rename(
+        columns={"match_probability": "label_p"}), "left long, right long, label_p double")
+    found = scored.join(F.broadcast(given.select("left", "right")), ["left", "right"], "left_semi") \
+        .select("left", "right").toPandas()  # labelled candidate pairs: at most the labels
+    out = (scored.join(F.broadcast(given), ["left", "right"], "left")
+           .withColumn("match_probability", F.coalesce(F.col("label_p"), F.col("match_probability")))
+           .select(*columns))
+    known = set(zip(found["left"].tolist(), found["right"].tolist(), strict=True))
+    extra = labelled[[(a, b) not in known for a, b in zip(labelled["left"].tolist(), labelled["right"].tolist(),
+                                                          strict=True)]]
+    if not len(extra):
+        return out
+    cols = level_columns(width)
+    added = extra.assign(e=extra["k"] + 1, **{c: np.zeros(len(extra), np.int32) for c in cols})
+    types = {f.name: f.dataType.simpleString() for f in scored.schema.fields}
+    schema = ", ".join(f"{c} {types.get(c, 'bigint')}" for c in ["e", *columns])
+    added = spark.createDataFrame(added[["e", *columns]], schema)
+    return out.withColumn("e", F.lit(0).cast("long")).select("e", *columns).unionByName(added)
 
 
 # ---------------------------------------------------------------------------------------------- clusters
@@ -299,8 +364,10 @@ class SparkDedupeRun:
     """A dedupe run with its pairs as a Spark table.
 
     `pairs`: Spark DataFrame (left, right, cosine, l0..lk, match_probability), one row per candidate pair, left <
-    right (row positions in `prepared`); `names[j]` is the comparison of column l{j}. `patterns` / `counts`: the
-    comparison-pattern table the model was fitted on."""
+    right (row positions in `prepared`), plus in labelled mode the labelled pairs the candidates missed (levels 0)
+    with a column `e`, the pandas path's pair order (`with_labels`); `names[j]` is the comparison of column l{j}.
+    `patterns` / `counts`: the comparison-pattern table the model was fitted on. `vectors`: the record vectors
+    (on the driver, as the `embed` step returns them)."""
 
     prepared: pd.DataFrame
     pairs: Any
@@ -311,21 +378,21 @@ class SparkDedupeRun:
     patterns: np.ndarray
     counts: np.ndarray
     metrics: dict[str, float] = field(default_factory=dict)
+    vectors: np.ndarray | None = None
 
 
 def run(records: pd.DataFrame, config: DedupeConfig) -> SparkDedupeRun:
     """The full dedupe run on Spark with the candidate pairs, levels and probabilities kept as Spark tables.
 
     Prepare and embed are the Spark engine's steps (`spark/dedupe_records.py`); the record vectors and the
-    prepared records stay on the driver as in those steps. Labelled mode (`dedupe.labels`) and incremental state
-    are not supported here (they need the pairs on the driver): use `engine.run` with `dedupe.engine: spark`."""
+    prepared records stay on the driver as in those steps. Labelled mode (`dedupe.labels`): the labelled pairs
+    are compared and the labelled model fitted on the driver (`labelled_patterns`: `scoring.apply_labels` on the
+    pattern table), the pairs rescored per pattern on Spark and the labelled pairs made certain (`with_labels`).
+    The incremental state: `engine_run(..., keep_state=True)`."""
     from aietl_pipelines.dedupe.engine import run_counts
     from aietl_pipelines.spark import dedupe as sd
     from aietl_pipelines.spark.patterns import pattern_counts_table
 
-    if config.labels:
-        raise AietlInputError("Labelled mode (dedupe.labels) is not supported by the table run on Spark: "
-                              "use engine.run with dedupe.engine: spark.")
     spark = sd._session()
     steps = sd.spark_steps()
     prepared = steps.prepare(records, config)
@@ -338,10 +405,48 @@ def run(records: pd.DataFrame, config: DedupeConfig) -> SparkDedupeRun:
     patterns, counts = pattern_counts_table(levels, level_columns(len(names)))
     patterns = patterns.astype(dtype)
     model = fit_patterns(patterns, counts, random, names, sizes, config, rule_rates=steps.rule_rates(prepared, config))
-    scored = with_probability(spark, levels, model, patterns).localCheckpoint()
+    probability, labelled = (labelled_patterns(prepared, vectors, model, patterns, config) if config.labels
+                             else (None, pd.DataFrame()))
+    scored = with_probability(spark, levels, model, patterns, probability)
+    scored = with_labels(spark, scored, labelled, len(names)).localCheckpoint()
     labels, components = cluster_table(spark, len(prepared), scored, config.match_threshold,
                                        config.max_cluster_size)
     clusters = clusters_frame(prepared, labels, components)
     metrics = {**run_counts(prepared, clusters, config), "n_candidate_pairs": float(counts.sum()),
                "n_patterns": float(len(patterns))}
-    return SparkDedupeRun(prepared, scored, names, clusters, model, kth, patterns, counts, metrics)
+    return SparkDedupeRun(prepared, scored, names, clusters, model, kth, patterns, counts, metrics, vectors)
+
+
+def collect_pairs(scored: Any) -> pd.DataFrame:
+    """The pairs of a scored table as `engine.run_steps` gives them: left, right, cosine, match_probability in the
+    pandas order (by `e` when present, then (left, right)); every pair is brought to the driver."""
+    order = ["e"] if "e" in scored.columns else []
+    found = scored.select(*order, "left", "right", "cosine", "match_probability").toPandas()
+    found = found.sort_values([*order, "left", "right"], kind="stable", ignore_index=True)
+    return pd.DataFrame({"left": found["left"].to_numpy(np.int64), "right": found["right"].to_numpy(np.int64),
+                         "cosine": found["cosine"].to_numpy(np.float64),
+                         "match_probability": found["match_probability"].to_numpy(np.float64)})
+
+
+def engine_run(records: pd.DataFrame, config: DedupeConfig, keep_state: bool = False) -> Any:
+    """`engine.run` for `dedupe.engine: spark` (`Steps.whole_run`): `run` with the pairs kept on Spark, returned
+    as an `engine.PairsOnRead`: the clusters, model and metrics of `engine.run_steps` (metrics: `run_counts`), and
+    the pairs frame collected only if a caller reads `result.pairs` (`pair_table`: the Spark table). With
+    `keep_state`, the state is built from what it keeps (`SparkPairNodes.evidence`: the matches and the
+    below-threshold pairs inside their components, collected), as `kedro run --env spark` builds it. Fewer than
+    2 records: `engine.run_steps` (no pairs)."""
+    from aietl_pipelines.dedupe.engine import PairsOnRead, run_steps
+    from aietl_pipelines.dedupe.state import build_state
+    from aietl_pipelines.spark.dedupe_nodes import SparkPairNodes
+
+    if len(records) < 2:
+        return run_steps(records, config, keep_state)
+    found = run(records, config)
+    scored = found.pairs
+    state = None
+    if keep_state:
+        pairs, probability = SparkPairNodes().evidence(found.prepared, scored, config)
+        state = build_state(found.prepared, found.vectors, pairs, probability, found.model, config, found.kth_cosine)
+    metrics = {k: v for k, v in found.metrics.items() if k not in ("n_candidate_pairs", "n_patterns")}  # run_counts
+    return PairsOnRead(found.prepared, lambda: collect_pairs(scored), found.clusters, found.model, state, metrics,
+                       pair_table=scored)

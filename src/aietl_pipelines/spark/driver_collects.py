@@ -1,10 +1,12 @@
-"""What reaches the driver in a Spark dedupe run: `engine.run` (the `Steps` adapters) vs `dedupe_tables.run`.
+"""What reaches the driver in a Spark dedupe run: the `Steps` adapters (`engine.run_steps`) vs `engine.run`, which
+takes the table run (`Steps.whole_run` = `dedupe_tables.engine_run`) for the Spark engine.
 
 `python -m aietl_pipelines.spark.driver_collects --entities 2000` generates the sample customers
 (`generate_customers(n, seed=11)`, as `kedro run` does), runs both on `local[2]` with the `dedupe` parameters of
 `--env spark`, counts every `toPandas` / `collect` (rows and columns) and prints wall time, rows collected, the
-largest collections, pairwise F1 and whether the two give the same clusters. A diagnostic, not a benchmark: the
-second run profits from a warm JVM and Python workers.
+largest collections, pairwise F1 and whether the two give the same clusters; for `engine.run` also what reading
+`result.pairs` afterwards collects. A diagnostic, not a benchmark: the second run profits from a warm JVM and
+Python workers.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ def main(argv: list[str] | None = None) -> None:
     from aietl_pipelines.dedupe.config import DedupeConfig, project_root
     from aietl_pipelines.dedupe.evaluate import pairwise_scores
     from aietl_pipelines.settings import CONFIG_LOADER_ARGS
-    from aietl_pipelines.spark import dedupe_tables
     from aietl_pipelines.spark.session import get_spark
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -49,20 +50,27 @@ def main(argv: list[str] | None = None) -> None:
     steps = engine.steps_for(config)
     steps.embed(steps.prepare(records, config), config)  # fill the embedding cache first
     found = {}
-    for label, run in (("steps (engine.run)", lambda: engine.run(records, config)),
-                       ("tables (dedupe_tables.run)", lambda: dedupe_tables.run(records, config))):
+    for label, run in (("steps (engine.run_steps)", lambda: engine.run_steps(records, config)),
+                       ("tables (engine.run)", lambda: engine.run(records, config))):
         log.clear()
         start = time.perf_counter()
         result = run()
         wall = time.perf_counter() - start
-        n_pairs = result.pairs.count() if hasattr(result.pairs, "rdd") else len(result.pairs)
+        during = list(log)
+        table = getattr(result, "pair_table", None)
+        n_pairs = table.count() if table is not None else len(result.pairs)
         clusters = result.clusters
         f1 = pairwise_scores(clusters["cluster_id"].to_numpy(), clusters["record_id"].map(truth).to_numpy())["f1"]
-        largest = sorted(log, key=lambda x: -x[1])[:3]
-        print(f"{label}: {wall:.1f} s; {len(result.prepared)} records, {n_pairs} candidate pairs; {len(log)} "
-              f"collects, {sum(r for _, r in log)} rows; largest: "
+        largest = sorted(during, key=lambda x: -x[1])[:3]
+        print(f"{label}: {wall:.1f} s; {len(result.prepared)} records, {n_pairs} candidate pairs; {len(during)} "
+              f"collects, {sum(r for _, r in during)} rows; largest: "
               + "; ".join(f"{r} rows of ({', '.join(c[:4])}{', ...' if len(c) > 4 else ''})" for c, r in largest)
               + f"; pairwise F1 {f1:.4f}", flush=True)
+        if table is not None:
+            log.clear()
+            read = len(result.pairs)
+            print(f"  reading result.pairs afterwards: {len(log)} collect(s), {sum(r for _, r in log)} rows "
+                  f"({read} pairs)", flush=True)
         found[label] = clusters
     first, second = found.values()
     print("same clusters:", first.equals(second))

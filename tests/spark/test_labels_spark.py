@@ -1,0 +1,180 @@
+"""Labelled mode on the Spark tables (`dedupe.labels` with `dedupe_tables.run`, `engine.run` and the Kedro pair
+nodes of `--env spark`): the pandas path's clusters, probabilities, model and state (-m spark)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from aietl_pipelines.datagen.customers import generate_customers
+from aietl_pipelines.dedupe import engine
+from aietl_pipelines.dedupe.config import DedupeConfig
+from aietl_pipelines.services import train_dedupe_with_labels
+
+pytestmark = pytest.mark.spark
+
+# few fields (as tests/dedupe/test_labels.py): the unsupervised model is unsure about many pairs
+FIELDS = {"first_name": "name", "last_name": "name", "city": "text", "state": "state", "date_of_birth": "date"}
+BLOCKING = [["last_name"], ["first_name", "state"]]
+BASE = {"id_column": "record_id", "fields": FIELDS, "blocking": BLOCKING, "use_embeddings": False,
+        "u_sample_pairs": 400}
+
+
+def _frame_class(spark: Any) -> type:
+    return type(spark.range(1))
+
+
+@pytest.fixture(scope="module")
+def case():
+    """100 generated people (174 records); 10 labels from active learning with the truth as the labeler
+    (`train_dedupe_with_labels`, both answers: the labelled model is fitted), plus a "no" on a pair the labelled
+    run matches (a certain non-match splitting its cluster) and a "yes" on two records that are no candidate pair
+    (appended after the candidates), so that the labels change the clusters."""
+    records = generate_customers(n_entities=100, seed=7)
+    truth = dict(zip(records["record_id"], records["true_cluster_id"], strict=True))
+    labels = train_dedupe_with_labels(records, lambda a, b: truth[a["record_id"]] == truth[b["record_id"]],
+                                      max_labels=10, **BASE)
+    assert {True, False} <= {x["match"] for x in labels}
+    learned = engine.run_steps(records, DedupeConfig(**BASE, labels=labels))
+    ids = learned.prepared["record_id"].to_numpy()
+    pairs = learned.pairs
+    matched = pairs[(pairs["match_probability"] >= 0.9) & (pairs["match_probability"] < 1)].iloc[0]  # not a label
+    candidates = set(zip(pairs["left"].tolist(), pairs["right"].tolist(), strict=True))
+    clusters = learned.clusters["cluster_id"].to_numpy()
+    left, right = next((a, b) for a in range(len(ids)) for b in range(a + 1, len(ids))
+                       if (a, b) not in candidates and clusters[a] != clusters[b])
+    forced = [{"left_id": ids[int(matched["left"])], "right_id": ids[int(matched["right"])], "match": False},
+              {"left_id": ids[right], "right_id": ids[left], "match": True}]
+    return records, [*labels, *forced]
+
+
+@pytest.fixture(scope="module")
+def pandas_runs(case):
+    records, labels = case
+    return (engine.run_steps(records, DedupeConfig(**BASE)),
+            engine.run_steps(records, DedupeConfig(**BASE, labels=labels), keep_state=True))
+
+
+def _spark_config(labels: list[dict]) -> DedupeConfig:
+    return DedupeConfig(**BASE, labels=labels, engine="spark")
+
+
+def _counting(monkeypatch: pytest.MonkeyPatch, frame_class: type) -> list[tuple[tuple[str, ...], int]]:
+    collected: list[tuple[tuple[str, ...], int]] = []
+
+    def counting(method):
+        def counted(self, *args, **kwargs):
+            out = method(self, *args, **kwargs)
+            collected.append((tuple(self.columns), len(out)))
+            return out
+        return counted
+
+    monkeypatch.setattr(frame_class, "toPandas", counting(frame_class.toPandas))
+    monkeypatch.setattr(frame_class, "collect", counting(frame_class.collect))
+    return collected
+
+
+def _assert_pairs_equal(found: pd.DataFrame, expected: pd.DataFrame) -> None:
+    pd.testing.assert_frame_equal(found.drop(columns="match_probability"),
+                                  expected[["left", "right", "cosine"]].reset_index(drop=True), check_dtype=False)
+    np.testing.assert_allclose(found["match_probability"].to_numpy(), expected["match_probability"].to_numpy(),
+                               rtol=1e-9, atol=1e-12)
+
+
+def test_table_run_applies_the_labels_as_pandas(spark, case, pandas_runs, monkeypatch):
+    """`dedupe_tables.run` with labels: the pandas path's probabilities (labelled model per pattern, labelled pairs
+    certain, the missed ones appended in its order) and clusters; only the labelled pairs found among the
+    candidates reach the driver as pairs."""
+    from aietl_pipelines.spark import dedupe_tables
+
+    records, labels = case
+    unlabelled, labelled = pandas_runs
+    n_candidates = len(unlabelled.pairs)
+    assert len(labelled.pairs) == n_candidates + 1  # the "yes" on a non-candidate pair is appended
+    assert not labelled.clusters.equals(unlabelled.clusters)  # the labels change the clusters: not vacuous
+    with monkeypatch.context() as patch:
+        collected = _counting(patch, _frame_class(spark))
+        result = dedupe_tables.run(records, _spark_config(labels))
+    pair_tables = [rows for columns, rows in collected if {"left", "right"} <= set(columns)]
+    assert max(pair_tables, default=0) <= len(labels)  # the labelled candidate pairs, never the candidate table
+    assert "e" in result.pairs.columns
+    _assert_pairs_equal(dedupe_tables.collect_pairs(result.pairs), labelled.pairs)
+    pd.testing.assert_frame_equal(result.clusters, labelled.clusters)
+    assert result.model.prior == pytest.approx(labelled.model.prior, rel=1e-9)
+
+
+def test_engine_run_on_spark_keeps_the_pairs_until_read(spark, case, pandas_runs, monkeypatch):
+    """`engine.run` with `dedupe.engine: spark` goes through `Steps.whole_run` (the table run): the clusters,
+    model, metrics and incremental state of the pandas engine, and the pairs collected only when read."""
+    records, labels = case
+    _, labelled = pandas_runs
+    config = _spark_config(labels)
+    assert engine.steps_for(config).whole_run is not None
+    with monkeypatch.context() as patch:
+        collected = _counting(patch, _frame_class(spark))
+        result = engine.run(records, config, keep_state=True)
+        before = list(collected)
+        pairs = result.pairs
+    assert isinstance(result, engine.PairsOnRead)
+    # before the read: no candidate table (only the labelled candidates and the state's matches / evidence)
+    n_evidence = len(labelled.state.matches)
+    assert max((rows for columns, rows in before if "cosine" in columns), default=0) == 0
+    assert max((rows for columns, rows in before if {"left", "right"} <= set(columns)), default=0) <= max(
+        len(labels), n_evidence)
+    assert len(collected) == len(before) + 1 and collected[-1][1] == len(labelled.pairs)  # the read: all pairs
+    _assert_pairs_equal(pairs, labelled.pairs)
+    pd.testing.assert_frame_equal(result.clusters, labelled.clusters)
+    assert result.metrics == labelled.metrics
+    assert result.model.prior == pytest.approx(labelled.model.prior, rel=1e-9)
+    pd.testing.assert_frame_equal(result.state.matches, labelled.state.matches, check_exact=False, rtol=1e-9)
+    np.testing.assert_array_equal(result.state.kth_cosine, labelled.state.kth_cosine)
+
+
+def test_spark_env_pipeline_with_labels_path_gives_the_pandas_clusters(spark, case, tmp_path):
+    """`kedro run --env spark --pipeline dedupe` with `dedupe.labels_path`: the pair nodes score the labelled pairs
+    on Spark; the scored table (through the env's SparkDatasetV2 parquet), clusters, state and metrics equal the
+    pandas nodes'."""
+    from kedro.io import DataCatalog, MemoryDataset
+    from kedro.runner import SequentialRunner
+    from kedro_datasets.spark import SparkDatasetV2
+
+    from aietl_pipelines.dedupe.labels import save_labels
+    from aietl_pipelines.pipelines.dedupe import create_pipeline
+
+    records, labels = case
+    save_labels(labels, tmp_path / "labels.json")
+    params = {**BASE, "labels_path": str(tmp_path / "labels.json"), "truth_column": "true_cluster_id",
+              "cache_dir": str(tmp_path / "cache")}
+
+    class Kept(MemoryDataset):  # the runner releases intermediate memory datasets: keep them for the checks
+        def _release(self) -> None:
+            pass
+
+    kept = ("dedupe_clusters", "dedupe_metrics", "dedupe_state", "dedupe_match_model")
+
+    def run(p: dict, scored: Any) -> dict:
+        catalog = DataCatalog({"customers_raw": MemoryDataset(records), "params:dedupe": MemoryDataset(p),
+                               "dedupe_scored_pairs": scored, **{name: Kept() for name in kept}})
+        SequentialRunner().run(create_pipeline(), catalog)
+        return {name: catalog[name].load() for name in (*kept, "dedupe_scored_pairs")}
+
+    pandas_out = run(params, Kept())
+    spark_out = run({**params, "engine": "spark"}, SparkDatasetV2(
+        filepath=str(tmp_path / "scored_pairs"), file_format="parquet", save_args={"mode": "overwrite"}))
+    scored = spark_out["dedupe_scored_pairs"]
+    assert isinstance(scored, _frame_class(spark))
+    pandas_scored = pandas_out["dedupe_scored_pairs"]
+    s_scored = scored.toPandas().sort_values(["e", "left", "right"], ignore_index=True).drop(columns="e")
+    assert list(s_scored.columns) == list(pandas_scored.columns)
+    pd.testing.assert_frame_equal(s_scored.drop(columns="match_probability"),
+                                  pandas_scored.drop(columns="match_probability"), check_dtype=False)
+    np.testing.assert_allclose(s_scored["match_probability"], pandas_scored["match_probability"], rtol=1e-9,
+                               atol=1e-12)
+    pd.testing.assert_frame_equal(spark_out["dedupe_clusters"], pandas_out["dedupe_clusters"])
+    pd.testing.assert_frame_equal(spark_out["dedupe_state"].matches, pandas_out["dedupe_state"].matches,
+                                  check_exact=False, rtol=1e-9)
+    for key, value in pandas_out["dedupe_metrics"].items():
+        assert spark_out["dedupe_metrics"][key] == pytest.approx(value, rel=1e-9), key
