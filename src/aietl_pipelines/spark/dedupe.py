@@ -28,7 +28,12 @@ Replaced:
 - `prepare`, `embed`, `golden`: `spark/dedupe_records.py` (normalisation in `mapInPandas`, embeddings of new
   texts only with the cache as a parquet table, golden records per group of clusters).
 
-Not replaced (the pandas steps): new_candidates (incremental runs), label.
+- `new_candidates` (incremental runs): `spark/incremental.py`, the blocking joins above restricted to the pairs with
+  a new record (`new_from`: block sizes over all records, only the blocks holding a new record joined) and the new
+  records' vector neighbours by the candidates step's method (exact search in `mapInPandas` with the earlier
+  records' k-th cosine radius, as the pandas step; or the inverted-file index's lists as Spark groups).
+
+Not replaced (the pandas step): label.
 
 The Kedro pipeline does not go through these adapters for the pairs: `pair_nodes` (`spark/dedupe_nodes.py`) keeps
 the candidate, scored and clustered pairs as Spark DataFrames in `kedro run --env spark --pipeline dedupe`; the
@@ -100,14 +105,21 @@ def _keyed_records(spark: Any, prepared: pd.DataFrame, rules: list[list[str]]) -
 
 
 def blocking_pairs(spark: Any, prepared: pd.DataFrame, rules: list[list[str]], max_block_size: int,
-                   window: int) -> tuple[Any, dict[str, float]]:
+                   window: int, new_from: int | None = None) -> tuple[Any, dict[str, float]]:
     """Spark DataFrame (left, right) of the blocking pairs (left < right, maybe repeated across rules), and the
-    oversized-block counts (`pairs.oversized_blocks`' keys)."""
+    oversized-block counts (`pairs.oversized_blocks`' keys).
+
+    With `new_from` (incremental runs, `candidates.blocking_pairs(new_from=)`): only the pairs with a row at or
+    after that position. Block sizes still count every row, old and new, but only the blocks holding a new row
+    are joined (and counted in the report), and each join starts from the new rows' side, so the work grows with
+    the new records and the blocks they fall in, not with all blocks."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
     keyed = _keyed_records(spark, prepared, rules)
     sizes = keyed.groupBy("rule", "key").agg(F.count(F.lit(1)).alias("size"))  # partial aggregation: skew-safe
+    if new_from is not None:  # only the blocks holding a new row
+        sizes = sizes.join(keyed.where(F.col("row") >= new_from).select("rule", "key").distinct(), ["rule", "key"])
     keyed = keyed.join(sizes, ["rule", "key"]).localCheckpoint()
     big_stats = sizes.where(F.col("size") > max_block_size).agg(F.count(F.lit(1)).alias("blocks"),
                                                                 F.sum("size").alias("records")).first()
@@ -115,7 +127,8 @@ def blocking_pairs(spark: Any, prepared: pd.DataFrame, rules: list[list[str]], m
               "n_records_in_dropped_blocks": float(big_stats["records"] or 0)}
     # blocks of at most max_block_size rows: all their pairs (bounded size: no skew)
     small = keyed.where((F.col("size") >= 2) & (F.col("size") <= max_block_size)).select("rule", "key", "row")
-    a, b = small.alias("a"), small.alias("b")
+    # with new_from, b (the larger row of each pair) is a new row: every pair with a new row exactly once
+    a, b = small.alias("a"), (small if new_from is None else small.where(F.col("row") >= new_from)).alias("b")
     found = (a.join(b, (F.col("a.rule") == F.col("b.rule")) & (F.col("a.key") == F.col("b.key"))
                     & (F.col("a.row") < F.col("b.row")))
              .select(F.col("a.row").alias("left"), F.col("b.row").alias("right")))
@@ -130,25 +143,35 @@ def blocking_pairs(spark: Any, prepared: pd.DataFrame, rules: list[list[str]], m
         starts = ranked.withColumn("bucket", F.floor(F.col("rank") / step))
         ends = ranked.withColumn("bucket", F.explode(F.array_distinct(F.array(
             F.floor(F.col("rank") / step), F.floor(F.greatest(F.col("rank") - (window - 1), F.lit(0)) / step)))))
-        s, e = starts.alias("s"), ends.alias("e")
-        near = (s.join(e, (F.col("s.rule") == F.col("e.rule")) & (F.col("s.key") == F.col("e.key"))
-                       & (F.col("s.bucket") == F.col("e.bucket"))
-                       & (F.col("e.rank") - F.col("s.rank")).between(1, window - 1))
-                .select(F.col("s.row").alias("left"), F.col("e.row").alias("right")))
-        found = found.unionByName(near)
+
+        def near(starts: Any, ends: Any) -> Any:
+            s, e = starts.alias("s"), ends.alias("e")
+            return (s.join(e, (F.col("s.rule") == F.col("e.rule")) & (F.col("s.key") == F.col("e.key"))
+                           & (F.col("s.bucket") == F.col("e.bucket"))
+                           & (F.col("e.rank") - F.col("s.rank")).between(1, window - 1))
+                    .select(F.col("s.row").alias("left"), F.col("e.row").alias("right")))
+
+        if new_from is None:
+            found = found.unionByName(near(starts, ends))
+        else:  # the window pairs whose earlier or later row is new (a pair of two new rows comes twice)
+            fresh = F.col("row") >= new_from
+            found = found.unionByName(near(starts.where(fresh), ends)).unionByName(near(starts, ends.where(fresh)))
     ordered = found.select(F.least("left", "right").alias("left"), F.greatest("left", "right").alias("right"))
     return ordered, report
 
 
-def segment_pairs(spark: Any, prepared: pd.DataFrame, config: DedupeConfig) -> Any:
+def segment_pairs(spark: Any, prepared: pd.DataFrame, config: DedupeConfig, new_from: int | None = None) -> Any:
     """Free text: `pairs.segment_pairs` on Spark (each text segment a blocking key, joined as `blocking_pairs`
-    does), as a DataFrame (left, right) of record rows; None when the records have no segments."""
+    does), as a DataFrame (left, right) of record rows; None when the records have no segments. With `new_from`,
+    only the pairs with a record at or after that row (`pairs.segment_pairs(new_from=)`)."""
     from pyspark.sql import functions as F
 
     keys = pairing._segment_keys(prepared)
     if keys.empty:
         return None
-    found, _ = blocking_pairs(spark, keys, [["segment"]], config.max_block_size, config.block_window)
+    # the (record, segment) rows are in record order: the new records' rows are those from this position on
+    first = None if new_from is None else int(np.searchsorted(keys["row"].to_numpy(), new_from))
+    found, _ = blocking_pairs(spark, keys, [["segment"]], config.max_block_size, config.block_window, new_from=first)
     rows = spark.createDataFrame(pd.DataFrame({"k": np.arange(len(keys), dtype=np.int64),
                                                "row": keys["row"].to_numpy(np.int64)}))
     a, b = rows.alias("a"), rows.alias("b")
@@ -338,12 +361,14 @@ def cluster(prepared: pd.DataFrame, pairs: pd.DataFrame, probability: np.ndarray
 
 
 def spark_steps() -> Steps:
-    """The Spark engine's steps: the pandas ones with all but incremental candidates and labels replaced."""
+    """The Spark engine's steps: the pandas ones with all but labels replaced."""
     from aietl_pipelines.spark import dedupe_records as records
     from aietl_pipelines.spark.dedupe_nodes import SparkPairNodes
+    from aietl_pipelines.spark.incremental import new_record_candidates
 
     return dataclasses.replace(PANDAS, prepare=records.prepare_records, embed=records.embed,
-                               candidates=candidates_with_radius, compare=compare, levels=pair_levels,
+                               candidates=candidates_with_radius, new_candidates=new_record_candidates,
+                               compare=compare, levels=pair_levels,
                                score=score, cluster=cluster, golden=records.golden_records,
                                whole_run=SparkPairNodes.engine_run,  # engine.run keeps the pairs on Spark too
                                pair_nodes=SparkPairNodes())  # the Kedro nodes keep the pairs on Spark

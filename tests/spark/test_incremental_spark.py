@@ -1,0 +1,197 @@
+"""Incremental dedupe with `dedupe.engine: spark`: the Spark `new_candidates` step (`spark/incremental.py`) gives
+the pandas step's pairs and k-th cosines, and `run_incremental` on Spark the pandas engine's pairs and clusters
+(-m spark)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from aietl_pipelines.datagen.customers import generate_customers
+from aietl_pipelines.dedupe import engine
+from aietl_pipelines.dedupe import pairs as pairing
+from aietl_pipelines.dedupe.config import DedupeConfig
+from aietl_pipelines.dedupe.evaluate import pairwise_scores
+from aietl_pipelines.dedupe.steps import PANDAS, register_engine, steps_for
+
+pytestmark = pytest.mark.spark
+
+FIELDS = {"first_name": "name", "last_name": "name", "street": "street", "city": "text", "postcode": "postcode",
+          "state": "state", "phone": "phone", "email": "email", "date_of_birth": "date"}
+# [state] makes blocks of dozens of records: above max_block_size, so they are joined as sorted neighbourhoods
+BLOCKING = [["email"], ["phone"], ["date_of_birth", "last_name"], ["postcode", "last_name"],
+            ["first_name", "last_name"], ["state"]]
+
+
+def _spark(config: DedupeConfig) -> DedupeConfig:
+    return dataclasses.replace(config, engine="spark")
+
+
+def _small_tasks(monkeypatch) -> None:
+    """Several kNN query blocks and rank buckets, so that the splitting is exercised on a few hundred records."""
+    from aietl_pipelines.spark import dedupe as spark_dedupe
+
+    monkeypatch.setattr(spark_dedupe, "QUERIES_PER_TASK", 16)
+    monkeypatch.setattr(spark_dedupe, "RANK_BUCKET", 8)
+
+
+def _all_records(state: engine.DedupeState, new: pd.DataFrame, config: DedupeConfig
+                 ) -> tuple[pd.DataFrame, np.ndarray]:
+    """What `run_incremental` hands `new_candidates`: the earlier and the new records, prepared and embedded."""
+    prepared_new = PANDAS.prepare(new, config)
+    prepared = pd.concat([state.prepared, prepared_new], ignore_index=True)
+    vectors = np.concatenate([state.vectors, PANDAS.embed(prepared_new, config)])
+    return prepared, vectors
+
+
+def _pair_set(pairs: pd.DataFrame) -> set[tuple[int, int]]:
+    return {tuple(p) for p in pairs[["left", "right"]].to_numpy().tolist()}
+
+
+def _groups(clusters: pd.DataFrame) -> set[frozenset]:
+    return {frozenset(ids) for _, ids in clusters.groupby("cluster_id")["record_id"]}
+
+
+@pytest.fixture(scope="module")
+def customers(tmp_path_factory):
+    """120 generated people (seed 7), shuffled; the first 80% are an earlier pandas run (its state), the rest plus
+    a copy of an earlier record arrive as new records."""
+    records = generate_customers(n_entities=120, seed=7).sample(frac=1.0, random_state=3).reset_index(drop=True)
+    cut = int(0.8 * len(records))
+    base = records.iloc[:cut].reset_index(drop=True)
+    copy = base.iloc[[5]].assign(record_id="copy-of-5", source="web")
+    new = pd.concat([records.iloc[cut:], copy], ignore_index=True)
+    config = DedupeConfig(fields=FIELDS, blocking=BLOCKING, cache_dir=str(tmp_path_factory.mktemp("embedding_cache")))
+    state = engine.run(base, config, keep_state=True).state
+    return records, base, new, config, state
+
+
+def test_new_candidates_on_spark_equal_the_pandas_step(spark, customers, monkeypatch):
+    """Blocking joins of the new records against all (oversized [state] blocks as sorted neighbourhoods, counted
+    over all records) and the exact kNN with the earlier records' radii: the pandas step's frame and k-th cosines."""
+    from aietl_pipelines.spark import dedupe as spark_dedupe
+    from aietl_pipelines.spark import incremental
+
+    _small_tasks(monkeypatch)
+    _, base, new, config, state = customers
+    assert steps_for(_spark(config)).new_candidates is incremental.new_record_candidates
+    prepared, vectors = _all_records(state, new, config)
+    n_old = len(base)
+    pairs, kth = PANDAS.new_candidates(prepared, vectors, n_old, state.kth_cosine, config)
+    s_pairs, s_kth = incremental.new_record_candidates(prepared, vectors, n_old, state.kth_cosine, config)
+    pd.testing.assert_frame_equal(s_pairs, pairs)
+    np.testing.assert_array_equal(s_kth, kth)
+    # not vacuous: pairs of old and new records, oversized blocks holding a new record, and earlier records
+    # reached only through their radius (not among the new record's k nearest nor sharing a key)
+    assert (pairs["left"] < n_old).sum() > len(new) and (pairs["right"] >= n_old).all()
+    report = pairing.oversized_blocks(prepared, config, new_from=n_old)
+    assert report["n_dropped_blocks"] > 0
+    rules = pairing.blocking_rules(prepared, config)
+    _, s_report = spark_dedupe.blocking_pairs(spark, prepared, rules, config.max_block_size, config.block_window,
+                                              new_from=n_old)
+    assert s_report == report
+
+
+def test_run_incremental_on_spark_gives_the_pandas_pairs_and_clusters(spark, customers, monkeypatch):
+    """`run_incremental` with `dedupe.engine: spark` (prepare, embed, new_candidates, levels, cluster on Spark) from
+    the same earlier state: the pandas engine's pairs, probabilities and clusters; the new records end in their
+    people's clusters (the copy of an earlier record in that record's).
+
+    The Spark run goes first: its embed step writes the vectors of the new texts to the content-hash cache, which
+    the pandas run then reads, so both engines see the same vectors (Spark's encoder batches differ from the
+    pandas ones by up to 1e-5, `test_dedupe_records.py`); the comparison is of the steps after embed."""
+    _small_tasks(monkeypatch)
+    _, base, new, config, state = customers
+    on_spark = engine.run_incremental(new, state, _spark(config))
+    in_pandas = engine.run_incremental(new, state, config)
+    pd.testing.assert_frame_equal(on_spark.pairs, in_pandas.pairs, rtol=1e-9, atol=1e-12)
+    pd.testing.assert_frame_equal(on_spark.clusters, in_pandas.clusters)
+    np.testing.assert_array_equal(on_spark.state.kth_cosine, in_pandas.state.kth_cosine)
+    assert on_spark.metrics == in_pandas.metrics
+
+    labels = dict(zip(on_spark.clusters["record_id"], on_spark.clusters["cluster_id"], strict=True))
+    assert labels["copy-of-5"] == labels[str(base["record_id"].iloc[5])]
+    truth = pd.factorize(pd.concat([base, new], ignore_index=True)["true_cluster_id"])[0]  # the copy: its original's
+    f1 = pairwise_scores(on_spark.clusters["cluster_id"].to_numpy(), truth)["f1"]
+    full = engine.run(pd.concat([base, new], ignore_index=True), config)
+    full_f1 = pairwise_scores(full.clusters["cluster_id"].to_numpy(), truth)["f1"]
+    assert f1 >= 0.97 and f1 >= full_f1 - 0.01
+    new_ids = set(new["record_id"].astype(str))
+    merged = [g for g in _groups(on_spark.clusters) if g & new_ids and len(g) > 1]
+    assert len(merged) > len(new) // 4  # not vacuous: many new records joined a cluster
+
+
+def test_partitioned_index_new_candidates_give_the_exact_clusters(spark, customers, monkeypatch):
+    """Above knn_exact_max the Spark candidates step uses its inverted-file index; the incremental step then does
+    too, while the pandas step always searches exactly. With every list probed the index search is exhaustive: the
+    pandas step's pairs up to ties at the k-th place (records with identical vectors, cosines equal to 1e-7, ranked
+    in another order by products summed in another order: 3 of 701 pairs differed here). With 2 of 5 lists probed the index misses some of the k nearest (by design: 22% of
+    the pairs differ here, all below cosine 0.85, the 10th neighbours of 210 records), so the clusters of
+    `run_incremental` with the Spark `new_candidates` (every other step pandas's) are compared with the pandas
+    engine's: pairwise F1 within 0.002."""
+    from aietl_pipelines.dedupe import candidates as cand
+    from aietl_pipelines.spark import incremental
+
+    monkeypatch.setattr(cand, "bf16_matmul_is_fast", lambda: False)  # float32 products: no bf16 ties
+    _, base, new, config, _ = customers
+    config = dataclasses.replace(config, knn_method="partitioned", knn_list_size=40, knn_probes=2,
+                                 blocking=[["email"]])
+    state = engine.run(base, config, keep_state=True).state
+    prepared, vectors = _all_records(state, new, config)
+    n_old = len(base)
+    pairs, kth = PANDAS.new_candidates(prepared, vectors, n_old, state.kth_cosine, config)
+    n_lists = len(prepared) // config.knn_list_size
+    exhaustive = dataclasses.replace(config, knn_probes=n_lists)
+    e_pairs, e_kth = incremental.new_record_candidates(prepared, vectors, n_old, state.kth_cosine, exhaustive)
+    np.testing.assert_allclose(e_kth, kth, rtol=0, atol=1e-6)
+    found, e_found = _pair_set(pairs), _pair_set(e_pairs)
+    assert len(found ^ e_found) <= 0.01 * len(found), (len(found), len(e_found), len(found ^ e_found))
+
+    s_pairs, _ = incremental.new_record_candidates(prepared, vectors, n_old, state.kth_cosine, config)
+    s_found = _pair_set(s_pairs)
+    assert len(found) > len(new) and (s_pairs["right"] >= n_old).all()
+    close = _pair_set(pairs[pairs["cosine"] >= 0.85])
+    assert close and close <= s_found  # the near neighbours (the duplicates) are all found
+    assert len(found ^ s_found) <= 0.3 * len(found), (len(found), len(s_found), len(found ^ s_found))
+
+    only_candidates = dataclasses.replace(PANDAS, new_candidates=incremental.new_record_candidates)
+    register_engine("spark-new-candidates-only", only_candidates)
+    mixed = engine.run_incremental(new, state, dataclasses.replace(config, engine="spark-new-candidates-only"))
+    in_pandas = engine.run_incremental(new, state, config)
+    truth = pd.factorize(pd.concat([base, new], ignore_index=True)["true_cluster_id"])[0]
+    f1 = [pairwise_scores(r.clusters["cluster_id"].to_numpy(), truth)["f1"] for r in (in_pandas, mixed)]
+    assert f1[0] > 0.9 and abs(f1[0] - f1[1]) <= 0.002, f1
+
+
+def test_free_text_febrl_incremental_on_spark_equals_pandas(spark, tmp_path, monkeypatch):
+    """FEBRL 1 as free text (400 records, no embeddings, `max_block_size: 3` and `block_window: 3`, so three blocks
+    holding a new record are oversized and joined as sorted neighbourhoods): the Spark step's pairs (segments and the text rules, new_from) and `run_incremental`'s pairs and
+    clusters equal the pandas engine's."""
+    from aietl_pipelines.dedupe.febrl import load_febrl, render_free_text
+    from aietl_pipelines.spark import incremental
+
+    _small_tasks(monkeypatch)
+    frame = load_febrl(1).iloc[:400]
+    records = pd.DataFrame({"record_id": frame["rec_id"].to_numpy(), "full_text": render_free_text(frame).to_numpy(),
+                            "true_cluster_id": frame["true_cluster_id"].to_numpy()})
+    records = records.sample(frac=1.0, random_state=5).reset_index(drop=True)
+    base, new = records.iloc[:320].reset_index(drop=True), records.iloc[320:].reset_index(drop=True)
+    config = DedupeConfig(text_column="full_text", use_embeddings=False, max_block_size=3, block_window=3)
+    state = engine.run(base, config, keep_state=True).state
+    prepared, vectors = _all_records(state, new, config)
+    pairs, kth = PANDAS.new_candidates(prepared, vectors, len(base), state.kth_cosine, config)
+    s_pairs, s_kth = incremental.new_record_candidates(prepared, vectors, len(base), state.kth_cosine, config)
+    assert pairing.oversized_blocks(prepared, config, new_from=len(base))["n_dropped_blocks"] > 0
+    assert len(pairs) > len(new) // 2
+    pd.testing.assert_frame_equal(s_pairs, pairs)
+    np.testing.assert_array_equal(s_kth, kth)
+
+    on_spark = engine.run_incremental(new, state, _spark(config))
+    in_pandas = engine.run_incremental(new, state, config)
+    pd.testing.assert_frame_equal(on_spark.pairs, in_pandas.pairs, rtol=1e-9, atol=1e-12)
+    pd.testing.assert_frame_equal(on_spark.clusters, in_pandas.clusters)
+    truth = pd.factorize(pd.concat([base, new], ignore_index=True)["true_cluster_id"])[0]
+    assert pairwise_scores(on_spark.clusters["cluster_id"].to_numpy(), truth)["f1"] > 0.8
