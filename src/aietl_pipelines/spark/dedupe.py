@@ -4,7 +4,8 @@ The `Steps` interface (`dedupe/steps.py`) hands every step pandas frames and num
 back, so each step here ships its inputs to Spark, does the heavy part there and returns exactly what the
 pandas step returns (same columns, dtypes and row order). The heavy parts are the table functions of
 `spark/dedupe_tables.py`, which keep the pairs as Spark DataFrames; `dedupe_tables.run` chains them without
-bringing the pairs to the driver, and the steps below are adapters over them for the `Steps` interface.
+bringing the pairs to the driver (`engine.run` takes it through `Steps.whole_run`), and the steps below are
+adapters over the same functions for the `Steps` interface.
 Replaced:
 
 - `candidates`: blocking rules (and free text's segments, `pairs.segment_pairs`) as Spark joins on
@@ -33,11 +34,15 @@ Replaced:
   records' vector neighbours by the candidates step's method (exact search in `mapInPandas` with the earlier
   records' k-th cosine radius, as the pandas step; or the inverted-file index's lists as Spark groups).
 
-Not replaced (the pandas step): label.
+Not replaced (the pandas step): `label`, used by `run_incremental`; the whole runs apply the labels on the tables
+(`dedupe_tables.labelled_patterns` / `with_labels`).
 
-The Kedro pipeline does not go through these adapters for the pairs: `pair_nodes` (`spark/dedupe_nodes.py`) keeps
-the candidate, scored and clustered pairs as Spark DataFrames in `kedro run --env spark --pipeline dedupe`; the
-adapters serve `engine.run`, the service and the incremental run.
+Who uses these adapters: `engine.run_incremental` (the `dedupe_incremental` pipeline; its `label` step is the
+pandas one), `train_dedupe_with_labels` and `engine.run_steps`. The whole runs keep the pairs on Spark and do not
+go through them for the pairs: `engine.run` (the service, the benchmarks) takes `Steps.whole_run`
+(`dedupe_tables.engine_run`, the pairs collected only when a caller reads `result.pairs`), and `pair_nodes`
+(`spark/dedupe_nodes.py`) keeps the candidate, scored and clustered pairs as Spark DataFrames in
+`kedro run --env spark --pipeline dedupe`.
 """
 
 from __future__ import annotations
