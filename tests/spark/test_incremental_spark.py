@@ -55,6 +55,37 @@ def _groups(clusters: pd.DataFrame) -> set[frozenset]:
     return {frozenset(ids) for _, ids in clusters.groupby("cluster_id")["record_id"]}
 
 
+def _recording(patch: pytest.MonkeyPatch, engine_name: str) -> list[tuple[tuple, tuple]]:
+    """Record the (inputs, outputs) of every `new_candidates` call of `engine_name`'s steps in `run_incremental`
+    (the engine's own step is called: the recorder only keeps what it was given and gave back)."""
+    calls: list[tuple[tuple, tuple]] = []
+    steps_of = engine.steps_for
+
+    def recorded_steps(config: DedupeConfig):
+        steps = steps_of(config)
+        if config.engine != engine_name:
+            return steps
+
+        def new_candidates(*args):
+            out = steps.new_candidates(*args)
+            calls.append((args, out))
+            return out
+        return dataclasses.replace(steps, new_candidates=new_candidates)
+
+    patch.setattr(engine, "steps_for", recorded_steps)
+    return calls
+
+
+def _assert_inputs_are_the_pandas_engines(args: tuple, state: engine.DedupeState, new: pd.DataFrame,
+                                          config: DedupeConfig) -> None:
+    """The records and vectors `run_incremental` handed the step: those of the pandas engine's prepare and embed."""
+    prepared, vectors = _all_records(state, new, config)
+    pd.testing.assert_frame_equal(args[0], prepared)
+    np.testing.assert_array_equal(args[1], vectors)
+    assert args[2] == len(state.prepared)
+    np.testing.assert_array_equal(args[3], state.kth_cosine)
+
+
 @pytest.fixture(scope="module")
 def customers(tmp_path_factory):
     """120 generated people (seed 7), shuffled; the first 80% are an earlier pandas run (its state), the rest plus
@@ -69,19 +100,49 @@ def customers(tmp_path_factory):
     return records, base, new, config, state
 
 
-def test_new_candidates_on_spark_equal_the_pandas_step(spark, customers, monkeypatch):
-    """Blocking joins of the new records against all (oversized [state] blocks as sorted neighbourhoods, counted
-    over all records) and the exact kNN with the earlier records' radii: the pandas step's frame and k-th cosines."""
+@pytest.fixture(scope="module")
+def spark_incremental(spark, customers):
+    """`run_incremental` on the Spark engine (small tasks), once for the two tests that read it: its result, the
+    (inputs, outputs) of its Spark `new_candidates` call and the oversized-block report of its blocking joins.
+
+    It runs before any pandas incremental run: its embed step writes the vectors of the new texts to the
+    content-hash cache, which the pandas runs then read, so both engines see the same vectors (Spark's encoder
+    batches differ from the pandas ones by up to 1e-5, `test_dedupe_records.py`)."""
     from aietl_pipelines.spark import dedupe as spark_dedupe
+
+    _, _, new, config, state = customers
+    reports = []
+    blocking_pairs = spark_dedupe.blocking_pairs
+
+    def blocking(*args, **kwargs):
+        found, report = blocking_pairs(*args, **kwargs)
+        reports.append(report)
+        return found, report
+
+    with pytest.MonkeyPatch.context() as patch:
+        _small_tasks(patch)
+        patch.setattr(spark_dedupe, "blocking_pairs", blocking)
+        calls = _recording(patch, "spark")
+        result = engine.run_incremental(new, state, _spark(config))
+    assert len(calls) == 1 and len(reports) == 1
+    (args, out), = calls
+    return result, args, out, reports[0]
+
+
+def test_new_candidates_on_spark_equal_the_pandas_step(customers, spark_incremental):
+    """Blocking joins of the new records against all (oversized [state] blocks as sorted neighbourhoods, counted
+    over all records) and the exact kNN with the earlier records' radii: the pandas step's frame and k-th cosines.
+    The Spark step's call is the one `run_incremental` made on the Spark engine (`spark_incremental`): its inputs
+    are the pandas engine's records and vectors, its outputs the pandas step's on them."""
     from aietl_pipelines.spark import incremental
 
-    _small_tasks(monkeypatch)
     _, base, new, config, state = customers
     assert steps_for(_spark(config)).new_candidates is incremental.new_record_candidates
+    _, args, (s_pairs, s_kth), s_report = spark_incremental
+    _assert_inputs_are_the_pandas_engines(args, state, new, config)
     prepared, vectors = _all_records(state, new, config)
     n_old = len(base)
     pairs, kth = PANDAS.new_candidates(prepared, vectors, n_old, state.kth_cosine, config)
-    s_pairs, s_kth = incremental.new_record_candidates(prepared, vectors, n_old, state.kth_cosine, config)
     pd.testing.assert_frame_equal(s_pairs, pairs)
     np.testing.assert_array_equal(s_kth, kth)
     # not vacuous: pairs of old and new records, oversized blocks holding a new record, and earlier records
@@ -89,23 +150,18 @@ def test_new_candidates_on_spark_equal_the_pandas_step(spark, customers, monkeyp
     assert (pairs["left"] < n_old).sum() > len(new) and (pairs["right"] >= n_old).all()
     report = pairing.oversized_blocks(prepared, config, new_from=n_old)
     assert report["n_dropped_blocks"] > 0
-    rules = pairing.blocking_rules(prepared, config)
-    _, s_report = spark_dedupe.blocking_pairs(spark, prepared, rules, config.max_block_size, config.block_window,
-                                              new_from=n_old)
-    assert s_report == report
+    assert s_report == report  # the Spark blocking joins' report (`blocking_pairs(new_from=)`) in that call
 
 
-def test_run_incremental_on_spark_gives_the_pandas_pairs_and_clusters(spark, customers, monkeypatch):
+def test_run_incremental_on_spark_gives_the_pandas_pairs_and_clusters(customers, spark_incremental):
     """`run_incremental` with `dedupe.engine: spark` (prepare, embed, new_candidates, levels, cluster on Spark) from
     the same earlier state: the pandas engine's pairs, probabilities and clusters; the new records end in their
     people's clusters (the copy of an earlier record in that record's).
 
-    The Spark run goes first: its embed step writes the vectors of the new texts to the content-hash cache, which
-    the pandas run then reads, so both engines see the same vectors (Spark's encoder batches differ from the
-    pandas ones by up to 1e-5, `test_dedupe_records.py`); the comparison is of the steps after embed."""
-    _small_tasks(monkeypatch)
+    The Spark run (`spark_incremental`) goes first: both engines see the same vectors (see the fixture); the
+    comparison is of the steps after embed."""
     _, base, new, config, state = customers
-    on_spark = engine.run_incremental(new, state, _spark(config))
+    on_spark = spark_incremental[0]
     in_pandas = engine.run_incremental(new, state, config)
     pd.testing.assert_frame_equal(on_spark.pairs, in_pandas.pairs, rtol=1e-9, atol=1e-12)
     pd.testing.assert_frame_equal(on_spark.clusters, in_pandas.clusters)
@@ -141,6 +197,14 @@ def test_partitioned_index_new_candidates_give_the_exact_clusters(spark, custome
     config = dataclasses.replace(config, knn_method="partitioned", knn_list_size=40, knn_probes=2,
                                  blocking=[["email"]])
     state = engine.run(base, config, keep_state=True).state
+    # run_incremental with the Spark `new_candidates` (every other step pandas's); its step call is recorded and
+    # checked below (2 probes), so the index search runs once for both checks
+    only_candidates = dataclasses.replace(PANDAS, new_candidates=incremental.new_record_candidates)
+    register_engine("spark-new-candidates-only", only_candidates)
+    calls = _recording(monkeypatch, "spark-new-candidates-only")
+    mixed = engine.run_incremental(new, state, dataclasses.replace(config, engine="spark-new-candidates-only"))
+    (args, (s_pairs, _)), = calls
+    _assert_inputs_are_the_pandas_engines(args, state, new, config)
     prepared, vectors = _all_records(state, new, config)
     n_old = len(base)
     pairs, kth = PANDAS.new_candidates(prepared, vectors, n_old, state.kth_cosine, config)
@@ -151,16 +215,12 @@ def test_partitioned_index_new_candidates_give_the_exact_clusters(spark, custome
     found, e_found = _pair_set(pairs), _pair_set(e_pairs)
     assert len(found ^ e_found) <= 0.01 * len(found), (len(found), len(e_found), len(found ^ e_found))
 
-    s_pairs, _ = incremental.new_record_candidates(prepared, vectors, n_old, state.kth_cosine, config)
     s_found = _pair_set(s_pairs)
     assert len(found) > len(new) and (s_pairs["right"] >= n_old).all()
     close = _pair_set(pairs[pairs["cosine"] >= 0.85])
     assert close and close <= s_found  # the near neighbours (the duplicates) are all found
     assert len(found ^ s_found) <= 0.3 * len(found), (len(found), len(s_found), len(found ^ s_found))
 
-    only_candidates = dataclasses.replace(PANDAS, new_candidates=incremental.new_record_candidates)
-    register_engine("spark-new-candidates-only", only_candidates)
-    mixed = engine.run_incremental(new, state, dataclasses.replace(config, engine="spark-new-candidates-only"))
     in_pandas = engine.run_incremental(new, state, config)
     truth = pd.factorize(pd.concat([base, new], ignore_index=True)["true_cluster_id"])[0]
     f1 = [pairwise_scores(r.clusters["cluster_id"].to_numpy(), truth)["f1"] for r in (in_pandas, mixed)]
@@ -182,15 +242,18 @@ def test_free_text_febrl_incremental_on_spark_equals_pandas(spark, tmp_path, mon
     base, new = records.iloc[:320].reset_index(drop=True), records.iloc[320:].reset_index(drop=True)
     config = DedupeConfig(text_column="full_text", use_embeddings=False, max_block_size=3, block_window=3)
     state = engine.run(base, config, keep_state=True).state
+    calls = _recording(monkeypatch, "spark")  # the Spark step's call in run_incremental, checked against pandas's
+    on_spark = engine.run_incremental(new, state, _spark(config))
+    (args, (s_pairs, s_kth)), = calls
+    assert args[4].engine == "spark" and steps_for(args[4]).new_candidates is incremental.new_record_candidates
+    _assert_inputs_are_the_pandas_engines(args, state, new, config)
     prepared, vectors = _all_records(state, new, config)
     pairs, kth = PANDAS.new_candidates(prepared, vectors, len(base), state.kth_cosine, config)
-    s_pairs, s_kth = incremental.new_record_candidates(prepared, vectors, len(base), state.kth_cosine, config)
     assert pairing.oversized_blocks(prepared, config, new_from=len(base))["n_dropped_blocks"] > 0
     assert len(pairs) > len(new) // 2
     pd.testing.assert_frame_equal(s_pairs, pairs)
     np.testing.assert_array_equal(s_kth, kth)
 
-    on_spark = engine.run_incremental(new, state, _spark(config))
     in_pandas = engine.run_incremental(new, state, config)
     pd.testing.assert_frame_equal(on_spark.pairs, in_pandas.pairs, rtol=1e-9, atol=1e-12)
     pd.testing.assert_frame_equal(on_spark.clusters, in_pandas.clusters)

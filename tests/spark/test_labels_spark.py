@@ -77,6 +77,32 @@ def _counting(monkeypatch: pytest.MonkeyPatch, frame_class: type) -> list[tuple[
     return collected
 
 
+@pytest.fixture(scope="module")
+def spark_engine_run(spark, case):
+    """`engine.run` on the Spark engine with the labels and the state, once for the two tests that read it, every
+    `toPandas`/`collect` counted (columns, rows): (result, the table run inside it (`dedupe_tables.run`'s
+    `SparkDedupeRun`), what was collected during the table run, before the pairs were read, and in all)."""
+    from aietl_pipelines.spark import dedupe_tables
+
+    records, labels = case
+    table_run = dedupe_tables.run
+    inside: dict[str, Any] = {}
+    with pytest.MonkeyPatch.context() as patch:
+        collected = _counting(patch, _frame_class(spark))
+
+        def recorded_run(*args, **kwargs):
+            start = len(collected)
+            inside["run"] = table_run(*args, **kwargs)
+            inside["collected"] = collected[start:]
+            return inside["run"]
+
+        patch.setattr(dedupe_tables, "run", recorded_run)
+        result = engine.run(records, _spark_config(labels), keep_state=True)
+        before = list(collected)
+        _ = result.pairs  # the read: collects the pairs (counted)
+    return result, inside["run"], inside["collected"], before, collected
+
+
 def _assert_pairs_equal(found: pd.DataFrame, expected: pd.DataFrame) -> None:
     pd.testing.assert_frame_equal(found.drop(columns="match_probability"),
                                   expected[["left", "right", "cosine"]].reset_index(drop=True), check_dtype=False)
@@ -84,20 +110,19 @@ def _assert_pairs_equal(found: pd.DataFrame, expected: pd.DataFrame) -> None:
                                rtol=1e-9, atol=1e-12)
 
 
-def test_table_run_applies_the_labels_as_pandas(spark, case, pandas_runs, monkeypatch):
-    """`dedupe_tables.run` with labels: the pandas path's probabilities (labelled model per pattern, labelled pairs
-    certain, the missed ones appended in its order) and clusters; only the labelled pairs found among the
-    candidates reach the driver as pairs."""
+def test_table_run_applies_the_labels_as_pandas(case, pandas_runs, spark_engine_run):
+    """`dedupe_tables.run` with labels (the one `engine.run` made, `spark_engine_run`): the pandas path's
+    probabilities (labelled model per pattern, labelled pairs certain, the missed ones appended in its order) and
+    clusters; only the labelled pairs found among the candidates reach the driver as pairs during it."""
     from aietl_pipelines.spark import dedupe_tables
 
-    records, labels = case
+    _, labels = case
     unlabelled, labelled = pandas_runs
     n_candidates = len(unlabelled.pairs)
     assert len(labelled.pairs) == n_candidates + 1  # the "yes" on a non-candidate pair is appended
     assert not labelled.clusters.equals(unlabelled.clusters)  # the labels change the clusters: not vacuous
-    with monkeypatch.context() as patch:
-        collected = _counting(patch, _frame_class(spark))
-        result = dedupe_tables.run(records, _spark_config(labels))
+    _, result, collected, _, _ = spark_engine_run
+    assert collected  # the counting was on during the table run
     pair_tables = [rows for columns, rows in collected if {"left", "right"} <= set(columns)]
     assert max(pair_tables, default=0) <= len(labels)  # the labelled candidate pairs, never the candidate table
     assert "e" in result.pairs.columns
@@ -106,18 +131,15 @@ def test_table_run_applies_the_labels_as_pandas(spark, case, pandas_runs, monkey
     assert result.model.prior == pytest.approx(labelled.model.prior, rel=1e-9)
 
 
-def test_engine_run_on_spark_keeps_the_pairs_until_read(spark, case, pandas_runs, monkeypatch):
+def test_engine_run_on_spark_keeps_the_pairs_until_read(case, pandas_runs, spark_engine_run):
     """`engine.run` with `dedupe.engine: spark` goes through `Steps.whole_run` (the table run): the clusters,
     model, metrics and incremental state of the pandas engine, and the pairs collected only when read."""
-    records, labels = case
+    _, labels = case
     _, labelled = pandas_runs
-    config = _spark_config(labels)
-    assert engine.steps_for(config).whole_run is not None
-    with monkeypatch.context() as patch:
-        collected = _counting(patch, _frame_class(spark))
-        result = engine.run(records, config, keep_state=True)
-        before = list(collected)
-        pairs = result.pairs
+    assert engine.steps_for(_spark_config(labels)).whole_run is not None
+    result, table_run, _, before, collected = spark_engine_run
+    assert result.pair_table is table_run.pairs  # through the table run
+    pairs = result.pairs  # collected in the fixture (counted there)
     assert isinstance(result, engine.PairsOnRead)
     # before the read: no candidate table (only the labelled candidates and the state's matches / evidence)
     n_evidence = len(labelled.state.matches)
