@@ -12,7 +12,8 @@ agreement, then weaker levels, and the last level = disagreement. Levels per kin
 | list (co-authors, classes, tags) | same set, >= 2 items in common, 1 in common, none |
 | date | exact, Levenshtein <= 1 (one typo), day and month swapped, else |
 | email | exact, same local part or Jaro-Winkler >= 0.9, else |
-| tokens (free text words) | information-weighted overlap (`idf_token_levels`): Jaccard >= 0.85, >= 0.7, >= 0.55, >= 0.4, contained >= 0.7, else |
+| tokens (free text words) | information-weighted overlap (`idf_token_levels`; a word one edit from an unshared word of the other text counts as shared): Jaccard >= 0.85, >= 0.7, >= 0.55, >= 0.4, contained >= 0.7, else |
+| `<words>~bits` (information companion of free-text words) | the bits the two texts share (sum of log2(N / records holding each shared word)) in bands of 2 bits, when the words agree at level 1; 0 otherwise |
 | segments (free text: the values between separators, `textparse.text_segments`) | information of the values both records hold (`information_levels`): >= 3, 2, 1.5, 1, 0.5 times log2(N) bits, some, none |
 | rare_numbers (free text's numbers when its segments are not scored) | as segments, over the digit groups |
 | numbers (free text, sets) | Jaccard = 1, >= 0.5, > 0, else |
@@ -24,6 +25,13 @@ The term-frequency companion is Splink's term-frequency adjustment in Fellegi-Su
 (weight 0) unless the field agrees exactly, so its weight is log2 P(band | match, exact) / P(band | non-match,
 exact) and the two together weigh the joint event "exact on a value of this rarity": a match on a rare name is
 worth more than on "Smith", estimated from the data like every other weight.
+
+Free-text words have no field to count values in: their companion `words~bits` carries the INFORMATION of the words
+two texts share when they agree (level 1), B = sum of log2(N / records holding each shared word), in bands of
+BITS_STEP bits. Its weights are not fitted by EM but set as Splink's term-frequency adjustment (`score.py`,
+`information_weights`): u of the agreed words is 2^-B (words occur independently of one another), so the pair's
+words weigh log2(m) + B instead of the level's average log2(m / u): a shared "karl heinz schmidt" of 20 bits counts
+for more than a shared "hans muller" of 10, as the structured model sums the rarity of first, middle and last name.
 """
 
 from __future__ import annotations
@@ -35,9 +43,17 @@ import numpy as np
 from rapidfuzz.distance import JaroWinkler, Levenshtein
 from rapidfuzz.fuzz import token_set_ratio
 
+#: Information companion of free-text words (`word_information_levels`): BITS_BANDS bands of BITS_STEP bits, the
+#: first holding every agreement above BITS_TOP - BITS_STEP bits.
+BITS_SUFFIX = "~bits"
+BITS_TOP, BITS_STEP, BITS_BANDS = 40.0, 2.0, 20
 N_LEVELS = {"name": 5, "text": 5, "street": 5, "state": 5, "id": 5, "phone": 5, "postcode": 5, "number": 5,
             "date": 5, "email": 4, "tokens": 7, "segments": 8, "rare_numbers": 8, "numbers": 5, "cosine": 6, "organisation": 5, "list": 5, "tf": 4,
-            "repeated": 3}
+            "repeated": 3, "bits": BITS_BANDS + 1}
+#: A word of one text that is not in the other counts as shared when it is one edit (Levenshtein) from a word of the
+#: other text, both of at least TYPO_MIN_LENGTH letters, and each text has at most TYPO_WORDS words the other lacks.
+TYPO_MIN_LENGTH = 4
+TYPO_WORDS = 2
 #: Kinds whose exact agreements get a term-frequency companion comparison `<field>~tf`.
 TF_KINDS = ("name", "organisation", "text", "street")
 TF_SUFFIX = "~tf"
@@ -45,6 +61,9 @@ TF_SUFFIX = "~tf"
 INFORMATION_KINDS = ("segments", "rare_numbers")
 #: Kinds whose prepared values are sets (free text's segments and numbers): no exact-equality blocks.
 SET_KINDS = ("segments", "numbers", "rare_numbers", "repeated")
+#: Kinds whose best level is wider than exact equality of the prepared value (free-text words: information-weighted
+#: Jaccard >= 0.85, typos shared): the pairs with equal values are not the pairs agreeing at level 1.
+FUZZY_TOP_KINDS = ("tokens",)
 
 
 def _string_level(a: str, b: str, tokens: bool) -> int:
@@ -217,24 +236,72 @@ def idf_token_levels(values: Sequence, left: np.ndarray, right: np.ndarray, coun
     J = shared / union weight, C = shared / smaller record's weight:
     1 J >= 0.85; 2 J >= 0.7; 3 J >= 0.55; 4 J >= 0.4; 5 C >= 0.7 (one record's words mostly in the other); 6 else;
     a character-level token-set ratio >= 95 lifts a pair to level 2 at least, >= 85 to 4, >= 70 to 5 (typos).
+    A misspelt word ("sveqn" for "sven") is shared with the weight of the rarer reading when it is one edit from a
+    word of the other text (`TYPO_WORDS`, `TYPO_MIN_LENGTH`), as a structured name field agrees at Jaro-Winkler
+    0.92: "sven klaus meyer" / "meyer sveqn klaus" agree at level 1.
     `counts`/`n_records`: word counts of a reference corpus (a fitted matcher) instead of those of `values`; a word
     the corpus lacks counts once."""
+    return token_levels_and_bits(values, left, right, counts, n_records, index)[0]
+
+
+def token_levels_and_bits(values: Sequence, left: np.ndarray, right: np.ndarray,
+                          counts: Mapping[str, int] | None = None, n_records: int | None = None,
+                          index: tuple | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """`idf_token_levels` and the information the two texts share in bits (sum of log2(N / records holding each
+    shared word); 0 where a text has no words), read in the same pass."""
     sets, idf, total = token_index(values, counts, n_records) if index is None else index
     out = np.zeros(len(left), dtype=np.int8)
+    bits = np.zeros(len(left))
     for e, (i, j) in enumerate(zip(left.tolist(), right.tolist(), strict=True)):
         a, b = sets[i], sets[j]
         if not a or not b:
             continue
-        shared = sum(idf[w] for w in a & b)
-        union = total[i] + total[j] - shared
-        jac, cont = shared / union, shared / min(total[i], total[j])
+        both = a & b
+        shared, n_shared, total_a, total_b = sum(idf[w] for w in both), len(both), total[i], total[j]
+        if len(both) < min(len(a), len(b)) and len(a) - len(both) <= TYPO_WORDS and len(b) - len(both) <= TYPO_WORDS:
+            unmatched = list(b - both)
+            for x in a - both:
+                y = _one_edit(x, unmatched)
+                if y is not None:  # one word read two ways: weighed once, as the rarer reading (`idf` - 1 bit)
+                    weight = min(idf[x], idf[y])
+                    shared, n_shared = shared + weight, n_shared + 1
+                    total_a, total_b = total_a - idf[x] + weight, total_b - idf[y] + weight
+                    unmatched.remove(y)
+        bits[e] = shared - n_shared  # idf is log2(N / df) + 1
+        union = total_a + total_b - shared
+        jac, cont = shared / union, shared / min(total_a, total_b)
         level = 1 if jac >= 0.85 else 2 if jac >= 0.7 else 3 if jac >= 0.55 else 4 if jac >= 0.4 else \
             5 if cont >= 0.7 else 6
         if level > 2:  # typos: a misspelt rare word is not shared, but the characters still are
             ratio = token_set_ratio(values[i], values[j])
             level = min(level, 2 if ratio >= 95 else 4 if ratio >= 85 else 5 if ratio >= 70 else 6)
         out[e] = level
+    return out, bits
+
+
+def _one_edit(word: str, others: list[str]) -> str | None:
+    """The first of `others` one edit from `word` (both at least TYPO_MIN_LENGTH letters), else None."""
+    if len(word) < TYPO_MIN_LENGTH:
+        return None
+    for other in others:
+        if len(other) >= TYPO_MIN_LENGTH and Levenshtein.distance(word, other, score_cutoff=1) <= 1:
+            return other
+    return None
+
+
+def word_information_levels(levels: np.ndarray, bits: np.ndarray) -> np.ndarray:
+    """Level of the words' information companion `<words>~bits`: null (0) unless the words agree at level 1, else
+    the band of the bits they share: 1 above BITS_TOP - BITS_STEP bits, then one band per BITS_STEP bits down to
+    BITS_BANDS (at most BITS_STEP bits). Its weights are set, not fitted: `score.information_weights`."""
+    out = np.zeros(len(levels), dtype=np.int8)
+    agree = levels == 1
+    out[agree] = 1 + np.clip(np.floor((BITS_TOP - bits[agree]) / BITS_STEP), 0, BITS_BANDS - 1).astype(np.int8)
     return out
+
+
+def band_bits() -> np.ndarray:
+    """The least information (bits) of each level of a `~bits` companion (index 0, null: 0)."""
+    return np.r_[0.0, np.clip(BITS_TOP - BITS_STEP * np.arange(1, BITS_BANDS + 1), 0.0, None)]
 
 
 def information_index(values: Sequence, counts: Mapping[str, int] | None = None, n_records: int | None = None
@@ -295,19 +362,27 @@ def compare_pairs(values: dict[str, list], kinds: dict[str, str], left: np.ndarr
     """Level matrix (pairs x comparisons), comparison names and their level counts (incl. level 0).
 
     Fields of the kinds in TF_KINDS also get their term-frequency companion `<field>~tf` (bands from `values`,
-    all the records, so candidate and random pairs share them). `context`: `column_context(values, kinds)`, when
+    all the records, so candidate and random pairs share them), free-text words their information companion
+    `<field>~bits` (`word_information_levels`). `context`: `column_context(values, kinds)`, when
     the caller compares several chunks of pairs."""
     context = column_context(values, kinds) if context is None else context
     columns, names, sizes = [], [], []
     for field, kind in kinds.items():
         vals, index = context[field]["values"], context[field]["index"]
         lv, rv = [vals[i] for i in left], [vals[j] for j in right]
-        level = (idf_token_levels(vals, left, right, index=index) if kind == "tokens" else
-                 information_levels(vals, left, right, index=index) if kind in INFORMATION_KINDS else
-                 compare_column(kind, lv, rv))
+        bits = None
+        if kind == "tokens":
+            level, bits = token_levels_and_bits(vals, left, right, index=index)
+        else:
+            level = (information_levels(vals, left, right, index=index) if kind in INFORMATION_KINDS else
+                     compare_column(kind, lv, rv))
         columns.append(level)
         names.append(field)
         sizes.append(N_LEVELS[kind])
+        if bits is not None:
+            columns.append(word_information_levels(level, bits))
+            names.append(field + BITS_SUFFIX)
+            sizes.append(N_LEVELS["bits"])
         if kind in TF_KINDS:
             columns.append(tf_levels(context[field]["bands"], level, lv))
             names.append(field + TF_SUFFIX)

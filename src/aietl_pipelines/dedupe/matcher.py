@@ -28,7 +28,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from aietl_pipelines.dedupe.compare import compare_column, idf_token_levels, information_levels
+from aietl_pipelines.dedupe.compare import (
+    BITS_SUFFIX,
+    compare_column,
+    information_levels,
+    token_levels_and_bits,
+    word_information_levels,
+)
 from aietl_pipelines.dedupe.score import FellegiSunterModel
 from aietl_pipelines.dedupe.textparse import TEXT_KINDS, parse_text
 
@@ -103,17 +109,23 @@ class TextMatcher:
         left = np.zeros(len(candidate_texts), dtype=np.int64)
         right = np.arange(1, len(parsed), dtype=np.int64)
         levels = np.zeros((len(right), len(self.model.names)), dtype=np.int8)
+        shared_bits: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # words field -> (levels, bits shared)
         for k, name in enumerate(self.model.names):
             kind = self.kinds().get(name)
             values = [p.get(name) for p in parsed]
             if kind == "tokens":
-                levels[:, k] = idf_token_levels(values, left, right, self.word_counts, self.n_records)
+                shared_bits[name] = token_levels_and_bits(values, left, right, self.word_counts, self.n_records)
+                levels[:, k] = shared_bits[name][0]
             elif kind == "segments":
                 levels[:, k] = information_levels(values, left, right, self.segment_counts, self.n_records)
             elif kind == "rare_numbers":
                 levels[:, k] = information_levels(values, left, right, self.number_counts, self.n_records)
             elif kind is not None:
                 levels[:, k] = compare_column(kind, [values[0]] * len(right), values[1:])
+        for k, name in enumerate(self.model.names):  # the words' information companions (compare.py)
+            base = name[: -len(BITS_SUFFIX)]
+            if name.endswith(BITS_SUFFIX) and base in shared_bits:
+                levels[:, k] = word_information_levels(*shared_bits[base])
         return self.model.probability(levels)
 
 

@@ -18,6 +18,9 @@ No labels are used:
 - weights are BOUNDED (m is never below `m_floor`: a field whose matches always agreed in the sample costs at
   most log2(m_floor/u) on a disagreement, not -20 bits) and MONOTONE (a weaker level never weighs more than a
   stronger one: pool-adjacent-violators over the level order);
+- an information companion (`<words>~bits`, free text: the bits of the words two texts share when they agree) is
+  not fitted but set as Splink's term-frequency adjustment (`information_weights`): the agreement weighs log2(m) +
+  bits instead of the level's average log2(m / u), capped where the random pairs show non-matches sharing as much;
 - a missing value (level 0) weighs 0;
 - the match threshold is read from the fitted model (`FellegiSunterModel.threshold`, see `model_threshold`).
 
@@ -34,6 +37,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from aietl_pipelines.dedupe.compare import BITS_SUFFIX, TF_SUFFIX, band_bits
 
 #: A true match disagrees on any one field with probability at least this (typos, moves, missing updates):
 #: bounds a disagreement's weight at log2(M_FLOOR / u) >= -6.6 bits.
@@ -319,12 +324,14 @@ def fit_model(levels: np.ndarray, random_levels: np.ndarray, names: list[str], s
     exact = exact or [[1] for _ in sizes]
     model = _fit_given_u(levels, random_levels, names, sizes, random_pair_u(random_levels, sizes), iterations,
                          min_session_pairs, exact, sessions, related, counts, rule_rates)
+    fitted = [k for k, n in enumerate(names) if not n.endswith(BITS_SUFFIX)]  # the set companions follow the rest
     for _ in range(u_rounds):  # u among the NON-matches: each random pair weighted by the model's 1 - posterior
         u = non_match_u(random_levels, sizes, model)
-        if max(float(np.abs(np.log2(a[1:]) - np.log2(b[1:])).max()) for a, b in zip(u, model.u, strict=True)) < U_TOL:
+        if max((float(np.abs(np.log2(u[k][1:]) - np.log2(model.u[k][1:])).max()) for k in fitted), default=0.0) < U_TOL:
             break  # a fixed point: the model's non-matches give back the u it was fitted with
+        weights = 1.0 - model.probability(random_levels) if len(random_levels) else None
         model = _fit_given_u(levels, random_levels, names, sizes, u, iterations, min_session_pairs, exact, sessions,
-                             related, counts, rule_rates, prior=model.prior)
+                             related, counts, rule_rates, prior=model.prior, random_weights=weights)
     return model
 
 
@@ -342,22 +349,29 @@ def _fit_given_u(levels: np.ndarray, random_levels: np.ndarray, names: list[str]
                  u: list[np.ndarray], iterations: int, min_session_pairs: int, exact: list[list[int]],
                  sessions: list[list[int]] | None, related: dict[str, list[str]] | None,
                  counts: np.ndarray | None, rule_rates: Mapping[tuple[str, ...], float] | None,
-                 prior: float | None = None) -> FellegiSunterModel:
+                 prior: float | None = None, random_weights: np.ndarray | None = None) -> FellegiSunterModel:
     """m by EM sessions, the prior and the threshold, with u given (`fit_model`). `prior`: kept instead of
     estimated (the u rounds keep the first fit's: estimated again from the refitted m, FEBRL3 free text's fell
-    30-fold, far below the share of matches its own posteriors find among the random pairs, and its recall with it)."""
+    30-fold, far below the share of matches its own posteriors find among the random pairs, and its recall with it).
+    `random_weights`: each random pair's weight as a non-match (1 - posterior; None: 1), for the information
+    companions' caps (`information_weights`)."""
     n_comp = len(sizes)
     related = related or {}
-    companions = {k: [j for j in range(n_comp) if names[j] == names[k] + "~tf" or names[j] in related.get(names[k], ())]
+    companions = {k: [j for j in range(n_comp) if names[j] in (names[k] + TF_SUFFIX, names[k] + BITS_SUFFIX)
+                      or names[j] in related.get(names[k], ())]
                   for k in range(n_comp)}
-    per_field = [[k] for k in range(n_comp) if not names[k].endswith("~tf")]
+    # information companions: weights set from their bits (`information_weights`), never fitted by EM
+    set_weights = [k for k in range(n_comp) if names[k].endswith(BITS_SUFFIX)]
+    companion = [n.endswith((TF_SUFFIX, BITS_SUFFIX)) for n in names]
+    per_field = [[k] for k in range(n_comp) if not companion[k]]
     estimates: list[list[np.ndarray]] = [[] for _ in sizes]
     found: list[tuple[list[int], float]] = []
 
     def run_session(fixed: list[int]) -> None:
         session = _agree(levels, exact, fixed) if len(levels) else np.zeros(0, bool)
         left_out = set(fixed) | {j for k in fixed for j in companions[k]}
-        active = [j for j in range(n_comp) if j not in left_out and (levels[session, j] != 0).any()]
+        active = [j for j in range(n_comp) if j not in left_out and j not in set_weights
+                  and (levels[session, j] != 0).any()]
         if _pairs(session, counts) < min_session_pairs or not active:
             return
         m, lam = _em(levels[session], u, _start_m(sizes), active, 0.5, iterations,
@@ -373,28 +387,59 @@ def _fit_given_u(levels: np.ndarray, random_levels: np.ndarray, names: list[str]
     # a comparison that every session blocked on (the only rule is on it) is estimated in a session blocked on
     # another single comparison, as Splink needs each comparison trained outside its own blocking rule
     for fixed in per_field:
-        unestimated = {k for k in range(n_comp) if not estimates[k] and not names[k].endswith("~tf")}
+        unestimated = {k for k in range(n_comp) if not estimates[k] and not companion[k]}
         if not unestimated:
             break
         if fixed not in rules and not set(fixed) & unestimated:
             run_session(fixed)
     _single_comparison_sessions(levels, random_levels, u, exact, per_field, companions, estimates, found, sizes,
-                                min_session_pairs, [n.endswith("~tf") for n in names], counts, rule_rates, names)
+                                min_session_pairs, companion, counts, rule_rates, names)
     m_final = _start_m(sizes)
-    missing = [k for k in range(n_comp) if not estimates[k]]
+    missing = [k for k in range(n_comp) if not estimates[k] and k not in set_weights]
     if missing and len(levels):  # comparisons no session could estimate: EM on all candidates
-        m_all, _ = _em(levels, u, _start_m(sizes), list(range(n_comp)), 0.05, iterations, counts=counts)
+        m_all, _ = _em(levels, u, _start_m(sizes), [k for k in range(n_comp) if k not in set_weights], 0.05,
+                       iterations, counts=counts)
         for k in missing:
             estimates[k].append(m_all[k])
     for k in range(n_comp):
         if estimates[k]:
             m_final[k] = bound_and_order(combine_sessions(estimates[k]), u[k],
                                          _level_counts(levels, k, sizes[k], counts))
+    u = list(u)
+    for k in set_weights:
+        base = names.index(names[k][: -len(BITS_SUFFIX)])
+        m_final[k], u[k] = information_weights(float(u[base][1]), random_levels[:, k], sizes[k], random_weights)
     if prior is None:
         prior = estimate_prior(found, m_final, random_levels, exact, rule_rates=rule_rates, names=names)
     model = FellegiSunterModel(names, sizes, m_final, u, prior)
     model.threshold = model_threshold(model.probability(levels) if len(levels) else np.zeros(0), counts)
     return model
+
+
+def information_weights(u_agree: float, random_bands: np.ndarray, size: int,
+                        random_weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """m and u of an information companion (`compare.word_information_levels`): Splink's term-frequency adjustment
+    with the u of the agreed value read from its information instead of its count.
+
+    The words of two texts agree (level 1, u_agree among random pairs) and share B bits. Were the words independent of
+    one another, a non-match would share exactly these words with probability 2^-B, so the agreement weighs
+    log2(m / 2^-B) = log2(m / u_agree) + log2(u_agree) + B: the companion's level of at least B bits weighs
+    log2(u_agree) + B (stored as m = u_agree, u = 2^-B). Words that occur together (the names of a patent's
+    inventors, a city and its state) break the independence: non-matches then share many bits. The random pairs show
+    it: where k of n random pairs (each weighted by its chance of being a non-match, `random_weights`) agree with at
+    least B bits, no agreement of B bits is taken as rarer than k / n, i.e. B is capped at log2(n / k)."""
+    bits = band_bits()[:size].copy()
+    bands = np.asarray(random_bands)
+    weights = np.ones(len(bands)) if random_weights is None else np.asarray(random_weights, dtype=float)
+    n = float(weights.sum())
+    if n > 0:
+        hits = np.cumsum(np.bincount(bands, weights=weights, minlength=size)[:size][1:])  # at least each band's bits
+        capped = hits > 0
+        bits[1:][capped] = np.minimum(bits[1:][capped], np.log2(n / hits[capped]))
+    u = np.power(2.0, -bits)
+    m = np.full(size, max(u_agree, 1e-12))
+    m[0] = u[0] = 1.0
+    return m, u
 
 
 def model_threshold(probability: np.ndarray, counts: np.ndarray | None = None) -> float:
