@@ -65,3 +65,28 @@ def test_engine_run_takes_the_whole_run_and_reads_pairs_once(whole_run_engine):
     replaced = pd.DataFrame({"left": [0], "right": [1]})
     result.pairs = replaced
     assert result.pairs is replaced
+
+
+def test_run_incremental_takes_the_whole_incremental_run_when_set():
+    """`engine.run_incremental` calls `Steps.whole_incremental` when an engine has one (the pandas engine has none:
+    `run_incremental_steps`), without a branch on the engine."""
+    assert PANDAS.whole_incremental is None
+    state = engine.run(RECORDS.iloc[:3], _config(), keep_state=True).state
+    new = RECORDS.iloc[3:].reset_index(drop=True)
+    expected = engine.run_incremental_steps(new, state, _config())
+    pd.testing.assert_frame_equal(engine.run_incremental(new, state, _config()).clusters, expected.clusters)
+    calls = []
+
+    def whole_incremental(new_records, earlier, config):
+        calls.append(config.engine)
+        return engine.run_incremental_steps(new_records, earlier, dataclasses.replace(config, engine="pandas"))
+
+    register_engine("whole-incremental-test", dataclasses.replace(PANDAS, whole_incremental=whole_incremental))
+    try:
+        result = engine.run_incremental(new, state, _config("whole-incremental-test"))
+    finally:
+        _ENGINES._engines.pop("whole-incremental-test", None)
+        _ENGINES._built.pop("whole-incremental-test", None)
+    assert calls == ["whole-incremental-test"]
+    pd.testing.assert_frame_equal(result.clusters, expected.clusters)
+    pd.testing.assert_frame_equal(result.pairs, expected.pairs)

@@ -100,10 +100,52 @@ def customers(tmp_path_factory):
     return records, base, new, config, state
 
 
+def _recording_tables(patch: pytest.MonkeyPatch) -> list[tuple[tuple, tuple]]:
+    """Record the (inputs, outputs) of every `incremental.new_candidate_table` call (the Spark engine's
+    `run_incremental`, `dedupe_tables.engine_run_incremental`, calls it; the table itself is not collected here)."""
+    from aietl_pipelines.spark import incremental
+
+    calls: list[tuple[tuple, tuple]] = []
+    table = incremental.new_candidate_table
+
+    def recorded(*args):
+        out = table(*args)
+        calls.append((args[1:], out))  # without the session: (prepared, vectors, n_old, old_kth, config)
+        return out
+
+    patch.setattr(incremental, "new_candidate_table", recorded)
+    return calls
+
+
+def _collected_step(out: tuple) -> tuple[pd.DataFrame, np.ndarray]:
+    """A recorded `new_candidate_table` output as `Steps.new_candidates` returns it (collected, sorted)."""
+    table, kth = out
+    found = table.toPandas().sort_values(["left", "right"], kind="stable", ignore_index=True)
+    return pd.DataFrame({"left": found["left"].to_numpy(np.int64), "right": found["right"].to_numpy(np.int64),
+                         "cosine": found["cosine"].to_numpy(np.float64)}), kth
+
+
+def _counting(patch: pytest.MonkeyPatch, frame_class: type) -> list[tuple[tuple[str, ...], int]]:
+    """Every `toPandas`/`collect` of a Spark DataFrame: (its columns, rows), as tests/spark/test_labels_spark.py."""
+    collected: list[tuple[tuple[str, ...], int]] = []
+
+    def counting(method):
+        def counted(self, *args, **kwargs):
+            out = method(self, *args, **kwargs)
+            collected.append((tuple(self.columns), len(out)))
+            return out
+        return counted
+
+    patch.setattr(frame_class, "toPandas", counting(frame_class.toPandas))
+    patch.setattr(frame_class, "collect", counting(frame_class.collect))
+    return collected
+
+
 @pytest.fixture(scope="module")
 def spark_incremental(spark, customers):
     """`run_incremental` on the Spark engine (small tasks), once for the two tests that read it: its result, the
-    (inputs, outputs) of its Spark `new_candidates` call and the oversized-block report of its blocking joins.
+    (inputs, collected outputs) of its `new_candidate_table` call, the oversized-block report of its blocking
+    joins, and the Spark collects (columns, rows) during the run and after `result.pairs` was read.
 
     It runs before any pandas incremental run: its embed step writes the vectors of the new texts to the
     content-hash cache, which the pandas runs then read, so both engines see the same vectors (Spark's encoder
@@ -122,23 +164,26 @@ def spark_incremental(spark, customers):
     with pytest.MonkeyPatch.context() as patch:
         _small_tasks(patch)
         patch.setattr(spark_dedupe, "blocking_pairs", blocking)
-        calls = _recording(patch, "spark")
+        calls = _recording_tables(patch)
+        collected = _counting(patch, type(spark.range(1)))
         result = engine.run_incremental(new, state, _spark(config))
+        before = list(collected)
+        _ = result.pairs  # the read: collects the pairs (counted)
     assert len(calls) == 1 and len(reports) == 1
     (args, out), = calls
-    return result, args, out, reports[0]
+    return result, args, _collected_step(out), reports[0], before, collected
 
 
 def test_new_candidates_on_spark_equal_the_pandas_step(customers, spark_incremental):
     """Blocking joins of the new records against all (oversized [state] blocks as sorted neighbourhoods, counted
     over all records) and the exact kNN with the earlier records' radii: the pandas step's frame and k-th cosines.
-    The Spark step's call is the one `run_incremental` made on the Spark engine (`spark_incremental`): its inputs
-    are the pandas engine's records and vectors, its outputs the pandas step's on them."""
+    The Spark table's call is the one `run_incremental` made on the Spark engine (`spark_incremental`): its inputs
+    are the pandas engine's records and vectors, its outputs (collected) the pandas step's on them."""
     from aietl_pipelines.spark import incremental
 
     _, base, new, config, state = customers
     assert steps_for(_spark(config)).new_candidates is incremental.new_record_candidates
-    _, args, (s_pairs, s_kth), s_report = spark_incremental
+    _, args, (s_pairs, s_kth), s_report, _, _ = spark_incremental
     _assert_inputs_are_the_pandas_engines(args, state, new, config)
     prepared, vectors = _all_records(state, new, config)
     n_old = len(base)
@@ -154,18 +199,32 @@ def test_new_candidates_on_spark_equal_the_pandas_step(customers, spark_incremen
 
 
 def test_run_incremental_on_spark_gives_the_pandas_pairs_and_clusters(customers, spark_incremental):
-    """`run_incremental` with `dedupe.engine: spark` (prepare, embed, new_candidates, levels, cluster on Spark) from
-    the same earlier state: the pandas engine's pairs, probabilities and clusters; the new records end in their
-    people's clusters (the copy of an earlier record in that record's).
+    """`run_incremental` with `dedupe.engine: spark` (`Steps.whole_incremental`: prepare, embed, new candidates,
+    levels, saved-model scores and clusters on Spark tables) from the same earlier state: the pandas engine's pairs
+    (same order), probabilities, clusters, state and metrics; no candidate pair reaches the driver before
+    `result.pairs` is read, then one collect of all of them. The new records end in their people's clusters (the
+    copy of an earlier record in that record's).
 
     The Spark run (`spark_incremental`) goes first: both engines see the same vectors (see the fixture); the
     comparison is of the steps after embed."""
     _, base, new, config, state = customers
-    on_spark = spark_incremental[0]
+    assert engine.steps_for(_spark(config)).whole_incremental is not None
+    on_spark, _, _, _, before, collected = spark_incremental
     in_pandas = engine.run_incremental(new, state, config)
+    assert isinstance(on_spark, engine.PairsOnRead) and on_spark.pair_table is not None
+    # before the read: no pair table with cosines; pairs only as the state's new evidence (matches and the
+    # below-threshold pairs inside their components)
+    n_evidence = len(in_pandas.state.matches)
+    assert before and max((rows for columns, rows in before if "cosine" in columns), default=0) == 0
+    assert max((rows for columns, rows in before if {"left", "right"} <= set(columns)), default=0) <= n_evidence
+    assert len(collected) == len(before) + 1 and collected[-1][1] == len(in_pandas.pairs)  # the read: all pairs
     pd.testing.assert_frame_equal(on_spark.pairs, in_pandas.pairs, rtol=1e-9, atol=1e-12)
     pd.testing.assert_frame_equal(on_spark.clusters, in_pandas.clusters)
     np.testing.assert_array_equal(on_spark.state.kth_cosine, in_pandas.state.kth_cosine)
+    pd.testing.assert_frame_equal(on_spark.state.matches, in_pandas.state.matches, check_exact=False, rtol=1e-9)
+    pd.testing.assert_frame_equal(on_spark.state.prepared, in_pandas.state.prepared)
+    np.testing.assert_array_equal(on_spark.state.vectors, in_pandas.state.vectors)
+    assert on_spark.model is state.model and in_pandas.model is state.model  # the saved model, not refitted
     assert on_spark.metrics == in_pandas.metrics
 
     labels = dict(zip(on_spark.clusters["record_id"], on_spark.clusters["cluster_id"], strict=True))
@@ -178,6 +237,44 @@ def test_run_incremental_on_spark_gives_the_pandas_pairs_and_clusters(customers,
     new_ids = set(new["record_id"].astype(str))
     merged = [g for g in _groups(on_spark.clusters) if g & new_ids and len(g) > 1]
     assert len(merged) > len(new) // 4  # not vacuous: many new records joined a cluster
+
+
+def test_labelled_run_incremental_on_spark_equals_pandas(customers, spark_incremental):
+    """Labelled mode (`dedupe.labels`) in `run_incremental` on Spark: the labelled model fitted over the saved
+    model's comparison patterns (`dedupe_tables.labelled_patterns`), labelled new pairs made certain and the
+    labelled pairs that are not new candidates appended (`with_labels`), clustered after the earlier matches: the
+    pandas engine's pairs (order included), probabilities, clusters, state and metrics. Labels: the truth on 12
+    new candidate pairs (6 yes, 6 no), a "no" on a matched new pair, a "yes" on a new record and an earlier one
+    that are no candidate pair, and a "yes" on two earlier records that are no earlier match."""
+    _, base, new, config, state = customers
+    plain = engine.run_incremental(new, state, config)  # after the Spark run: the same cached vectors
+    ids = plain.prepared["record_id"].to_numpy()
+    truth = pd.concat([base, new], ignore_index=True)["true_cluster_id"].to_numpy()
+    pairs = plain.pairs
+    same = truth[pairs["left"].to_numpy()] == truth[pairs["right"].to_numpy()]
+    chosen = pd.concat([pairs[same].iloc[:6], pairs[~same].iloc[:6]])
+    labels = [{"left_id": ids[a], "right_id": ids[b], "match": bool(truth[a] == truth[b])}
+              for a, b in zip(chosen["left"].tolist(), chosen["right"].tolist(), strict=True)]
+    matched = pairs[pairs["match_probability"] >= config.match_threshold].iloc[-1]
+    labels.append({"left_id": ids[int(matched["left"])], "right_id": ids[int(matched["right"])], "match": False})
+    candidates = set(zip(pairs["left"].tolist(), pairs["right"].tolist(), strict=True))
+    n_old = len(base)
+    a, b = next((a, b) for a in range(n_old) for b in range(n_old, len(ids)) if (a, b) not in candidates)
+    earlier = set(zip(state.matches["left_id"], state.matches["right_id"], strict=True))
+    c, d = next((c, d) for c in range(n_old) for d in range(c + 1, n_old) if (ids[c], ids[d]) not in earlier
+                and (ids[d], ids[c]) not in earlier)
+    labels += [{"left_id": ids[b], "right_id": ids[a], "match": True}, {"left_id": ids[c], "right_id": ids[d],
+                                                                        "match": True}]
+    labelled = dataclasses.replace(config, labels=labels)
+    in_pandas = engine.run_incremental(new, state, labelled)
+    on_spark = engine.run_incremental(new, state, _spark(labelled))
+    assert len(in_pandas.pairs) == len(pairs) + 2  # the two non-candidate labelled pairs appended
+    assert not in_pandas.clusters.equals(plain.clusters)  # the labels change the clusters: not vacuous
+    assert "e" in on_spark.pair_table.columns
+    pd.testing.assert_frame_equal(on_spark.pairs, in_pandas.pairs, rtol=1e-9, atol=1e-12)
+    pd.testing.assert_frame_equal(on_spark.clusters, in_pandas.clusters)
+    pd.testing.assert_frame_equal(on_spark.state.matches, in_pandas.state.matches, check_exact=False, rtol=1e-9)
+    assert on_spark.metrics == in_pandas.metrics
 
 
 def test_partitioned_index_new_candidates_give_the_exact_clusters(spark, customers, monkeypatch):
@@ -242,9 +339,10 @@ def test_free_text_febrl_incremental_on_spark_equals_pandas(spark, tmp_path, mon
     base, new = records.iloc[:320].reset_index(drop=True), records.iloc[320:].reset_index(drop=True)
     config = DedupeConfig(text_column="full_text", use_embeddings=False, max_block_size=3, block_window=3)
     state = engine.run(base, config, keep_state=True).state
-    calls = _recording(monkeypatch, "spark")  # the Spark step's call in run_incremental, checked against pandas's
+    calls = _recording_tables(monkeypatch)  # the Spark table's call in run_incremental, checked against pandas's
     on_spark = engine.run_incremental(new, state, _spark(config))
-    (args, (s_pairs, s_kth)), = calls
+    (args, out), = calls
+    s_pairs, s_kth = _collected_step(out)
     assert args[4].engine == "spark" and steps_for(args[4]).new_candidates is incremental.new_record_candidates
     _assert_inputs_are_the_pandas_engines(args, state, new, config)
     prepared, vectors = _all_records(state, new, config)
@@ -257,5 +355,7 @@ def test_free_text_febrl_incremental_on_spark_equals_pandas(spark, tmp_path, mon
     in_pandas = engine.run_incremental(new, state, config)
     pd.testing.assert_frame_equal(on_spark.pairs, in_pandas.pairs, rtol=1e-9, atol=1e-12)
     pd.testing.assert_frame_equal(on_spark.clusters, in_pandas.clusters)
+    pd.testing.assert_frame_equal(on_spark.state.matches, in_pandas.state.matches, check_exact=False, rtol=1e-9)
+    assert on_spark.metrics == in_pandas.metrics
     truth = pd.factorize(pd.concat([base, new], ignore_index=True)["true_cluster_id"])[0]
     assert pairwise_scores(on_spark.clusters["cluster_id"].to_numpy(), truth)["f1"] > 0.8

@@ -5,7 +5,8 @@ records → prepare (validate, normalise, record text; `prepare.py`) → embed �
 incremental runs (`state.py`). Each step is called through `steps_for(config)` (`steps.py`): the engine
 (`dedupe.engine`) is chosen by configuration, never by a branch here; an engine that keeps the pairs as its own
 tables gives its whole run instead (`Steps.whole_run`; Spark: `spark/dedupe_tables.engine_run`, pairs collected
-only when `result.pairs` is read). The Kedro pipeline runs the
+only when `result.pairs` is read), and its whole incremental run (`Steps.whole_incremental`; Spark:
+`dedupe_tables.engine_run_incremental`). The Kedro pipeline runs the
 same steps as nodes. The names below are re-exported so that `engine.X` keeps working for existing callers.
 """
 
@@ -43,8 +44,8 @@ from aietl_pipelines.errors import AietlInputError
 
 __all__ = ["TEXT_BLOCKING", "DedupeConfig", "DedupeResult", "DedupeState", "FellegiSunterModel", "build_state",
            "candidate_pairs", "candidates_with_radius", "cluster", "compare", "default_params", "embed",
-           "load_state", "prepare_records", "run", "run_incremental", "run_steps", "save_state", "score", "scored_pairs",
-           "structured_fields"]
+           "load_state", "prepare_records", "run", "run_incremental", "run_incremental_steps", "run_steps", "save_state",
+           "score", "scored_pairs", "structured_fields"]
 
 
 def structured_fields(config: DedupeConfig) -> list[str]:
@@ -124,8 +125,15 @@ def run_incremental(new_records: pd.DataFrame, state: DedupeState, config: Dedup
     compared and scored (with the earlier run's model, not refitted).
 
     Clusters are rebuilt from the earlier matches plus the new ones; every record, old or new, gets one.
-    Returns the result over all records, with the updated state.
+    Returns the result over all records, with the updated state. The engine's whole incremental run when its
+    `Steps` have one (`Steps.whole_incremental`: Spark keeps the new pairs as tables and returns a `PairsOnRead`),
+    else `run_incremental_steps` (the pandas engine).
     """
+    return (steps_for(config).whole_incremental or run_incremental_steps)(new_records, state, config)
+
+
+def run_incremental_steps(new_records: pd.DataFrame, state: DedupeState, config: DedupeConfig) -> DedupeResult:
+    """`run_incremental` through the `Steps` interface: the new pairs, levels and probabilities on the driver."""
     steps = steps_for(config)
     new = steps.prepare(new_records, config)
     check_new_records(new, state)

@@ -98,6 +98,10 @@ class Steps:
     # own tables and collects them only when asked (Spark: `spark/dedupe_tables.engine_run`); None: `engine.run`
     # chains the steps above (`engine.run_steps`)
     whole_run: Any = None
+    # the whole `engine.run_incremental` (new_records, state, config) -> DedupeResult for such an engine (Spark:
+    # `spark/dedupe_tables.engine_run_incremental`); None: `engine.run_incremental` chains the steps above
+    # (`engine.run_incremental_steps`)
+    whole_incremental: Any = None
 
 
 PANDAS = Steps(prepare=scoring.prepare_with_rule_rates, embed=prepare.embed, candidates=pairs.candidates_with_radius,

@@ -376,6 +376,7 @@ def spark_steps() -> Steps:
                                compare=compare, levels=pair_levels,
                                score=score, cluster=cluster, golden=records.golden_records,
                                whole_run=SparkPairNodes.engine_run,  # engine.run keeps the pairs on Spark too
+                               whole_incremental=SparkPairNodes.engine_run_incremental,  # and run_incremental
                                pair_nodes=SparkPairNodes())  # the Kedro nodes keep the pairs on Spark
 
 

@@ -50,6 +50,14 @@ class SparkPairNodes:
 
         return engine_run(records, config, keep_state)
 
+    @staticmethod
+    def engine_run_incremental(new_records: pd.DataFrame, state: Any, config: DedupeConfig) -> Any:
+        """`engine.run_incremental` over the same tables (`Steps.whole_incremental`):
+        `dedupe_tables.engine_run_incremental`."""
+        from aietl_pipelines.spark.dedupe_tables import engine_run_incremental
+
+        return engine_run_incremental(new_records, state, config)
+
     def candidates(self, prepared: pd.DataFrame, vectors: np.ndarray, config: DedupeConfig
                    ) -> tuple[Any, np.ndarray]:
         from aietl_pipelines.dedupe.steps import PANDAS

@@ -26,8 +26,12 @@ the driver:
 `run` chains them (`run(records, config)`: prepare, embed, candidates, levels, EM, labels, probabilities,
 clusters) and returns the pairs as a Spark DataFrame; `engine_run` is `engine.run` for the Spark engine
 (`Steps.whole_run`): `run`'s result as an `engine.PairsOnRead` (pairs collected only when read), with the
-incremental state when asked. The `Steps` of `spark/dedupe.py` are thin adapters over the same functions (they
-convert to and from numpy at their boundary, as the interface requires); `engine.run_steps` uses them.
+incremental state when asked; `engine_run_incremental` is `engine.run_incremental` for the Spark engine
+(`Steps.whole_incremental`): the new records' candidate table (`incremental.new_candidate_table`), its levels
+aligned to the saved model (`aligned_levels`), scored per pattern with that model, labels, and `cluster_table` over
+the earlier matches and the new pairs, returned as an `engine.PairsOnRead` too. The `Steps` of `spark/dedupe.py`
+are thin adapters over the same functions (they convert to and from numpy at their boundary, as the interface
+requires); `engine.run_steps` and `engine.run_incremental_steps` use them.
 """
 
 from __future__ import annotations
@@ -450,3 +454,77 @@ def engine_run(records: pd.DataFrame, config: DedupeConfig, keep_state: bool = F
     metrics = {k: v for k, v in found.metrics.items() if k not in ("n_candidate_pairs", "n_patterns")}  # run_counts
     return PairsOnRead(found.prepared, lambda: collect_pairs(scored), found.clusters, found.model, state, metrics,
                        pair_table=scored)
+
+
+# ---------------------------------------------------------------------------------------------- incremental runs
+
+def aligned_levels(levels: Any, names: list[str], wanted: list[str]) -> Any:
+    """`scoring.align_levels` on a levels table: its level columns l0..l{len(wanted)-1} are the comparisons of
+    `wanted` (a saved model's, in its order) taken from the columns of `names`; a comparison this run does not
+    have is level 0 (null, weight 0)."""
+    from pyspark.sql import functions as F
+
+    cols = level_columns(len(names))
+    others = [c for c in levels.columns if c not in cols]
+    return levels.select(*others, *[(F.col(cols[names.index(name)]) if name in names else F.lit(0))
+                                    .cast("int").alias(f"l{k}") for k, name in enumerate(wanted)])
+
+
+def engine_run_incremental(new_records: pd.DataFrame, state: Any, config: DedupeConfig) -> Any:
+    """`engine.run_incremental` for `dedupe.engine: spark` (`Steps.whole_incremental`) with the new records' pairs
+    kept on Spark: prepare and embed of the new records (the Spark steps), `incremental.new_candidate_table`,
+    `levels_table` aligned to the saved model's comparisons (`aligned_levels`), scored with the saved model (no
+    refit) per comparison pattern (`with_probability`), labels as in the full table run (`labelled_patterns`,
+    `with_labels`), and `cluster_table` over the earlier matches (first, in the state's order) and the new pairs,
+    as the pandas path concatenates them. What reaches the driver: the new records' k-th cosines, the pattern
+    table, the labelled candidate pairs, the state's new evidence (matches and below-threshold pairs inside their
+    components, `SparkPairNodes.evidence`) and the clusters. Returns an `engine.PairsOnRead` whose `pairs` (the new
+    records' pairs with match_probability, in the pandas order) are collected on first read. No new record or
+    fewer than 2 records: `engine.run_incremental_steps`."""
+    from pyspark.sql import functions as F
+
+    from aietl_pipelines.dedupe.engine import PairsOnRead, run_counts, run_incremental_steps
+    from aietl_pipelines.dedupe.state import DedupeState, check_new_records, earlier_match_positions
+    from aietl_pipelines.spark import dedupe as sd
+    from aietl_pipelines.spark import incremental
+    from aietl_pipelines.spark.dedupe_nodes import SparkPairNodes
+    from aietl_pipelines.spark.patterns import pattern_counts_table
+
+    steps = sd.spark_steps()
+    new = steps.prepare(new_records, config)
+    check_new_records(new, state)
+    n_old = len(state.prepared)
+    prepared = pd.concat([state.prepared, new], ignore_index=True)
+    if not len(new) or len(prepared) < 2:
+        return run_incremental_steps(new_records, state, config)
+    new_vectors = steps.embed(new, config)
+    if new_vectors.shape[1] != state.vectors.shape[1]:
+        raise AietlInputError("The earlier run's vectors have another dimension: run the full pipeline again.")
+    vectors = np.concatenate([state.vectors, new_vectors]) if len(state.vectors) else new_vectors
+    spark = sd._session()
+    model = state.model
+    pairs, kth_new = incremental.new_candidate_table(spark, prepared, vectors, n_old, state.kth_cosine, config)
+    levels, names, _, dtype = levels_table(spark, prepared, pairs, vectors, config)
+    levels = aligned_levels(levels, names, model.names)  # the saved model's comparisons, in its order
+    width = len(model.names)
+    patterns, _ = pattern_counts_table(levels, level_columns(width))
+    patterns = patterns.astype(dtype)
+    probability, labelled = (labelled_patterns(prepared, vectors, model, patterns, config) if config.labels
+                             else (None, pd.DataFrame()))
+    scored = with_labels(spark, with_probability(spark, levels, model, patterns, probability), labelled, width)
+    scored = scored.localCheckpoint()
+    # clusters from every match so far: the earlier ones (their order first) and the new pairs (in theirs)
+    earlier = earlier_match_positions(prepared, state.matches)
+    m = len(earlier)
+    earlier.insert(0, "e", np.arange(m, dtype=np.int64))
+    new_order = (F.col("e") + F.lit(m)) if "e" in scored.columns else F.lit(m)
+    every = spark.createDataFrame(earlier, "e long, left long, right long, match_probability double").unionByName(
+        scored.select(new_order.cast("long").alias("e"), "left", "right", "match_probability")).localCheckpoint()
+    labels, components = cluster_table(spark, len(prepared), every, config.match_threshold, config.max_cluster_size)
+    clusters = clusters_frame(prepared, labels, components)
+    kept, kept_p = SparkPairNodes().evidence(prepared, every, config)
+    found = scoring.matched_pairs(prepared, kept, kept_p, -np.inf)
+    matches = pd.concat([state.matches, found.iloc[len(state.matches):]], ignore_index=True)
+    new_state = DedupeState(prepared, vectors, np.r_[state.kth_cosine, kth_new], matches, model)
+    return PairsOnRead(prepared, lambda: collect_pairs(scored), clusters, model, new_state,
+                       run_counts(prepared, clusters, config, new_from=n_old), pair_table=scored)

@@ -22,8 +22,10 @@ new ones) that a full run would find, and each new record's k-th neighbour cosin
     record's lists (the full run reaches it when the new record is in one of its own lists).
 - The pairs' cosines on the executors (vectors broadcast), as `dedupe_tables.candidate_table`.
 
-`new_candidate_table` returns the pairs as a Spark table; the `Steps` adapter `new_record_candidates` collects and
-sorts it (the interface carries the pairs as a pandas frame).
+`new_candidate_table` returns the pairs as a Spark table; `engine.run_incremental` on the Spark engine
+(`dedupe_tables.engine_run_incremental`, `Steps.whole_incremental`) keeps it on Spark through levels, scores and
+clusters. The `Steps` adapter `new_record_candidates` collects and sorts it (the interface carries the pairs as a
+pandas frame; `engine.run_incremental_steps` and engines that replace only this step use it).
 """
 
 from __future__ import annotations
