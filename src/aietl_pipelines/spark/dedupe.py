@@ -34,13 +34,14 @@ Replaced:
   records' vector neighbours by the candidates step's method (exact search in `mapInPandas` with the earlier
   records' k-th cosine radius, as the pandas step; or the inverted-file index's lists as Spark groups).
 
-Not replaced (the pandas step): `label`, used by `run_incremental`; the whole runs apply the labels on the tables
-(`dedupe_tables.labelled_patterns` / `with_labels`).
+Not replaced (the pandas step): `label`, used only through the adapters; the whole runs apply the labels on the
+tables (`dedupe_tables.labelled_patterns` / `with_labels`).
 
-Who uses these adapters: `engine.run_incremental` (the `dedupe_incremental` pipeline; its `label` step is the
-pandas one), `train_dedupe_with_labels` and `engine.run_steps`. The whole runs keep the pairs on Spark and do not
-go through them for the pairs: `engine.run` (the service, the benchmarks) takes `Steps.whole_run`
-(`dedupe_tables.engine_run`, the pairs collected only when a caller reads `result.pairs`), and `pair_nodes`
+Who uses these adapters: `train_dedupe_with_labels` (active learning reads every pair's score on the driver) and
+`engine.run_steps` / `engine.run_incremental_steps`. The whole runs keep the pairs on Spark and do not go through
+them for the pairs: `engine.run` (the service, the benchmarks) takes `Steps.whole_run` (`dedupe_tables.engine_run`)
+and `engine.run_incremental` (the `dedupe_incremental` pipeline, the service) `Steps.whole_incremental`
+(`dedupe_tables.engine_run_incremental`), both collecting the pairs only when a caller reads `result.pairs`; `pair_nodes`
 (`spark/dedupe_nodes.py`) keeps the candidate, scored and clustered pairs as Spark DataFrames in
 `kedro run --env spark --pipeline dedupe`.
 """
