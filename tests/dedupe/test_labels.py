@@ -15,10 +15,13 @@ from aietl_pipelines.dedupe.evaluate import pairwise_scores
 from aietl_pipelines.dedupe.febrl import load_febrl
 from aietl_pipelines.dedupe.label_cli import dedupe_label
 from aietl_pipelines.dedupe.labels import (
+    PairsInMemory,
+    choose_next,
     fit_labelled,
     load_labels,
     save_labels,
     threshold_from_labels,
+    uncertainty,
 )
 from aietl_pipelines.errors import AietlInputError
 from aietl_pipelines.pipelines.dedupe import create_pipeline
@@ -131,3 +134,26 @@ def test_cli_asks_in_the_terminal_and_writes_the_labels_file(febrl, tmp_path):
                                               "--out", str(out), "--max-labels", "2"], input="n\nq\n")
     assert again.exit_code == 0, again.output
     assert len(load_labels(out)) == 5  # earlier answers kept, the new one added, `q` stops and saves
+
+
+def test_the_next_pair_by_pattern_is_the_next_pair_by_pair():
+    """`PairsInMemory.next_pair` (scores per comparison pattern, what an engine's `Steps.label_pairs` implements
+    too) asks the pair `choose_next` picks from every pair's probability: least sure first, records not shown
+    first, ties by the pairs' (left, right) order, asked pairs skipped, a shown record's pair as the fallback."""
+    rng = np.random.default_rng(3)
+    patterns = np.array([[0, 1], [1, 1], [2, 0], [2, 2]], dtype=np.int8)
+    probability = np.array([0.5, 0.9, 0.5, 0.01])  # two patterns tie exactly
+    pairs = sorted({(int(a), int(b)) for a, b in rng.integers(0, 30, (200, 2)) if a < b})
+    left, right = (np.array(x, dtype=np.int64) for x in zip(*pairs, strict=True))
+    pattern = rng.integers(0, len(patterns), len(pairs))
+    found = PairsInMemory(pd.DataFrame({"record_id": [str(k) for k in range(30)]}), patterns, [3, 3],
+                          np.zeros(len(patterns)), probability, left, right, pattern)
+    asked: set[tuple[int, int]] = set()
+    seen: set[int] = set()
+    for _ in range(25):  # past the point where every record was shown: the fallback too
+        chosen = found.next_pair(uncertainty(probability), asked, seen)
+        e = choose_next(probability[pattern], left, right, {pairs.index(p) for p in asked}, seen)
+        assert chosen == (int(left[e]), int(right[e]), int(pattern[e]))
+        asked.add(chosen[:2])
+        seen.update(chosen[:2])
+    assert found.patterns_of([pairs[5], (0, 29) if (0, 29) not in pairs else (29, 30)]) == {pairs[5]: pattern[5]}

@@ -200,3 +200,43 @@ def test_spark_env_pipeline_with_labels_path_gives_the_pandas_clusters(spark, ca
                                   check_exact=False, rtol=1e-9)
     for key, value in pandas_out["dedupe_metrics"].items():
         assert spark_out["dedupe_metrics"][key] == pytest.approx(value, rel=1e-9), key
+
+
+def test_active_learning_on_spark_asks_the_pandas_questions(spark, case, monkeypatch):
+    """`train_dedupe_with_labels` with `dedupe.engine: spark` goes through `Steps.label_pairs` (the pairs stay a
+    Spark table; per question one job returns one pair): with the truth as the labeler it asks the pandas
+    engine's questions in the same order and gets the same answers (the `case` labels), and collects no candidate
+    table: the only pair rows collected are the chosen pair of each question. The per-pattern scores are the
+    pandas engine's bit for bit (same patterns in the same order, same EM model), and looking up labelled pairs
+    (earlier labels) gives the pandas patterns."""
+    from aietl_pipelines.dedupe import labels as labelled
+    from aietl_pipelines.spark import dedupe_tables
+
+    records, labels = case
+    asked = labels[:-2]  # the case's active-learning labels (pandas engine), without the two forced ones
+    truth = dict(zip(records["record_id"], records["true_cluster_id"], strict=True))
+    assert engine.steps_for(_spark_config([])).label_pairs is not None
+    made = {}
+    build = dedupe_tables.label_pairs
+
+    def recorded(*args, **kwargs):
+        made["pairs"] = build(*args, **kwargs)
+        return made["pairs"]
+
+    monkeypatch.setattr(dedupe_tables, "label_pairs", recorded)
+    collected = _counting(monkeypatch, _frame_class(spark))
+    found = train_dedupe_with_labels(records, lambda a, b: truth[a["record_id"]] == truth[b["record_id"]],
+                                     max_labels=10, **BASE, engine="spark")
+    assert found == asked  # same pairs, answers and records shown, in the same order
+    assert max((rows for columns, rows in collected if "cosine" in columns), default=0) == 0
+    pair_rows = [rows for columns, rows in collected if {"left", "right"} <= set(columns)]
+    assert len(pair_rows) == len(asked) and max(pair_rows) == 1  # one row per question, nothing else
+    on_spark = made["pairs"]
+    in_memory = labelled.pandas_candidates(records, DedupeConfig(**BASE))
+    assert on_spark.n_pairs == in_memory.n_pairs
+    np.testing.assert_array_equal(on_spark.patterns, in_memory.patterns)
+    np.testing.assert_array_equal(on_spark.probability, in_memory.probability)  # exactly
+    np.testing.assert_array_equal(on_spark.weight, in_memory.weight)
+    some = [(int(a), int(b)) for a, b in zip(in_memory.left[::97], in_memory.right[::97], strict=True)]
+    lookup = [*some, (0, len(records) - 1)]  # and (most likely) no candidate pair
+    assert on_spark.patterns_of(lookup) == in_memory.patterns_of(lookup)

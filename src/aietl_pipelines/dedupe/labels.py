@@ -7,7 +7,10 @@ How it works (docs/dedupe.md, "Labelled mode"):
    classifier is least sure about is asked next): the next question is the unlabelled candidate pair whose match
    probability under the current model is closest to 1/2, skipping records already asked about (so that the few
    questions cover different parts of the data). Until both answers have been seen the current model is the EM
-   model; afterwards it is the labelled model of step 3, refitted after every answer.
+   model; afterwards it is the labelled model of step 3, refitted after every answer. Both models score a pair by
+   its comparison pattern only, so the scores are computed once per pattern (`CandidatePatterns`); the pairs stay
+   in memory (`PairsInMemory`) or in the engine's tables (Spark: `spark/dedupe_tables.SparkLabelPairs`), where
+   the next pair is looked up (ties: the pair first in (left, right) order, as here).
 3. The labelled model is a logistic regression (L2) on the EM match weight of a pair, either alone (the labels
    recalibrate the unsupervised model) or with the one-hot comparison levels (missing values neutral; the labels
    reweigh the comparisons too), whichever the labels support better by leave-one-out log-loss. Its match threshold is read from the labels: the cut between
@@ -26,7 +29,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -206,14 +209,26 @@ def label_positions(labels: Sequence[Mapping[str, Any]], record_ids: Sequence[st
     return left.astype(np.int64), right.astype(np.int64), match.astype(bool)
 
 
+def uncertainty(probability: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """How sure the model is of each probability: the distance of its log-odds from the threshold's (0: least
+    sure)."""
+    p = np.clip(np.asarray(probability, dtype=float), 1e-12, 1 - 1e-12)
+    t = float(np.clip(threshold, 1e-12, 1 - 1e-12))
+    return np.abs(np.log(p / (1 - p)) - np.log(t / (1 - t)))
+
+
 def choose_next(probability: np.ndarray, left: np.ndarray, right: np.ndarray, asked: set[int],
                 seen_records: set[int], threshold: float = 0.5) -> int | None:
     """The candidate pair to ask next: the most uncertain (log-odds nearest the model's threshold), records not
     shown yet first."""
-    p = np.clip(np.asarray(probability, dtype=float), 1e-12, 1 - 1e-12)
-    t = float(np.clip(threshold, 1e-12, 1 - 1e-12))
-    uncertainty = np.abs(np.log(p / (1 - p)) - np.log(t / (1 - t)))
-    order = np.argsort(uncertainty, kind="stable")
+    return choose_uncertain(uncertainty(probability, threshold), left, right, asked, seen_records)
+
+
+def choose_uncertain(uncertain: np.ndarray, left: np.ndarray, right: np.ndarray, asked: set[int],
+                     seen_records: set[int]) -> int | None:
+    """`choose_next` from each pair's `uncertainty`: the first pair in (uncertainty, position) order that is not
+    asked and whose two records were not shown yet; else the first not asked (ties: the earlier position)."""
+    order = np.argsort(uncertain, kind="stable")
     fallback = None
     for e in order.tolist():
         if e in asked:
@@ -230,3 +245,83 @@ def record_view(records: pd.DataFrame, position: int, columns: Sequence[str]) ->
     row = records.iloc[position]
     return {c: (None if (not isinstance(row[c], list | tuple | np.ndarray) and pd.isna(row[c])) else row[c])
             for c in columns}
+
+
+# ---------------------------------------------------------------------------------------------- the candidate pairs
+
+class CandidatePatterns(Protocol):
+    """What active learning (`services.train_dedupe_with_labels`) needs of the unsupervised run's candidate pairs.
+
+    A pair's probability, under the EM model and under every labelled model, depends only on its comparison
+    pattern (its levels; the labelled model's features are the one-hot levels and the EM weight), so the scores
+    are computed per pattern: `patterns` (P x k, in the order `scoring.level_patterns` finds them over the pairs
+    in (left, right) order, the order the EM model was fitted in), `weight` (the EM match weight of each pattern)
+    and `probability` (the EM probability of each). Pairs are (left, right) row positions of `prepared`, left <
+    right, ordered by (left, right) (the candidates' order). `pandas_candidates` holds them in memory; an engine
+    that keeps the pairs as tables registers its own (`Steps.label_pairs`, Spark: `dedupe_tables.label_pairs`).
+    """
+
+    prepared: pd.DataFrame
+    patterns: np.ndarray
+    sizes: list[int]
+    weight: np.ndarray
+    probability: np.ndarray
+    n_pairs: int
+
+    def patterns_of(self, pairs: Sequence[tuple[int, int]]) -> dict[tuple[int, int], int]:
+        """The pattern index of each of these pairs that is a candidate pair."""
+        ...
+
+    def next_pair(self, uncertain: np.ndarray, asked: set[tuple[int, int]], seen_records: set[int]
+                  ) -> tuple[int, int, int] | None:
+        """(left, right, pattern) of the pair to ask next (`choose_uncertain` with `uncertain[pattern]` as each
+        pair's uncertainty, ties by (left, right)); None when every pair was asked."""
+        ...
+
+
+@dataclass
+class PairsInMemory:
+    """`CandidatePatterns` with the pairs as arrays (the pandas engine, and any engine without `label_pairs`)."""
+
+    prepared: pd.DataFrame
+    patterns: np.ndarray
+    sizes: list[int]
+    weight: np.ndarray
+    probability: np.ndarray
+    left: np.ndarray
+    right: np.ndarray
+    pattern: np.ndarray  # each pair's pattern index
+
+    @property
+    def n_pairs(self) -> int:
+        return len(self.left)
+
+    def __post_init__(self) -> None:
+        self._index = {(a, b): e for e, (a, b) in enumerate(zip(self.left.tolist(), self.right.tolist(), strict=True))}
+
+    def patterns_of(self, pairs: Sequence[tuple[int, int]]) -> dict[tuple[int, int], int]:
+        return {pair: int(self.pattern[self._index[pair]]) for pair in pairs if pair in self._index}
+
+    def next_pair(self, uncertain: np.ndarray, asked: set[tuple[int, int]], seen_records: set[int]
+                  ) -> tuple[int, int, int] | None:
+        e = choose_uncertain(np.asarray(uncertain)[self.pattern], self.left, self.right,
+                             {self._index[pair] for pair in asked if pair in self._index}, seen_records)
+        return None if e is None else (int(self.left[e]), int(self.right[e]), int(self.pattern[e]))
+
+
+def pandas_candidates(records: pd.DataFrame, config: Any) -> PairsInMemory:
+    """The unsupervised run through the engine's `Steps` (prepare, embed, candidates, compare, score), its pairs on
+    the driver: `train_dedupe_with_labels`' pairs for an engine without `Steps.label_pairs`."""
+    from aietl_pipelines.dedupe.scoring import level_patterns
+    from aietl_pipelines.dedupe.steps import steps_for
+
+    steps = steps_for(config)
+    prepared = steps.prepare(records, config)
+    vectors = steps.embed(prepared, config)
+    pairs, _ = steps.candidates(prepared, vectors, config)
+    levels, random_levels, names, sizes = steps.compare(prepared, pairs, vectors, config)
+    _, model = steps.score(levels, random_levels, names, sizes, config, rule_rates=steps.rule_rates(prepared, config))
+    patterns, inverse, _ = level_patterns(levels)  # the patterns the model was fitted on, in that order
+    return PairsInMemory(prepared, patterns, list(sizes), model.match_weight(patterns), model.probability(patterns),
+                         pairs["left"].to_numpy(np.int64), pairs["right"].to_numpy(np.int64),
+                         np.asarray(inverse, dtype=np.int64))

@@ -102,6 +102,11 @@ class Steps:
     # `spark/dedupe_tables.engine_run_incremental`); None: `engine.run_incremental` chains the steps above
     # (`engine.run_incremental_steps`)
     whole_incremental: Any = None
+    # `train_dedupe_with_labels`' candidate pairs, (records, config) -> `labels.CandidatePatterns` (scores per
+    # comparison pattern, the next question found among the pairs) for an engine that keeps the pairs as its own
+    # tables (Spark: `spark/dedupe_tables.label_pairs`); None: `labels.pandas_candidates`, the steps above with the
+    # pairs in memory
+    label_pairs: Any = None
 
 
 PANDAS = Steps(prepare=scoring.prepare_with_rule_rates, embed=prepare.embed, candidates=pairs.candidates_with_radius,

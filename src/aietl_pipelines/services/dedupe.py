@@ -96,45 +96,42 @@ def train_dedupe_with_labels(records: pd.DataFrame | Iterable[Mapping[str, Any]]
     frame = _frame(records)
     earlier = options.pop("labels", None)
     config = _config(frame, id_column, fields, text_column, earlier, options, "train_dedupe_with_labels")
-    steps = steps_for(config)
-    prepared = steps.prepare(frame, config)
-    vectors = steps.embed(prepared, config)
-    pairs, _ = steps.candidates(prepared, vectors, config)
-    levels, random_levels, names, sizes = steps.compare(prepared, pairs, vectors, config)
-    probability, model = steps.score(levels, random_levels, names, sizes, config,
-                                     rule_rates=steps.rule_rates(prepared, config))
-    weight = model.match_weight(levels)
-    left, right = pairs["left"].to_numpy(), pairs["right"].to_numpy()
+    # the candidate pairs scored per comparison pattern (a pair's probability is its pattern's): in memory through
+    # the `Steps`, or the engine's own tables (`Steps.label_pairs`; Spark: the pairs stay on Spark)
+    found = (steps_for(config).label_pairs or labelled.pandas_candidates)(frame, config)
+    patterns, sizes, weight = found.patterns, found.sizes, found.weight
     shown = frame.reset_index(drop=True)
     columns = [id_column, *(config.structured_fields() or [config.text_column])]
-    ids = prepared["record_id"].tolist()
+    ids = found.prepared["record_id"].tolist()
     labels = list(config.labels)
-    index = {(min(a, b), max(a, b)): e for e, (a, b) in enumerate(zip(left.tolist(), right.tolist(), strict=True))}
     known_l, known_r, known_y = labelled.label_positions(labels, ids)
-    answered = {index[(min(a, b), max(a, b))]: y for a, b, y in zip(known_l, known_r, known_y, strict=True)
-                if (min(a, b), max(a, b)) in index}
+    known = [(min(a, b), max(a, b)) for a, b in zip(known_l.tolist(), known_r.tolist(), strict=True)]
+    pattern_of = found.patterns_of(sorted(set(known)))
+    answered = {pair: bool(y) for pair, y in zip(known, known_y.tolist(), strict=True) if pair in pattern_of}
     asked, seen = set(answered), set()
-    current, threshold = probability, config.match_threshold
+    current, threshold = found.probability, config.match_threshold
     answers = questions = 0
-    while answers < max_labels and questions < 3 * max_labels and len(asked) < len(pairs):
-        e = labelled.choose_next(current, left, right, asked, seen, threshold)
-        if e is None:
+    while answers < max_labels and questions < 3 * max_labels and len(asked) < found.n_pairs:
+        chosen = found.next_pair(labelled.uncertainty(current, threshold), asked, seen)
+        if chosen is None:
             break
-        asked.add(e)
-        seen.update((int(left[e]), int(right[e])))
-        a, b = labelled.record_view(shown, int(left[e]), columns), labelled.record_view(shown, int(right[e]), columns)
+        left, right, pattern = chosen
+        asked.add((left, right))
+        pattern_of[(left, right)] = pattern
+        seen.update((left, right))
+        a, b = labelled.record_view(shown, left, columns), labelled.record_view(shown, right, columns)
         answer = labeler(dict(a), dict(b))
         questions += 1
-        labels.append({"left_id": ids[left[e]], "right_id": ids[right[e]],
+        labels.append({"left_id": ids[left], "right_id": ids[right],
                        "match": None if answer is None else bool(answer), "left": a, "right": b})
         if answer is None:
             continue
         answers += 1
-        answered[e] = bool(answer)
-        rows = np.fromiter(answered, dtype=np.int64)
-        fitted = labelled.fit_labelled(levels[rows], sizes, weight[rows], np.array([answered[r] for r in rows]))
+        answered[(left, right)] = bool(answer)
+        rows = np.array([pattern_of[pair] for pair in answered], dtype=np.int64)
+        fitted = labelled.fit_labelled(patterns[rows], sizes, weight[rows], np.array(list(answered.values())))
         if fitted is not None:
-            current, threshold = fitted.probability(levels, weight), fitted.threshold
+            current, threshold = fitted.probability(patterns, weight), fitted.threshold
     return labels
 
 

@@ -37,11 +37,13 @@ Replaced:
 Not replaced (the pandas step): `label`, used only through the adapters; the whole runs apply the labels on the
 tables (`dedupe_tables.labelled_patterns` / `with_labels`).
 
-Who uses these adapters: `train_dedupe_with_labels` (active learning reads every pair's score on the driver) and
-`engine.run_steps` / `engine.run_incremental_steps`. The whole runs keep the pairs on Spark and do not go through
-them for the pairs: `engine.run` (the service, the benchmarks) takes `Steps.whole_run` (`dedupe_tables.engine_run`)
-and `engine.run_incremental` (the `dedupe_incremental` pipeline, the service) `Steps.whole_incremental`
-(`dedupe_tables.engine_run_incremental`), both collecting the pairs only when a caller reads `result.pairs`; `pair_nodes`
+Who uses these adapters: `engine.run_steps` / `engine.run_incremental_steps`. The whole runs keep the pairs on
+Spark and do not go through them for the pairs: `engine.run` (the service, the benchmarks) takes `Steps.whole_run`
+(`dedupe_tables.engine_run`) and `engine.run_incremental` (the `dedupe_incremental` pipeline, the service)
+`Steps.whole_incremental` (`dedupe_tables.engine_run_incremental`), both collecting the pairs only when a caller
+reads `result.pairs`; `train_dedupe_with_labels` (active learning) takes `Steps.label_pairs`
+(`dedupe_tables.label_pairs`: scores per comparison pattern on the driver, the pairs a Spark table from which each
+question's pair is fetched, one row per question); `pair_nodes`
 (`spark/dedupe_nodes.py`) keeps the candidate, scored and clustered pairs as Spark DataFrames in
 `kedro run --env spark --pipeline dedupe`.
 """
@@ -378,6 +380,7 @@ def spark_steps() -> Steps:
                                score=score, cluster=cluster, golden=records.golden_records,
                                whole_run=SparkPairNodes.engine_run,  # engine.run keeps the pairs on Spark too
                                whole_incremental=SparkPairNodes.engine_run_incremental,  # and run_incremental
+                               label_pairs=SparkPairNodes.label_pairs,  # and train_dedupe_with_labels
                                pair_nodes=SparkPairNodes())  # the Kedro nodes keep the pairs on Spark
 
 

@@ -51,6 +51,14 @@ class SparkPairNodes:
         return engine_run(records, config, keep_state)
 
     @staticmethod
+    def label_pairs(records: pd.DataFrame, config: DedupeConfig) -> Any:
+        """`train_dedupe_with_labels`' candidate pairs on the same tables (`Steps.label_pairs`):
+        `dedupe_tables.label_pairs`."""
+        from aietl_pipelines.spark.dedupe_tables import label_pairs
+
+        return label_pairs(records, config)
+
+    @staticmethod
     def engine_run_incremental(new_records: pd.DataFrame, state: Any, config: DedupeConfig) -> Any:
         """`engine.run_incremental` over the same tables (`Steps.whole_incremental`):
         `dedupe_tables.engine_run_incremental`."""

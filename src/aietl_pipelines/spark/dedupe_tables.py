@@ -22,6 +22,9 @@ the driver:
 - labelled mode (`dedupe.labels`): `labelled_patterns` runs `scoring.apply_labels` on the driver over the
   pattern table (the labelled pairs compared there, a few), `with_probability` joins the patterns' labelled
   probabilities and `with_labels` makes the labelled pairs certain and appends those the candidates missed.
+- active learning (`train_dedupe_with_labels`, `Steps.label_pairs`): `label_pairs` fits the EM model on the
+  pattern table (in the pandas engine's pattern order) and keeps the pairs as a table (left, right, pattern);
+  `SparkLabelPairs.next_pair` finds each question's pair there (one row collected per question).
 
 `run` chains them (`run(records, config)`: prepare, embed, candidates, levels, EM, labels, probabilities,
 clusters) and returns the pairs as a Spark DataFrame; `engine_run` is `engine.run` for the Spark engine
@@ -454,6 +457,96 @@ def engine_run(records: pd.DataFrame, config: DedupeConfig, keep_state: bool = F
     metrics = {k: v for k, v in found.metrics.items() if k not in ("n_candidate_pairs", "n_patterns")}  # run_counts
     return PairsOnRead(found.prepared, lambda: collect_pairs(scored), found.clusters, found.model, state, metrics,
                        pair_table=scored)
+
+
+# ---------------------------------------------------------------------------------------------- active learning
+
+@dataclass
+class SparkLabelPairs:
+    """`labels.CandidatePatterns` (`train_dedupe_with_labels`' candidate pairs) with the pairs as a Spark table.
+
+    `pairs`: (left, right, g), g the pair's pattern index in `patterns`; the patterns are in the order the pandas
+    engine's `scoring.level_patterns` finds them (by each pattern's first pair in (left, right) order), so the EM
+    model is fitted on the same rows in the same order, and every per-pattern score is computed over the same
+    array as with the pandas engine (the same numbers, bit for bit)."""
+
+    prepared: pd.DataFrame
+    patterns: np.ndarray
+    sizes: list[int]
+    weight: np.ndarray
+    probability: np.ndarray
+    n_pairs: int
+    pairs: Any
+    spark: Any
+
+    def _key(self) -> Any:
+        from pyspark.sql import functions as F
+
+        return F.col("left") * F.lit(len(self.prepared)) + F.col("right")
+
+    def _keys(self, pairs: Any) -> list[int]:
+        n = len(self.prepared)
+        return [int(a) * n + int(b) for a, b in pairs]
+
+    def patterns_of(self, pairs: Any) -> dict[tuple[int, int], int]:
+        """The pattern of each given pair that is a candidate: at most that many rows collected."""
+        if not pairs:
+            return {}
+        found = self.pairs.where(self._key().isin(self._keys(pairs))).select("left", "right", "g").collect()
+        return {(int(r["left"]), int(r["right"])): int(r["g"]) for r in found}
+
+    def next_pair(self, uncertain: np.ndarray, asked: set[tuple[int, int]], seen_records: set[int]
+                  ) -> tuple[int, int, int] | None:
+        """One Spark job: the pairs not asked ordered by (one of their records shown already, the rank of their
+        pattern's uncertainty (equal uncertainties: one rank), left, right), the first row collected: the pair
+        `labels.choose_uncertain` picks over the same scores in the pandas engine's (left, right) order."""
+        from pyspark.sql import functions as F
+
+        _, rank = np.unique(np.asarray(uncertain, dtype=float), return_inverse=True)
+        ranks = self.spark.createDataFrame(pd.DataFrame({"g": np.arange(len(rank), dtype=np.int64),
+                                                         "rank": np.asarray(rank, dtype=np.int64).reshape(-1)}))
+        shown = sorted(seen_records)
+        was_shown = (F.col("left").isin(shown) | F.col("right").isin(shown)) if shown else F.lit(False)
+        table = self.pairs.join(F.broadcast(ranks), "g")
+        if asked:
+            table = table.where(~self._key().isin(self._keys(asked)))
+        found = (table.select("left", "right", "g", "rank", was_shown.alias("was_shown"))
+                 .orderBy("was_shown", "rank", "left", "right").limit(1).collect())
+        return (int(found[0]["left"]), int(found[0]["right"]), int(found[0]["g"])) if found else None
+
+
+def label_pairs(records: pd.DataFrame, config: DedupeConfig) -> Any:
+    """`train_dedupe_with_labels`' candidate pairs for `dedupe.engine: spark` (`Steps.label_pairs`): the run of
+    `run` up to the EM model (prepare, embed, `candidate_table`, `levels_table`, `random_levels`), the comparison
+    patterns counted on Spark with each pattern's first pair (only the pattern table, P rows, reaches the driver)
+    and put in the pandas engine's order, the model fitted on them (`fit_patterns`) and the pairs kept as a Spark
+    table (left, right, pattern). Each question is then one Spark job (`SparkLabelPairs.next_pair`, one row
+    collected). Fewer than 2 records: `labels.pandas_candidates` (no pairs)."""
+    from pyspark.sql import functions as F
+
+    from aietl_pipelines.dedupe import labels as labelled
+    from aietl_pipelines.spark import dedupe as sd
+
+    if len(records) < 2:
+        return labelled.pandas_candidates(records, config)
+    spark = sd._session()
+    steps = sd.spark_steps()
+    prepared = steps.prepare(records, config)
+    vectors = steps.embed(prepared, config)
+    pairs, _ = candidate_table(spark, prepared, vectors, config)
+    levels, names, sizes, dtype = levels_table(spark, prepared, pairs, vectors, config)
+    random = random_levels(spark, prepared, vectors, config, len(names), dtype)
+    cols = level_columns(len(names))
+    key = F.col("left") * F.lit(len(prepared)) + F.col("right")
+    table = (levels.groupBy(*cols).agg(F.count(F.lit(1)).alias("n"), F.min(key).alias("first"))
+             .toPandas().sort_values("first", ignore_index=True))  # scoring.level_patterns' order
+    patterns = table[cols].to_numpy().astype(dtype)
+    counts = table["n"].to_numpy(np.float64)
+    model = fit_patterns(patterns, counts, random, names, sizes, config, rule_rates=steps.rule_rates(prepared, config))
+    ids = pd.DataFrame(patterns.astype(np.int32), columns=cols).assign(g=np.arange(len(patterns), dtype=np.int64))
+    keyed = levels.join(F.broadcast(spark.createDataFrame(ids)), cols).select("left", "right", "g").localCheckpoint()
+    return SparkLabelPairs(prepared, patterns, list(sizes), model.match_weight(patterns), model.probability(patterns),
+                           int(counts.sum()), keyed, spark)
 
 
 # ---------------------------------------------------------------------------------------------- incremental runs
