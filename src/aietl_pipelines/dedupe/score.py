@@ -33,6 +33,7 @@ float summation order): `dedupe.engine: spark` fits billions of pairs from their
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -48,6 +49,10 @@ M_FLOOR = 0.01
 #: (`non_match_u`), stopping earlier at a fixed point: no u moved by U_TOL bits or more.
 U_ROUNDS = 5
 U_TOL = 0.01
+#: The prior when no EM session could estimate it (`estimate_prior`: no rule with enough candidate pairs).
+FALLBACK_PRIOR = 1e-4
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -214,7 +219,7 @@ def estimate_prior(sessions: list[tuple[list[int], float]], m: list[np.ndarray],
             continue
         values.append(lam * hits / nonnull.sum() / recall)
         weights.append(recall)
-    return float(np.clip(_weighted_median(values, weights), 1e-9, 0.5)) if values else 1e-4
+    return float(np.clip(_weighted_median(values, weights), 1e-9, 0.5)) if values else FALLBACK_PRIOR
 
 
 def _weighted_median(values: list[float], weights: list[float]) -> float:
@@ -411,6 +416,12 @@ def _fit_given_u(levels: np.ndarray, random_levels: np.ndarray, names: list[str]
         m_final[k], u[k] = information_weights(float(u[base][1]), random_levels[:, k], sizes[k], random_weights)
     if prior is None:
         prior = estimate_prior(found, m_final, random_levels, exact, rule_rates=rule_rates, names=names)
+        if not found:  # said once: the u rounds keep this prior
+            logger.warning(
+                "dedupe: too few candidate pairs to fit the match model (%d; an EM session needs %d agreeing on one "
+                "comparison): the prior falls back to %g and few or no duplicates will be found. Give more records "
+                "or label some pairs (`kedro dedupe-label`, docs/dedupe.md).",
+                _pairs(np.ones(len(levels), bool), counts), min_session_pairs, FALLBACK_PRIOR)
     model = FellegiSunterModel(names, sizes, m_final, u, prior)
     model.threshold = model_threshold(model.probability(levels) if len(levels) else np.zeros(0), counts)
     return model
