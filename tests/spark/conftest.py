@@ -28,3 +28,26 @@ def spark():
         pytest.skip(f"spark: {problem}")
     session = get_spark(TEST_CONF)
     yield session
+
+
+@pytest.fixture(scope="session")
+def count_collects(spark):
+    """`count_collects(patch)`: from then on, under the MonkeyPatch `patch`, every `toPandas`/`collect` of a Spark
+    DataFrame is appended to the returned list as (its columns, rows): what reached the driver."""
+    frame_class = type(spark.range(1))
+
+    def start(patch: pytest.MonkeyPatch) -> list[tuple[tuple[str, ...], int]]:
+        collected: list[tuple[tuple[str, ...], int]] = []
+
+        def counting(method):
+            def counted(self, *args, **kwargs):
+                out = method(self, *args, **kwargs)
+                collected.append((tuple(self.columns), len(out)))
+                return out
+            return counted
+
+        patch.setattr(frame_class, "toPandas", counting(frame_class.toPandas))
+        patch.setattr(frame_class, "collect", counting(frame_class.collect))
+        return collected
+
+    return start

@@ -147,7 +147,7 @@ def test_free_text_on_spark_equals_pandas(spark, monkeypatch):
     assert clusters["cluster_id"].nunique() < len(prepared)
 
 
-def test_table_run_keeps_the_pairs_on_spark(spark, sample, monkeypatch):
+def test_table_run_keeps_the_pairs_on_spark(spark, sample, monkeypatch, count_collects):
     """`dedupe_tables.run`: the pandas engine's pairs, probabilities and clusters, with the pairs, their levels and
     probabilities as a Spark DataFrame; what reaches the driver (every toPandas/collect counted) is the pattern
     table, the random-pair levels and one row per record at most, never a table of pairs."""
@@ -156,18 +156,8 @@ def test_table_run_keeps_the_pairs_on_spark(spark, sample, monkeypatch):
     records, config, _, _ = sample
     config = DedupeConfig(**{**config.__dict__, "u_sample_pairs": 400})
     frame_class = type(spark.range(1))
-    collected: list[tuple[tuple[str, ...], int]] = []
-
-    def counting(method):
-        def counted(self, *args, **kwargs):
-            out = method(self, *args, **kwargs)
-            collected.append((tuple(self.columns), len(out)))
-            return out
-        return counted
-
     with monkeypatch.context() as patch:
-        patch.setattr(frame_class, "toPandas", counting(frame_class.toPandas))
-        patch.setattr(frame_class, "collect", counting(frame_class.collect))
+        collected = count_collects(patch)
         result = dedupe_tables.run(records, DedupeConfig(**{**config.__dict__, "engine": "spark"}))
         n_pairs = result.pairs.count()
     assert isinstance(result.pairs, frame_class)
@@ -210,7 +200,7 @@ def test_cluster_table_splits_weak_links_and_caps_as_pandas(spark):
         assert pd.Series(labels).groupby(components).nunique().max() > 1  # components were split: not vacuous
 
 
-def test_spark_env_pipeline_keeps_the_pairs_on_spark(spark, sample, tmp_path, monkeypatch):
+def test_spark_env_pipeline_keeps_the_pairs_on_spark(spark, sample, tmp_path, monkeypatch, count_collects):
     """`kedro run --env spark --pipeline dedupe`: the engine's pair nodes (`spark/dedupe_nodes.py`) hand the
     candidate and scored pairs between the nodes as Spark DataFrames, the scored pairs are written by the
     env's SparkDatasetV2 entry, no pair table is collected (labelled mode aside), and the clusters, model, state
@@ -244,19 +234,11 @@ def test_spark_env_pipeline_keeps_the_pairs_on_spark(spark, sample, tmp_path, mo
 
     pandas_out = run(params, Kept())
     frame_class = type(spark.range(1))
-    collected: list[tuple[str, ...]] = []
-
-    def counting(method):
-        def counted(self, *args, **kwargs):
-            collected.append(tuple(self.columns))
-            return method(self, *args, **kwargs)
-        return counted
-
     with monkeypatch.context() as patch:
-        patch.setattr(frame_class, "toPandas", counting(frame_class.toPandas))
-        patch.setattr(frame_class, "collect", counting(frame_class.collect))
+        counted = count_collects(patch)
         spark_out = run(spark_params, SparkDatasetV2(filepath=str(tmp_path / "scored_pairs"), file_format="parquet",
                                                      save_args={"mode": "overwrite"}))
+    collected = [columns for columns, _ in counted]
     # candidate / scored pair tables never collected (the state's matches and evidence pairs are, by design)
     assert collected and not any("cosine" in columns for columns in collected)
     assert isinstance(spark_out["dedupe_candidates"], frame_class)

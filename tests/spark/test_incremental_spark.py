@@ -125,24 +125,8 @@ def _collected_step(out: tuple) -> tuple[pd.DataFrame, np.ndarray]:
                          "cosine": found["cosine"].to_numpy(np.float64)}), kth
 
 
-def _counting(patch: pytest.MonkeyPatch, frame_class: type) -> list[tuple[tuple[str, ...], int]]:
-    """Every `toPandas`/`collect` of a Spark DataFrame: (its columns, rows), as tests/spark/test_labels_spark.py."""
-    collected: list[tuple[tuple[str, ...], int]] = []
-
-    def counting(method):
-        def counted(self, *args, **kwargs):
-            out = method(self, *args, **kwargs)
-            collected.append((tuple(self.columns), len(out)))
-            return out
-        return counted
-
-    patch.setattr(frame_class, "toPandas", counting(frame_class.toPandas))
-    patch.setattr(frame_class, "collect", counting(frame_class.collect))
-    return collected
-
-
 @pytest.fixture(scope="module")
-def spark_incremental(spark, customers):
+def spark_incremental(spark, customers, count_collects):
     """`run_incremental` on the Spark engine (small tasks), once for the two tests that read it: its result, the
     (inputs, collected outputs) of its `new_candidate_table` call, the oversized-block report of its blocking
     joins, and the Spark collects (columns, rows) during the run and after `result.pairs` was read.
@@ -165,7 +149,7 @@ def spark_incremental(spark, customers):
         _small_tasks(patch)
         patch.setattr(spark_dedupe, "blocking_pairs", blocking)
         calls = _recording_tables(patch)
-        collected = _counting(patch, type(spark.range(1)))
+        collected = count_collects(patch)
         result = engine.run_incremental(new, state, _spark(config))
         before = list(collected)
         _ = result.pairs  # the read: collects the pairs (counted)

@@ -62,23 +62,8 @@ def _spark_config(labels: list[dict]) -> DedupeConfig:
     return DedupeConfig(**BASE, labels=labels, engine="spark")
 
 
-def _counting(monkeypatch: pytest.MonkeyPatch, frame_class: type) -> list[tuple[tuple[str, ...], int]]:
-    collected: list[tuple[tuple[str, ...], int]] = []
-
-    def counting(method):
-        def counted(self, *args, **kwargs):
-            out = method(self, *args, **kwargs)
-            collected.append((tuple(self.columns), len(out)))
-            return out
-        return counted
-
-    monkeypatch.setattr(frame_class, "toPandas", counting(frame_class.toPandas))
-    monkeypatch.setattr(frame_class, "collect", counting(frame_class.collect))
-    return collected
-
-
 @pytest.fixture(scope="module")
-def spark_engine_run(spark, case):
+def spark_engine_run(spark, case, count_collects):
     """`engine.run` on the Spark engine with the labels and the state, once for the two tests that read it, every
     `toPandas`/`collect` counted (columns, rows): (result, the table run inside it (`dedupe_tables.run`'s
     `SparkDedupeRun`), what was collected during the table run, before the pairs were read, and in all)."""
@@ -88,7 +73,7 @@ def spark_engine_run(spark, case):
     table_run = dedupe_tables.run
     inside: dict[str, Any] = {}
     with pytest.MonkeyPatch.context() as patch:
-        collected = _counting(patch, _frame_class(spark))
+        collected = count_collects(patch)
 
         def recorded_run(*args, **kwargs):
             start = len(collected)
@@ -202,7 +187,7 @@ def test_spark_env_pipeline_with_labels_path_gives_the_pandas_clusters(spark, ca
         assert spark_out["dedupe_metrics"][key] == pytest.approx(value, rel=1e-9), key
 
 
-def test_active_learning_on_spark_asks_the_pandas_questions(spark, case, monkeypatch):
+def test_active_learning_on_spark_asks_the_pandas_questions(spark, case, monkeypatch, count_collects):
     """`train_dedupe_with_labels` with `dedupe.engine: spark` goes through `Steps.label_pairs` (the pairs stay a
     Spark table; per question one job returns one pair): with the truth as the labeler it asks the pandas
     engine's questions in the same order and gets the same answers (the `case` labels), and collects no candidate
@@ -224,7 +209,7 @@ def test_active_learning_on_spark_asks_the_pandas_questions(spark, case, monkeyp
         return made["pairs"]
 
     monkeypatch.setattr(dedupe_tables, "label_pairs", recorded)
-    collected = _counting(monkeypatch, _frame_class(spark))
+    collected = count_collects(monkeypatch)
     found = train_dedupe_with_labels(records, lambda a, b: truth[a["record_id"]] == truth[b["record_id"]],
                                      max_labels=10, **BASE, engine="spark")
     assert found == asked  # same pairs, answers and records shown, in the same order
