@@ -280,14 +280,20 @@ class CandidatePatterns(Protocol):
 
 
 @dataclass
-class PairsInMemory:
-    """`CandidatePatterns` with the pairs as arrays (the pandas engine, and any engine without `label_pairs`)."""
+class PatternScores:
+    """The fields every `CandidatePatterns` implementation holds (see there), without the pairs."""
 
     prepared: pd.DataFrame
     patterns: np.ndarray
     sizes: list[int]
     weight: np.ndarray
     probability: np.ndarray
+
+
+@dataclass
+class PairsInMemory(PatternScores):
+    """`CandidatePatterns` with the pairs as arrays (the pandas engine, and any engine without `label_pairs`)."""
+
     left: np.ndarray
     right: np.ndarray
     pattern: np.ndarray  # each pair's pattern index

@@ -52,6 +52,7 @@ from aietl_pipelines.dedupe import cluster as clustering
 from aietl_pipelines.dedupe import pairs as pairing
 from aietl_pipelines.dedupe import scoring
 from aietl_pipelines.dedupe.config import DedupeConfig
+from aietl_pipelines.dedupe.labels import PatternScores
 from aietl_pipelines.dedupe.score import FellegiSunterModel, fit_model
 from aietl_pipelines.dedupe.textparse import TEXT_RELATED
 from aietl_pipelines.errors import AietlInputError
@@ -462,7 +463,7 @@ def engine_run(records: pd.DataFrame, config: DedupeConfig, keep_state: bool = F
 # ---------------------------------------------------------------------------------------------- active learning
 
 @dataclass
-class SparkLabelPairs:
+class SparkLabelPairs(PatternScores):
     """`labels.CandidatePatterns` (`train_dedupe_with_labels`' candidate pairs) with the pairs as a Spark table.
 
     `pairs`: (left, right, g), g the pair's pattern index in `patterns`; the patterns are in the order the pandas
@@ -470,11 +471,6 @@ class SparkLabelPairs:
     model is fitted on the same rows in the same order, and every per-pattern score is computed over the same
     array as with the pandas engine (the same numbers, bit for bit)."""
 
-    prepared: pd.DataFrame
-    patterns: np.ndarray
-    sizes: list[int]
-    weight: np.ndarray
-    probability: np.ndarray
     n_pairs: int
     pairs: Any
     spark: Any
