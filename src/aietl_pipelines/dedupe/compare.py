@@ -195,16 +195,35 @@ def tf_bands(values: Sequence) -> dict[object, int]:
     value counts over the records holding such values (adapts to each column of each data set)."""
     from collections import Counter
 
-    counts = Counter(v for v in values if v is not None)
-    repeated = {v: c for v, c in counts.items() if c >= 2}
-    if not repeated:
+    return tf_bands_from_counts(Counter(v for v in values if v is not None))
+
+
+def tf_count_bands(values_per_count: Mapping[int, int]) -> dict[int, int]:
+    """`tf_bands`' band of each value count of at least 2, given how many distinct values occur that often in the
+    column (`values_per_count`: count -> values; counts below 2 are ignored). The band depends on a value's count
+    only, so a table of counts (small: a few thousand distinct counts at 100M records) decides it for every value."""
+    order = sorted(int(c) for c in values_per_count if c >= 2)
+    if not order:
         return {}
-    sizes = np.fromiter(repeated.values(), dtype=float)
-    order, n_values = np.unique(sizes, return_counts=True)
-    records = order * n_values  # records holding values of each count
+    sizes = np.array(order, dtype=float)
+    n_values = np.array([values_per_count[c] for c in order], dtype=np.int64)
+    records = sizes * n_values  # records holding values of each count
     below = np.r_[0.0, np.cumsum(records)[:-1]]
-    mid_rank = dict(zip(order.tolist(), ((below + records / 2) / records.sum()).tolist(), strict=True))
-    return {v: 1 + min(int(3 * mid_rank[float(c)]), 2) for v, c in repeated.items()}
+    mid_rank = ((below + records / 2) / records.sum()).tolist()
+    return {c: 1 + min(int(3 * r), 2) for c, r in zip(order, mid_rank, strict=True)}
+
+
+def tf_bands_from_counts(counts: Mapping[object, int], count_bands: Mapping[int, int] | None = None
+                         ) -> dict[object, int]:
+    """`tf_bands` from the values' counts (value -> records holding it) instead of the values. `count_bands`:
+    `tf_count_bands` of the whole column, when `counts` holds the (whole-column) counts of only some of its values
+    (those of one partition of records); else the bands are read from `counts` itself."""
+    from collections import Counter
+
+    repeated = {v: int(c) for v, c in counts.items() if c >= 2}
+    if count_bands is None:
+        count_bands = tf_count_bands(Counter(repeated.values()))
+    return {v: count_bands[c] for v, c in repeated.items()}
 
 
 def tf_levels(bands: dict[object, int], exact: np.ndarray, left_values: Sequence) -> np.ndarray:
@@ -340,19 +359,30 @@ def information_levels(values: Sequence, left: np.ndarray, right: np.ndarray, co
     return out
 
 
-def column_context(values: dict[str, list], kinds: dict[str, str]) -> dict[str, Any]:
+def column_context(values: dict[str, list], kinds: dict[str, str],
+                   stats: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Any]:
     """Per field, what its comparison reads from the whole column (term-frequency bands, word and value weights,
     list fields as sets): computed once per run and shared by every chunk of candidate pairs and the random
-    pairs. Recomputed per chunk, it made comparing grow as N^1.28 (11 chunks x 1M values at 1M records)."""
+    pairs. Recomputed per chunk, it made comparing grow as N^1.28 (11 chunks x 1M values at 1M records).
+
+    `stats`: per field, counts over ALL the records when `values` holds only some of them (the records one
+    partition of pairs references, `spark/dedupe_levels.py`), giving the context of the whole column: for free-text
+    words and the information kinds, "counts" (word / value -> records holding it, at least every one `values`
+    holds) and "n_records" (records holding any); for the term-frequency kinds, "counts" (value -> records holding
+    it) and "count_bands" (`tf_count_bands` of the whole column). A field without stats is read from `values`."""
     context: dict[str, Any] = {}
     for field, kind in kinds.items():
         vals = values[field]
+        given = (stats or {}).get(field) or {}
         if kind == "list":
             vals = [_set(v) if v is not None else None for v in vals]
+        counts, n_records = given.get("counts"), given.get("n_records")
         context[field] = {"values": vals,
-                          "index": token_index(vals) if kind == "tokens" else
-                          information_index(vals) if kind in INFORMATION_KINDS else None,
-                          "bands": tf_bands(vals) if kind in TF_KINDS else None}
+                          "index": token_index(vals, counts, n_records) if kind == "tokens" else
+                          information_index(vals, counts, n_records) if kind in INFORMATION_KINDS else None,
+                          "bands": (tf_bands(vals) if counts is None else
+                                    tf_bands_from_counts(counts, given.get("count_bands")))
+                          if kind in TF_KINDS else None}
     return context
 
 

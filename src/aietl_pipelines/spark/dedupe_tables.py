@@ -7,7 +7,9 @@ the driver:
 
 - `candidate_table`: the blocking and kNN pairs as one DataFrame (left, right, cosine), distinct, left < right,
   the cosines computed on the executors; each record's k-th neighbour cosine comes back (N floats).
-- `levels_table`: `scoring.pair_levels` in `mapInPandas` adding the level columns l0..lk to the pairs table.
+- `levels_table`: `scoring.pair_levels` per bucket of pairs (`cogroup` with the records they reference, joined from
+  a prepared-records table; the context from counts made on Spark: `spark/dedupe_levels.py`) adding the level
+  columns l0..lk to the pairs table.
 - `random_levels`: the levels of `u_sample_pairs` random pairs (for u): that many rows on the driver.
 - `fit_model_on_table`: the comparison patterns counted on Spark (`patterns.pattern_counts_table`: distinct
   level tuples with their counts, thousands of rows) fitted by `score.fit_model(..., counts=...)`.
@@ -137,39 +139,22 @@ def candidate_table(spark: Any, prepared: pd.DataFrame, vectors: np.ndarray, con
 
 def levels_table(spark: Any, prepared: pd.DataFrame, pairs: Any, vectors: np.ndarray, config: DedupeConfig,
                  pairs_per_task: int | None = None) -> tuple[Any, list[str], list[int], np.dtype]:
-    """The pairs table (left, right, cosine and any other columns) with the comparison levels l0..lk added, by
-    `scoring.pair_levels` in `mapInPandas` (the prepared records broadcast), materialised; the comparison names,
-    level counts and the level dtype of the pandas path."""
-    from pyspark.sql import types as T
+    """The pairs table (left, right, cosine and any other columns) with the comparison levels l0..lk added by
+    `scoring.pair_levels`, materialised; the comparison names, level counts and the level dtype of the pandas path.
 
+    No record is broadcast (`spark/dedupe_levels.py`): the prepared records are a Spark table with their words' and
+    values' counts over all records (counted on Spark; built once per prepared frame), the pairs are cut into
+    buckets of about `pairs_per_task` and each bucket compared over the records it references, joined from the
+    table, with the context of the whole column (`compare.column_context(..., stats=)`): the pandas levels."""
     from aietl_pipelines.spark import dedupe as sd
+    from aietl_pipelines.spark import dedupe_levels as dl
 
-    columns = [c for c in [*scoring.comparison_kinds(config), "__original"] if c in prepared.columns]
-    shipped = prepared[columns].copy()
-    no_vectors = np.zeros((0, vectors.shape[1]), dtype=np.float32)  # pair_levels reads only their width
-    one = pd.DataFrame({"left": [0], "right": [min(1, len(prepared) - 1)], "cosine": [0.0]})
-    probe, names, sizes = scoring.pair_levels(shipped, one, no_vectors, config)
-    width = probe.shape[1]
-    cols = level_columns(width)
-    shared = spark.sparkContext.broadcast(shipped)
-
-    def levels_of(batches: Any) -> Any:
-        chunk = pd.concat(list(batches), ignore_index=True)  # one partition at once: term frequencies once
-        if not len(chunk):
-            return
-        levels, _, _ = scoring.pair_levels(shared.value, chunk, no_vectors, config)
-        yield chunk.assign(**{c: levels[:, j].astype(np.int32) for j, c in enumerate(cols)})
-
-    # the pair columns nullable: a NaN cosine (no embeddings) comes back from pandas through Arrow as a null
-    schema = T.StructType([*[T.StructField(f.name, f.dataType, True) for f in pairs.schema.fields],
-                           *[T.StructField(c, T.IntegerType(), False) for c in cols]])
+    table = dl.prepared_table(spark, prepared, config)
+    names, sizes, dtype = dl.level_names(prepared, vectors, table.kinds, config)
     per_task = pairs_per_task or sd.PAIRS_PER_TASK
-    parts = max(spark.sparkContext.defaultParallelism, math.ceil(pairs.count() / per_task))
-    try:
-        out = pairs.repartition(parts).mapInPandas(levels_of, schema).localCheckpoint()
-    finally:
-        shared.unpersist()
-    return out, names, sizes, probe.dtype
+    buckets = max(spark.sparkContext.defaultParallelism, math.ceil(pairs.count() / per_task))
+    out = dl.levels_on_table(spark, table, pairs, vectors.shape[1], config, level_columns(len(names)), buckets)
+    return out, names, sizes, dtype
 
 
 def random_levels(spark: Any, prepared: pd.DataFrame, vectors: np.ndarray, config: DedupeConfig,
