@@ -23,12 +23,20 @@ def test_a_value_the_text_states_twice_is_its_subject():
 
 def test_repeated_levels_are_null_unless_both_texts_have_a_subject():
     a, b, c = frozenset({"hiroyuki mizuno"}), frozenset({"itoh kiyoo"}), frozenset()
-    assert compare_column("repeated", [a, a, a, c], [a, b, c, c]).tolist() == [1, 2, 0, 0]
+    assert compare_column("repeated", [a, a, a, c], [a, b, c, c]).tolist() == [1, 4, 0, 0]
+
+
+def test_a_variant_of_the_subject_s_name_is_told_from_another_subject():
+    """One name with and without its middle initial agrees at level 2, a name a few letters apart at 3, two
+    subjects disagree (4): one disagreement level made the variant cost as much as another person."""
+    robert, kim = frozenset({"greenberg j robert"}), frozenset({"kim sic yu"})
+    assert compare_column("repeated", [robert, kim, kim], [frozenset({"greenberg robert"}), frozenset({"kim yusic"}),
+                                                         frozenset({"hoondong noh"})]).tolist() == [2, 3, 4]
 
 
 def test_the_subject_is_compared_in_free_text_and_told_from_a_co_author():
     """Two records of one inventor on different patents share the subject (level 1); the record of a co-inventor of
-    the same patent holds that name only once, so the pair is level 2 although every name is shared."""
+    the same patent holds that name only once, so the pair disagrees (level 4) although every name is shared."""
     texts = ["Mizuno, Hiroyuki - Tokyo - Renesas - Hiroyuki Mizuno, Kiyoo Itoh - G11C",
              "Hiroyuki Mizuno | Kokubunji | Hitachi | Masaru Kokubo, Hiroyuki Mizuno | H04L",
              "Kiyoo Itoh; Tokyo; Renesas; Hiroyuki Mizuno, Kiyoo Itoh; G11C"]
@@ -41,4 +49,32 @@ def test_the_subject_is_compared_in_free_text_and_told_from_a_co_author():
     assert "repeated" in comparison_kinds(config, prepared)
     levels, names, _ = compare_pairs({c: prepared[c].tolist() for c in ["repeated"]}, {"repeated": "repeated"},
                                      np.array([0, 0]), np.array([1, 2]))
-    assert levels[:, names.index("repeated")].tolist() == [1, 2]
+    assert levels[:, names.index("repeated")].tolist() == [1, 4]
+
+
+def test_texts_that_state_their_subject_score_their_context_once():
+    """Where most texts state their subject, the word overlap is fitted but weighs nothing (`score.subject_unscored`):
+    the subject is compared by `repeated`, the rest by the segments, which read the same words."""
+    from aietl_pipelines.dedupe.score import fit_model, subject_unscored
+
+    names = ["words", "words~bits", "segments", "repeated"]
+    stated = np.array([[6, 0, 7, 4]] * 90 + [[6, 0, 7, 0]] * 10, dtype=np.int8)
+    rarely = np.array([[6, 0, 7, 4]] * 10 + [[6, 0, 7, 0]] * 90, dtype=np.int8)
+    assert subject_unscored(names, stated) == [0, 1]
+    assert subject_unscored(names, rarely) == []
+    assert subject_unscored(["words", "segments"], stated[:, :2]) == []
+    rng = np.random.default_rng(0)
+    match = np.array([[1, 5, 1, 1]] * 60 + [[2, 0, 2, 1]] * 40, dtype=np.int8)
+    other = np.c_[rng.integers(5, 7, 300), np.zeros(300), rng.integers(5, 8, 300), np.full(300, 4)].astype(np.int8)
+    model = fit_model(np.r_[match, other], stated, names, [7, 21, 8, 5])
+    weights = model.weights()
+    assert not weights[0].any() and not weights[1].any()
+    assert weights[3][1] > 0 > weights[3][4]
+
+
+def test_a_model_saved_with_fewer_repeated_levels_reads_the_new_ones_as_its_disagreement():
+    from aietl_pipelines.dedupe.score import FellegiSunterModel
+
+    old = FellegiSunterModel(["repeated"], [3], [np.array([1.0, 0.9, 0.1])], [np.array([1.0, 0.01, 0.99])], 0.1)
+    weights = old.match_weight(np.array([[1], [2], [3], [4]], dtype=np.int8))
+    assert weights[0] > weights[1] and weights[1] == weights[2] == weights[3]
