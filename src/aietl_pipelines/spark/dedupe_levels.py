@@ -8,17 +8,18 @@ counted: how many records hold each word or value, and how many hold any. So:
 - `prepared_table`: the prepared records as a Spark table (`__row`, the compared columns, sets as sorted
   `array<string>` as `dedupe_records.prepare_records` writes them, `__original`), built with `createDataFrame`
   from the driver's frame (the Spark `prepare` collects its table: see docs/spark.md), and the statistics counted
-  on Spark: each record's words / values (`units`: `__row`, field `f`, word or value `w`, exploded in
-  `mapInPandas` by the pandas code's own splitting) joined to their counts over all records (`n`, a `groupBy`).
-  Only per-field scalars reach the driver: the records holding any word (`n_records`) and, for the
-  term-frequency fields, how many values occur each number of times (`compare.tf_count_bands`: a value's band
+  on Spark: each record's words / values are exploded in `mapInPandas` by the pandas code's own splitting
+  (`_units`), counted by `groupBy(field, word)`, and the counts joined back to the records (three aligned arrays
+  per record: field `__cf`, word or value `__cw`, its count over all records `__cn`; no map of all words is
+  built anywhere). Only per-field numbers reach the driver: the records holding any word (`n_records`) and, for
+  the term-frequency fields, how many values occur each number of times (`compare.tf_count_bands`: a value's band
   depends only on its count), a few thousand rows at most.
-- `levels_on_table`: the pairs are cut into buckets (by a hash of `left`); each bucket's referenced records
-  (left and right, distinct) are joined from the table, with the counts of their words and values (distinct per
-  bucket), and `cogroup`ed with the bucket's pairs. Per bucket (`applyInPandas`) the records form a local
-  prepared frame, the pairs are renumbered into it, the context is `column_context(local, kinds,
-  stats=<the whole column's counts>)` and `scoring.pair_levels` compares them: the levels of the pandas path,
-  bit for bit (`tests/spark/test_levels_table.py`, `tests/dedupe/test_context_counts.py`).
+- `levels_on_table`: the pairs are cut into buckets (by a hash of `left`); each bucket's referenced records (left
+  and right, distinct) are joined from the table and `cogroup`ed with the bucket's pairs. Per bucket
+  (`applyInPandas`) the records form a local prepared frame, the pairs are renumbered into it, the context is
+  `column_context(local, kinds, stats=<the whole column's counts, from the records' arrays>)` and
+  `scoring.pair_levels` compares them: the levels of the pandas path, bit for bit
+  (`tests/spark/test_levels_table.py`, `tests/dedupe/test_context_counts.py`).
 
 `scoring.pair_levels` reads the comparison kinds of free text from the records it is given (the share of records
 holding an e-mail, phone or date, `scoring.comparison_kinds`); a bucket's records would decide for themselves, so
@@ -54,8 +55,8 @@ def twin_config(config: DedupeConfig, kinds: dict[str, str]) -> DedupeConfig:
 class PreparedTable:
     """The prepared records as a Spark table and the statistics their comparisons read (`prepared_table`)."""
 
-    records: Any  # __row long, the compared columns, __original
-    units: Any  # __row, f, w, n: each record's words / values and their counts over all the records
+    records: Any  # __row long, the compared columns, __original, and __cf, __cw, __cn: the record's words /
+    # values (__cw) of each counted field (__cf) with their counts over all the records (__cn), aligned arrays
     kinds: dict[str, str]
     sets: list[str]  # the columns holding sets (array<string> in the table, frozensets in pandas)
     stats: dict[str, dict[str, Any]]  # per field: n_records (INDEX_KINDS), count_bands (TF_KINDS)
@@ -97,7 +98,7 @@ def prepared_table(spark: Any, prepared: pd.DataFrame, config: DedupeConfig) -> 
         else:
             frame[c] = pd.Series(values, dtype=object)
     schema = ", ".join(["`__row` long", *[f"`{c}` {'array<string>' if c in sets else 'string'}" for c in columns]])
-    records = spark.createDataFrame(frame, schema).localCheckpoint()
+    records = spark.createDataFrame(frame, schema)  # from the driver's memory: no need to materialise it
     counted = {f: k for f, k in kinds.items() if k in INDEX_KINDS or k in compare.TF_KINDS}
 
     def explode(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
@@ -108,23 +109,32 @@ def prepared_table(spark: Any, prepared: pd.DataFrame, config: DedupeConfig) -> 
                 yield pd.DataFrame({"__row": np.array([r for r, _ in found], dtype=np.int64), "f": f,
                                     "w": pd.Series([w for _, w in found], dtype=object)})
 
-    units = records.select("__row", *counted).mapInPandas(explode, "__row long, f string, w string")
-    units = units.localCheckpoint()
-    counts = units.groupBy("f", "w").agg(F.count(F.lit(1)).alias("n")).localCheckpoint()
+    units = records.select("__row", *counted).mapInPandas(explode, "__row long, f string, w string").localCheckpoint()
+    units = units.join(units.groupBy("f", "w").agg(F.count(F.lit(1)).alias("n")), ["f", "w"])
+    # each record with its words / values and their counts over all records, as three aligned arrays
+    attached = units.groupBy("__row").agg(F.collect_list(F.struct("f", "w", "n")).alias("__c"))
+    records = (records.join(attached, "__row", "left")
+               .select(*records.columns, *[F.col(f"__c.{x}").alias(f"__c{x}") for x in ("f", "w", "n")])
+               .localCheckpoint())
     index = [f for f, k in counted.items() if k in INDEX_KINDS]
     tf = [f for f, k in counted.items() if k in compare.TF_KINDS]
     stats: dict[str, dict[str, Any]] = {f: {"n_records": 0} for f in index}
     stats.update({f: {"count_bands": {}} for f in tf})
-    if index:  # records holding any word / value: one row per field
-        for r in units.where(F.col("f").isin(index)).groupBy("f").agg(F.countDistinct("__row").alias("k")).collect():
-            stats[r["f"]]["n_records"] = int(r["k"])
-    if tf:  # how many values occur each number of times: a few thousand rows at most
-        spread = (counts.where(F.col("f").isin(tf) & (F.col("n") >= 2)).groupBy("f", "n")
-                  .agg(F.count(F.lit(1)).alias("values")).toPandas())
-        for f, part in spread.groupby("f"):
-            stats[f]["count_bands"] = compare.tf_count_bands(
-                dict(zip(part["n"].astype(int).tolist(), part["values"].astype(int).tolist(), strict=True)))
-    table = PreparedTable(records, units.join(counts, ["f", "w"]), kinds, sets, stats, len(prepared))
+    if counted:  # one small collect from the records' arrays: per field the records holding a word or value
+        # (n 0, k records), and for the term-frequency fields the values occurring n >= 2 times (k records / n)
+        holding = (records.select(F.explode(F.array_distinct("__cf")).alias("f")).where(F.col("f").isin(index))
+                   .groupBy("f").agg(F.lit(0).cast("long").alias("n"), F.count(F.lit(1)).alias("k")))
+        spread = (records.select(F.explode(F.arrays_zip("__cf", "__cn")).alias("z"))
+                  .select(F.col("z.__cf").alias("f"), F.col("z.__cn").alias("n"))
+                  .where(F.col("f").isin(tf) & (F.col("n") >= 2)).groupBy("f", "n").agg(F.count(F.lit(1)).alias("k")))
+        small = holding.unionByName(spread).toPandas()  # fields x (1 + distinct counts) rows
+        for f, part in small.groupby("f"):
+            if f in index:
+                stats[f]["n_records"] = int(part["k"].iloc[0])
+            else:  # each record holds one value of the field: the values of count n are k / n
+                stats[f]["count_bands"] = compare.tf_count_bands(
+                    {int(n): int(k) // int(n) for n, k in zip(part["n"].tolist(), part["k"].tolist(), strict=True)})
+    table = PreparedTable(records, kinds, sets, stats, len(prepared))
     _CACHE[:] = [(weakref.ref(prepared), key, table)]
     return table
 
@@ -151,34 +161,33 @@ def levels_on_table(spark: Any, table: PreparedTable, pairs: Any, dim: int, conf
     kinds, sets, stats, twin = table.kinds, table.sets, table.stats, twin_config(config, table.kinds)
     pair_columns = list(pairs.columns)
     no_vectors = np.zeros((0, dim), dtype=np.float32)  # pair_levels reads only their width
+
     def bucket() -> Any:  # a new column each call: the two sides of the cogroup must not share one (self-join)
         return F.pmod(F.xxhash64(F.col("left").cast("long")), F.lit(buckets)).alias("__b")
 
     keyed = pairs.select("*", bucket())
     refs = (pairs.select(bucket(), F.col("left").cast("long").alias("__row"))
             .union(pairs.select(bucket(), F.col("right").cast("long").alias("__row"))).distinct())
-    needed = (refs.join(table.records, "__row")
-              .unionByName(refs.join(table.units, "__row").select("__b", "f", "w", "n").distinct(),
-                           allowMissingColumns=True))
-    counted = {f: k for f, k in kinds.items() if f in stats}
+    needed = refs.join(table.records, "__row")
+    counted = [f for f in kinds if f in stats]
 
-    def compare_bucket(found: pd.DataFrame, side: pd.DataFrame) -> pd.DataFrame:
+    def compare_bucket(found: pd.DataFrame, records: pd.DataFrame) -> pd.DataFrame:
         if not len(found):
             return pd.DataFrame({c: [] for c in [*pair_columns, *cols]})
-        is_record = side["__row"].notna().to_numpy()
-        records = side[is_record].sort_values("__row", kind="stable")
+        records = records.sort_values("__row", kind="stable")
         rows = records["__row"].to_numpy(np.int64)
         local = pd.DataFrame({c: (pd.Series([frozenset(v) if v is not None else None for v in records[c].tolist()],
                                             dtype=object) if c in sets else
                                   pd.Series(records[c].tolist(), dtype=object))
                               for c in records.columns if c in kinds or c == "__original"})
-        words = side[~is_record]
-        given: dict[str, dict[str, Any]] = {}
-        for f, part in words.groupby("f"):
-            counts = dict(zip(part["w"].tolist(), part["n"].astype(np.int64).tolist(), strict=True))
-            given[f] = {"counts": counts, **stats[f]}
-        for f in counted:  # a field none of these records holds a word of: no counts, the whole column's scalars
-            given.setdefault(f, {"counts": {}, **stats[f]})
+        given: dict[str, dict[str, Any]] = {f: {"counts": {}, **stats[f]} for f in counted}
+        held = [k for k, a in enumerate(records["__cf"].tolist()) if a is not None and len(a)]
+        if held:
+            fields, words, counts = (np.concatenate(records[c].to_numpy()[held]) for c in ("__cf", "__cw", "__cn"))
+            for f in counted:
+                mine = fields == f
+                given[f]["counts"] = dict(zip(words[mine].tolist(), counts[mine].astype(np.int64).tolist(),
+                                              strict=True))
         context = compare.column_context({c: local[c].tolist() for c in kinds}, kinds, stats=given)
         chunk = pd.DataFrame({"left": np.searchsorted(rows, found["left"].to_numpy(np.int64)),
                               "right": np.searchsorted(rows, found["right"].to_numpy(np.int64)),
