@@ -12,11 +12,13 @@ Replaced:
   (rule, key, row, text); a block larger than `max_block_size`
   is not dropped but joined as a sorted neighbourhood (each row with the next `block_window - 1` in text
   order, as `candidates.blocking_pairs` does), the join salted by buckets of ranks so that one huge key is
-  spread over many tasks. Vector candidates: the exact kNN of `candidates.knn_search`, queries split in blocks
-  over the executors in `mapInPandas`, the vectors broadcast; above `knn_exact_max` records on the CPU, the
-  pandas path's inverted-file index (`partitioned_knn`) with its lists as Spark groups (`_ivf_best`). The
-  deeper search of records in crowds (`pairs.deeper_neighbours`, exact-search sizes only) runs on the driver.
-  (`dedupe_tables.candidate_table`; the step collects and sorts it.)
+  spread over many tasks. Vector candidates, from the vectors as a Spark table (`vectors_table`; nothing
+  broadcast): the exact kNN of `candidates.knn_search` as a cross join of query blocks and base blocks
+  (`table_knn`: with one base block, the pandas call itself per query block); above `knn_exact_max` records on
+  the CPU, the pandas path's inverted-file index (`partitioned_knn`) with its lists as Spark groups
+  (`_ivf_best`); the deeper search of records in crowds on the table too (`deeper_table`); the pairs' cosines
+  joined from the table (`pair_cosines_table`). (`dedupe_tables.candidate_table`; the step collects and sorts
+  it.)
 - `compare` / `levels`: `scoring.pair_levels` (the existing comparison code) in `mapInPandas` over partitions
   of candidate pairs, the prepared records broadcast to the executors (`dedupe_tables.levels_table`).
 - `cluster`: the match graph's connected components with `spark.graph.connected_components` (Large-Star /
@@ -188,30 +190,399 @@ def segment_pairs(spark: Any, prepared: pd.DataFrame, config: DedupeConfig, new_
     return records.select(F.least("x", "y").alias("left"), F.greatest("x", "y").alias("right"))
 
 
-def _knn_partitions(spark: Any, vectors: np.ndarray, k: int, config: DedupeConfig) -> Any:
-    """(row, neighbour, cosine) for the k nearest other rows of every row: `candidates.knn_search` over blocks
-    of queries in `mapInPandas`, every block against all (broadcast) vectors. Exact, the pandas path's search."""
-    n = len(vectors)
-    shared = spark.sparkContext.broadcast(np.ascontiguousarray(vectors, dtype=np.float32))
-    precision, device = config.knn_precision, config.device
+# ---------------------------------------------------------------------------------------------- vectors table
 
-    def search(batches: Any) -> Any:
-        base = shared.value
-        for batch in batches:
-            for start in batch["id"].tolist():
-                stop = min(start + QUERIES_PER_TASK, len(base))
-                found = cand.knn_search(base[start:stop], base, k, precision=precision, self_offset=start,
-                                        device=device)
-                yield pd.DataFrame({"row": np.repeat(np.arange(start, stop, dtype=np.int64), k),
-                                    "neighbour": found.indices.reshape(-1).astype(np.int64),
-                                    "cosine": found.cosines.reshape(-1).astype(np.float64)})
+#: Base rows per task in the exact kNN (`table_knn`): up to this many records, each task holds every vector (1.5 GB
+#: of float32 at 384 dimensions) and runs the pandas search itself on its block of queries; above, the base is cut
+#: into blocks of this many rows and the per-block best merged.
+BASE_ROWS_PER_TASK = 1_000_000
+#: Rows per partition of a vectors table.
+VECTORS_PER_PARTITION = 8192
+#: `candidates.knn_search`'s query block (its products run this many queries at a time).
+SEARCH_BLOCK = 2048
+#: Queries whose last places tie (equal similarities) take the neighbours `torch.topk` picks from their whole row
+#: of similarities, as the pandas search does (`table_knn`); False: the lower rows, without the second pass.
+TIES_AS_PANDAS = True
 
-    blocks = math.ceil(n / QUERIES_PER_TASK)
-    starts = spark.range(0, n, QUERIES_PER_TASK, numPartitions=max(1, blocks))
-    return starts.mapInPandas(search, "row long, neighbour long, cosine double")
+_TABLES: dict[int, tuple[Any, Any]] = {}  # id(array) -> (weak reference to the array, its vectors table)
 
 
-def _ivf_best(spark: Any, vectors: np.ndarray, k: int, config: DedupeConfig) -> Any:
+def vectors_table(spark: Any, vectors: np.ndarray) -> Any:
+    """The record vectors as a Spark table (row long, vector binary: the row's float32 values, little-endian
+    bytes), materialised on the executors (local checkpoint), built once per array: the table registered for this
+    array (`register_vectors_table`, e.g. by the embed step) or a new one shipped from it (`createDataFrame`,
+    never a broadcast)."""
+    import weakref
+
+    key = id(vectors)
+    found = _TABLES.get(key)
+    if found is not None and found[0]() is vectors and found[1].sparkSession is spark:
+        return found[1]
+    matrix = np.ascontiguousarray(vectors, dtype="<f4")
+    frame = pd.DataFrame({"row": np.arange(len(matrix), dtype=np.int64), "vector": [r.tobytes() for r in matrix]})
+    parts = max(spark.sparkContext.defaultParallelism, math.ceil(len(matrix) / VECTORS_PER_PARTITION))
+    table = spark.createDataFrame(frame, "row long, vector binary").repartition(parts, "row").localCheckpoint()
+    _TABLES[key] = (weakref.ref(vectors), table)
+    weakref.finalize(vectors, _TABLES.pop, key, None)
+    return table
+
+
+def register_vectors_table(vectors: np.ndarray, table: Any) -> None:
+    """Make `table` (row long, vector binary) the vectors table of the array `vectors` (`vectors_table`)."""
+    import weakref
+
+    _TABLES[id(vectors)] = (weakref.ref(vectors), table)
+    weakref.finalize(vectors, _TABLES.pop, id(vectors), None)
+
+
+def as_matrix(column: pd.Series, dim: int) -> np.ndarray:
+    """The float32 matrix of a `vector` column of a vectors table (one row per value)."""
+    if not len(column):
+        return np.zeros((0, dim), dtype=np.float32)
+    return np.frombuffer(b"".join(column.tolist()), dtype="<f4").reshape(len(column), dim).astype(np.float32)
+
+
+def pair_cosines_table(pairs: Any, table: Any, dim: int) -> Any:
+    """`pairs` (left, right and any columns) with `cosine`: each pair's vectors joined from the vectors table on
+    left and on right and multiplied in `mapInPandas` by `candidates.pair_cosines`' product (np.einsum over float32
+    rows, as float64): the pandas path's numbers, bit for bit. Nothing is broadcast."""
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    left = table.select(F.col("row").alias("left"), F.col("vector").alias("__lv"))
+    right = table.select(F.col("row").alias("right"), F.col("vector").alias("__rv"))
+    joined = pairs.join(left, "left").join(right, "right").select(*pairs.columns, "__lv", "__rv")
+
+    def cosines(batches: Any) -> Any:
+        for b in batches:
+            a, c = as_matrix(b["__lv"], dim), as_matrix(b["__rv"], dim)
+            yield b.drop(columns=["__lv", "__rv"]).assign(cosine=np.einsum("ij,ij->i", a, c).astype(np.float64))
+
+    fields = [f for f in pairs.schema.fields if f.name != "cosine"]
+    schema = T.StructType([*fields, T.StructField("cosine", T.DoubleType(), True)])
+    return joined.mapInPandas(cosines, schema)
+
+
+def _blocks(n: int, per_block: int) -> int:
+    return max(1, n // per_block)
+
+
+def table_knn(spark: Any, table: Any, n: int, dim: int, k: int, config: DedupeConfig, *, first: int = 0,
+              rows: np.ndarray | None = None, exclude_self: bool = True, precision: str | None = None,
+              radius: np.ndarray | None = None) -> Any:
+    """Exact top-k over the vectors table without broadcasting it: `candidates.knn_search` as a blocked cross join.
+
+    The queries are the rows from `first` on (or the given `rows`), cut into blocks of `QUERIES_PER_TASK`; the
+    base is all n rows of `table`, cut into blocks of `BASE_ROWS_PER_TASK` (the last block takes the rest); each
+    (query block, base block) pair is one group of `cogroup(...).applyInPandas`, the base rows reaching it through
+    a shuffle of the table (replicated once per query block), never a broadcast.
+
+    One base block (up to `BASE_ROWS_PER_TASK` records, every size the exact search runs at on a CPU): the task
+    calls `candidates.knn_search` on its queries and all the vectors, the pandas step's call (`precision`,
+    `self_offset`, `radius`): the same neighbours, ties, cosines and radius pairs, bit for bit.
+
+    Several base blocks: the query block's products with the base block in
+    sub-blocks of 2,048 queries (the pandas search's blocks), in bfloat16 when `low` (the pandas search's
+    precision choice, made by the caller) else float32, a query never its own neighbour (`exclude_self`), and each
+    query's best k + 1 there (equal similarities: the lower row first); then the best per query over all base
+    blocks by a window ordered by (similarity desc, row). The cosine of each kept pair is recomputed in float32, as
+    `knn_search` does.
+
+    Ties: where the (k+1)-th similarity of a query equals its k-th, several rows tie for the last places and
+    `torch.topk` in the pandas search keeps the ones its selection algorithm meets (not the lower rows; it depends
+    on the whole row). For those queries only, a second pass over their query blocks sends each one's whole row
+    of similarities to one group (`groupBy(row).applyInPandas`) and `torch.topk` picks from it: the pandas
+    search's neighbours, at the cost of (tied queries x n) values shuffled (`TIES_AS_PANDAS`).
+
+    With `radius` (one value per leading base row, incremental runs): also the (query, base row) pairs whose
+    similarity reaches that row's radius, as `knn_search(radius=)` reports them.
+
+    Returns (row, neighbour, cosine, reverse): the best k per query (reverse false) and the radius pairs (reverse
+    true, row = the query, cosine NaN)."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    per, per_base = QUERIES_PER_TASK, BASE_ROWS_PER_TASK
+    precision = precision or config.knn_precision
+    low = search_precision_is_low(n, config, precision)
+    if rows is None:
+        queries = table.where(F.col("row") >= first).withColumn("q", F.col("row") - F.lit(first))
+        n_queries = n - first
+    else:
+        positions = spark.createDataFrame(pd.DataFrame({"row": np.asarray(rows, dtype=np.int64),
+                                                        "q": np.arange(len(rows), dtype=np.int64)}))
+        queries, n_queries = table.join(positions, "row"), len(rows)
+    n_qb, n_bb = _blocks(n_queries, per), _blocks(n, per_base)
+    qb = F.least(F.floor(F.col("q") / per), F.lit(n_qb - 1)).cast("long")
+    bb = F.least(F.floor(F.col("row") / per_base), F.lit(n_bb - 1)).cast("long")
+    queries = queries.select(qb.alias("qb"), F.col("row").alias("q_row"), "q", F.col("vector").alias("q_vector"))
+    base = table
+    if radius is not None:
+        limits = spark.createDataFrame(pd.DataFrame({"row": np.arange(len(radius), dtype=np.int64),
+                                                     "radius": np.asarray(radius, dtype=np.float32)}),
+                                       "row long, radius float")
+        base = base.join(limits, "row", "left")
+    else:
+        base = base.withColumn("radius", F.lit(None).cast("float"))
+    base = base.select(bb.alias("bb"), F.col("row").alias("b_row"), F.col("vector").alias("b_vector"), "radius")
+    device, has_radius = config.device, radius is not None  # (the closures must not hold the radius array)
+    out_schema = T.StructType([T.StructField("row", T.LongType()), T.StructField("neighbour", T.LongType()),
+                               T.StructField("sim", T.DoubleType()), T.StructField("reverse", T.BooleanType())])
+
+    def products(q_frame: pd.DataFrame, b_frame: pd.DataFrame, whole: bool) -> pd.DataFrame:
+        """One (query block, base block) group: the best k + 1 per query (or, `whole`, every product of the
+        queries marked `whole`) and the radius pairs."""
+        import torch
+
+        from aietl_pipelines.embeddings import resolve_device
+
+        if not len(q_frame) or not len(b_frame):
+            return pd.DataFrame({f.name: [] for f in out_schema.fields})
+        q_frame = q_frame.sort_values("q", kind="stable")
+        b_frame = b_frame.sort_values("b_row", kind="stable")
+        target = torch.device(resolve_device(device))
+        full_q = torch.from_numpy(as_matrix(q_frame["q_vector"], dim))
+        full_b = torch.from_numpy(as_matrix(b_frame["b_vector"], dim))
+        q, b = (full_q.to(torch.bfloat16), full_b.to(torch.bfloat16)) if low else (full_q, full_b)
+        b = b.to(target)
+        q_rows, b_rows = q_frame["q_row"].to_numpy(np.int64), b_frame["b_row"].to_numpy(np.int64)
+        marked = q_frame["whole"].to_numpy(bool) if whole else None
+        limit_all = b_frame["radius"].to_numpy(dtype=np.float64)
+        with_radius = np.flatnonzero(~np.isnan(limit_all))
+        limit = torch.from_numpy(limit_all[with_radius].astype(np.float32)).to(q.dtype).to(target)
+        kk = min(k + 1, len(b_rows))
+        out = []
+        with torch.inference_mode():
+            for start in range(0, len(q_rows), SEARCH_BLOCK):  # the pandas search's query blocks
+                stop = min(start + SEARCH_BLOCK, len(q_rows))
+                sims = q[start:stop].to(target) @ b.T
+                if exclude_self:
+                    at = np.searchsorted(b_rows, q_rows[start:stop])
+                    mine = np.flatnonzero((at < len(b_rows)) & (b_rows[np.minimum(at, len(b_rows) - 1)]
+                                                                == q_rows[start:stop]))
+                    sims[torch.from_numpy(mine).to(target), torch.from_numpy(at[mine]).to(target)] = -2.0
+                if whole:  # every product of the marked queries, for `torch.topk` over their whole rows
+                    pick = np.flatnonzero(marked[start:stop])
+                    if len(pick):
+                        part = sims[torch.from_numpy(pick).to(target)].float().cpu().numpy()
+                        out.append(pd.DataFrame({"row": np.repeat(q_rows[start + pick], len(b_rows)),
+                                                 "neighbour": np.tile(b_rows, len(pick)),
+                                                 "sim": part.reshape(-1).astype(np.float64), "reverse": False}))
+                    continue
+                if has_radius and len(with_radius):
+                    hit = torch.nonzero(sims[:, torch.from_numpy(with_radius).to(target)] >= limit[None, :])
+                    hit = hit.cpu().numpy()
+                    if len(hit):
+                        out.append(pd.DataFrame({"row": q_rows[start + hit[:, 0]],
+                                                 "neighbour": b_rows[with_radius[hit[:, 1]]],
+                                                 "sim": np.nan, "reverse": True}))
+                top_sim, top = torch.topk(sims, kk, dim=1)
+                tied = torch.nonzero((sims >= top_sim[:, -1:]).sum(dim=1) > kk).reshape(-1)
+                if len(tied):  # more rows share the last similarity than fit: the lower rows first
+                    ordered = torch.sort(sims[tied].float(), dim=1, descending=True, stable=True)
+                    top_sim[tied] = ordered.values[:, :kk].to(top_sim.dtype)
+                    top[tied] = ordered.indices[:, :kk].to(target)
+                out.append(pd.DataFrame({"row": np.repeat(q_rows[start:stop], kk),
+                                         "neighbour": b_rows[top.cpu().numpy().reshape(-1)],
+                                         "sim": top_sim.float().cpu().numpy().reshape(-1).astype(np.float64),
+                                         "reverse": False}))
+        if not out:
+            return pd.DataFrame({f.name: [] for f in out_schema.fields})
+        found = pd.concat(out, ignore_index=True)
+        return found[found["reverse"] | (found["sim"] > -1.5) | whole]  # never the query itself (but whole rows)
+
+    if n_bb == 1:
+        return _whole_base_knn(spark, queries, base, n_qb, dim, k, exclude_self, precision, has_radius, device)
+
+    def cross(q_side: Any, whole: bool) -> Any:
+        q_side = q_side.crossJoin(spark.range(n_bb).select(F.col("id").alias("bb")))
+        b_side = base.crossJoin(spark.range(n_qb).select(F.col("id").alias("qb")))
+        return (q_side.groupBy("qb", "bb").cogroup(b_side.groupBy("qb", "bb"))
+                .applyInPandas(lambda a, b: products(a, b, whole), out_schema))
+
+    found = cross(queries, False).localCheckpoint()
+    order = Window.partitionBy("row").orderBy(F.desc("sim"), F.asc("neighbour"))
+    ranked = (found.where(~F.col("reverse")).withColumn("n", F.row_number().over(order))
+              .withColumn("next_sim", F.lead("sim").over(order)).where(F.col("n") <= k))
+    best = ranked.select("row", "neighbour", "n")
+    if TIES_AS_PANDAS:
+        tied = ranked.where((F.col("n") == k) & (F.col("next_sim") == F.col("sim"))).select(
+            F.col("row").alias("q_row"), F.lit(True).alias("whole")).localCheckpoint()
+        if not tied.isEmpty():
+            marked = queries.join(tied, "q_row", "left").fillna(False, ["whole"])
+            blocks = marked.where(F.col("whole")).select("qb").distinct()
+            rows_of = cross(marked.join(blocks, "qb"), True)
+            low_ = low
+
+            def pick(group: pd.DataFrame) -> pd.DataFrame:
+                import torch
+
+                group = group.sort_values("neighbour", kind="stable")
+                values = torch.from_numpy(group["sim"].to_numpy(np.float32))
+                values = values.to(torch.bfloat16) if low_ else values
+                top = torch.topk(values[None, :], k, dim=1).indices[0].numpy()
+                return group.iloc[top][["row", "neighbour"]].assign(n=np.arange(1, len(top) + 1, dtype=np.int32))
+
+            picked = rows_of.groupBy("row").applyInPandas(pick, "row long, neighbour long, n int")
+            best = best.join(tied.select(F.col("q_row").alias("row")), "row", "left_anti").unionByName(picked)
+    best = layout_cosines(best, table, dim, k).withColumn("reverse", F.lit(False))
+    if radius is None:
+        return best
+    return best.unionByName(found.where(F.col("reverse")).select(
+        "row", "neighbour", F.lit(None).cast("double").alias("cosine"), "reverse"))
+
+
+def _whole_base_knn(spark: Any, queries: Any, base: Any, n_qb: int, dim: int, k: int, exclude_self: bool,
+                    precision: str, has_radius: bool, device: str) -> Any:
+    """`table_knn` with one base block: each query block (a `cogroup` group) meets all the vectors and runs
+    `candidates.knn_search` on them, the pandas call; (row, neighbour, cosine, reverse)."""
+    from pyspark.sql import functions as F
+
+    schema = "row long, neighbour long, cosine double, reverse boolean"
+
+    def search(q_frame: pd.DataFrame, b_frame: pd.DataFrame) -> pd.DataFrame:
+        if not len(q_frame):
+            return pd.DataFrame({"row": [], "neighbour": [], "cosine": [], "reverse": []})
+        q_frame = q_frame.sort_values("q", kind="stable")
+        b_frame = b_frame.sort_values("b_row", kind="stable")
+        q_rows, b_rows = q_frame["q_row"].to_numpy(np.int64), b_frame["b_row"].to_numpy(np.int64)
+        if not np.array_equal(b_rows, np.arange(len(b_rows))):
+            raise RuntimeError("table_knn: the vectors table's rows are not 0..n-1")
+        offset = None
+        if exclude_self:
+            offset = int(q_rows[0])
+            if not np.array_equal(q_rows, np.arange(offset, offset + len(q_rows))):
+                raise RuntimeError("table_knn: a query block excluding itself must be consecutive rows")
+        limit = None
+        if has_radius:
+            values = b_frame["radius"].to_numpy(np.float64)
+            limit = values[: int((~np.isnan(values)).sum())].astype(np.float32)  # the leading (earlier) rows
+        found = cand.knn_search(as_matrix(q_frame["q_vector"], dim), as_matrix(b_frame["b_vector"], dim), k,
+                                precision=precision, self_offset=offset, radius=limit, device=device)
+        kk = found.indices.shape[1]
+        out = pd.DataFrame({"row": np.repeat(q_rows, kk), "neighbour": found.indices.reshape(-1).astype(np.int64),
+                            "cosine": found.cosines.reshape(-1).astype(np.float64), "reverse": False})
+        if has_radius and len(found.reverse):
+            out = pd.concat([out, pd.DataFrame({"row": q_rows[found.reverse[:, 0]],
+                                                "neighbour": found.reverse[:, 1].astype(np.int64),
+                                                "cosine": np.nan, "reverse": True})], ignore_index=True)
+        return out
+
+    every = base.crossJoin(spark.range(n_qb).select(F.col("id").alias("qb")))
+    return queries.groupBy("qb").cogroup(every.groupBy("qb")).applyInPandas(search, schema)
+
+
+def layout_cosines(best: Any, table: Any, dim: int, k: int) -> Any:
+    """(row, neighbour, cosine) from each query's k best (row, neighbour, n: rank 1..k): the cosines as
+    `candidates.knn_search` computes them, `torch.einsum("bd,bkd->bk")` over the rows' k neighbours in rank order
+    (its result depends on a neighbour's place among the k, not on the other rows: the same bits as the pandas
+    search), the vectors joined from the table (k per query; nothing broadcast)."""
+    from pyspark.sql import functions as F
+
+    q_vec = table.select(F.col("row"), F.col("vector").alias("q_vector"))
+    n_vec = table.select(F.col("row").alias("neighbour"), F.col("vector").alias("n_vector"))
+    joined = (best.join(n_vec, "neighbour").join(q_vec, "row")
+              .withColumn("bucket", F.floor(F.col("row") / SEARCH_BLOCK).cast("long")))
+
+    def cosines(group: pd.DataFrame) -> pd.DataFrame:
+        import torch
+
+        group = group.sort_values(["row", "n"], kind="stable")
+        rows = group["row"].to_numpy(np.int64)
+        starts = np.flatnonzero(np.r_[True, rows[1:] != rows[:-1]])
+        if len(group) != len(starts) * k:
+            raise RuntimeError(f"table_knn: {len(group)} neighbours for {len(starts)} queries, not {k} each")
+        q = torch.from_numpy(as_matrix(group["q_vector"].iloc[starts], dim))
+        b = torch.from_numpy(as_matrix(group["n_vector"], dim)).reshape(len(starts), k, dim)
+        with torch.inference_mode():
+            found = torch.einsum("bd,bkd->bk", q, b).numpy().reshape(-1)
+        return pd.DataFrame({"row": rows, "neighbour": group["neighbour"].to_numpy(np.int64),
+                             "cosine": found.astype(np.float64)})
+
+    return joined.groupBy("bucket").applyInPandas(cosines, "row long, neighbour long, cosine double")
+
+
+def search_precision_is_low(n: int, config: DedupeConfig, precision: str | None = None) -> bool:
+    """Whether `candidates.knn_search` over a base of n rows multiplies in bfloat16 (its `precision="auto"` rule:
+    on a CPU with native bf16 products or on a GPU, when the base is larger than 4 query blocks)."""
+    from aietl_pipelines.embeddings import resolve_device
+
+    precision = precision or config.knn_precision
+    if precision not in ("auto", "bfloat16", "float32"):
+        raise ValueError(f"precision must be auto, bfloat16 or float32, not {precision!r}")
+    fast = cand.bf16_matmul_is_fast() if resolve_device(config.device) == "cpu" else True
+    return precision == "bfloat16" or (precision == "auto" and fast and n > 4 * SEARCH_BLOCK)
+
+
+def deeper_table(spark: Any, table: Any, vectors: np.ndarray, kth: np.ndarray, config: DedupeConfig
+                 ) -> tuple[Any, np.ndarray]:
+    """`pairs.deeper_neighbours` on the vectors table: the similarity floor from the cosines of the same random
+    pairs (joined from the table), then the records in crowds searched again with 4 times k by `table_knn` (their
+    own row included, as the pandas search has no self exclusion there) until `knn_max_k`. Returns the pairs found
+    (a DataFrame (left, right), or None) and the updated radii; only the searched rows' radii reach the driver."""
+    from pyspark.sql import functions as F
+
+    from aietl_pipelines.embeddings import resolve_device
+
+    n, k = len(vectors), min(config.knn_k, len(vectors) - 1)
+    limit = min(config.knn_max_k, n - 1)
+    if k >= limit or (n > config.knn_exact_max and resolve_device(config.device) == "cpu"):
+        return None, kth
+    dim = vectors.shape[1]
+    floor = similarity_floor_table(spark, table, n, dim, k, config.knn_min_cosine, config.seed)
+    found, kth = [], kth.copy()
+    rows = np.flatnonzero(kth >= floor)
+    depth = k
+    while len(rows) and depth < limit:
+        depth = min(4 * depth, limit)
+        deep = table_knn(spark, table, n, dim, depth + 1, config, rows=rows, exclude_self=False).localCheckpoint()
+        radius = deep.groupBy("row").agg(F.min("cosine").alias("kth")).toPandas()  # the searched rows
+        kth[radius["row"].to_numpy(np.int64)] = radius["kth"].to_numpy(np.float32).astype(np.float64)
+        found.append(deep.where((F.col("row") != F.col("neighbour")) & (F.col("cosine") >= floor))
+                     .select(F.col("row").alias("left"), F.col("neighbour").alias("right")))
+        rows = rows[kth[rows] >= floor]
+    if not found:
+        return None, kth
+    logger.info("deeper kNN search: %d records in crowds above cosine %.3f, searched up to %d neighbours",
+                int((kth >= floor).sum()), floor, depth)
+    out = found[0]
+    for part in found[1:]:
+        out = out.unionByName(part)
+    return out, kth
+
+
+def similarity_floor_table(spark: Any, table: Any, n: int, dim: int, k: int, min_cosine: float, seed: int = 0,
+                           sample: int = 50_000) -> float:
+    """`pairs.similarity_floor` with the random pairs' cosines from the vectors table (`pair_cosines_table`): the
+    same pairs, the same cosines, the same quantile. The cosines are ranked on Spark and only the order statistics
+    around the quantile's position reach the driver (4 rows), where `np.quantile` interpolates between them as it
+    does over the whole sample."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    rng = np.random.default_rng(seed)
+    a, b = rng.integers(0, n, sample), rng.integers(0, n, sample)
+    keep = a != b
+    m = int(keep.sum())
+    q = float(np.clip(1.0 - k / (2.0 * n), 0.5, 1.0))
+    if not m:
+        return max(1.0, min_cosine)
+    pairs = spark.createDataFrame(pd.DataFrame({"left": a[keep].astype(np.int64), "right": b[keep].astype(np.int64)}),
+                                  "left long, right long")
+    lo = int(np.floor(q * (m - 1)))
+    wanted = sorted({min(max(i, 0), m - 1) for i in range(lo - 1, lo + 3)})
+    ranked = (pair_cosines_table(pairs, table, dim).select("cosine")
+              .withColumn("i", F.row_number().over(Window.orderBy("cosine")) - 1)
+              .where(F.col("i").isin(wanted)).toPandas())
+    value = dict(zip(ranked["i"].astype(int), ranked["cosine"].to_numpy(np.float64), strict=True))
+    # the sorted sample as far as np.quantile reads it: the true values at the positions around the quantile's
+    # index, the nearest of them elsewhere
+    sorted_sample = np.array([value[min(max(i, wanted[0]), wanted[-1])] for i in range(m)])
+    return max(float(np.quantile(sorted_sample, q)), min_cosine)
+
+
+def _ivf_best(spark: Any, vectors: np.ndarray, k: int, config: DedupeConfig, table: Any = None) -> Any:
     """`candidates.partitioned_knn` with its lists as Spark groups: the same k-means centroids (fitted on the
     driver on a sample of 64 vectors per list), each vector assigned to its `knn_probes` nearest lists in
     `mapInPandas`, then per list (`groupBy(list).applyInPandas`) every vector routed there meets the list's members
@@ -229,8 +600,10 @@ def _ivf_best(spark: Any, vectors: np.ndarray, k: int, config: DedupeConfig) -> 
         centroids = cand._spherical_kmeans(full, n_lists, 8, 0)
     shared = spark.sparkContext.broadcast(centroids.numpy())
 
+    dim = vectors.shape[1]
+
     def as_torch(column: pd.Series) -> Any:
-        return torch.from_numpy(np.stack(column.to_numpy()).astype(np.float32))
+        return torch.from_numpy(as_matrix(column, dim))
 
     def assign(batches: Any) -> Any:
         c = torch.from_numpy(shared.value)
@@ -244,6 +617,7 @@ def _ivf_best(spark: Any, vectors: np.ndarray, k: int, config: DedupeConfig) -> 
                                 "vector": np.repeat(b["vector"].to_numpy(), probes)})
 
     def search(group: pd.DataFrame) -> pd.DataFrame:
+        group = group.sort_values("row", kind="stable")  # members in row order, as the pandas index's lists
         members = group[group["rank"] == 0]
         if len(members) == 0:
             return pd.DataFrame({"row": [], "neighbour": [], "sim": [], "cosine": []})
@@ -262,10 +636,10 @@ def _ivf_best(spark: Any, vectors: np.ndarray, k: int, config: DedupeConfig) -> 
                             "cosine": exact.numpy().reshape(-1).astype(np.float64)})
         return out[out["sim"] > -1.5]
 
-    frame = pd.DataFrame({"row": np.arange(n, dtype=np.int64), "vector": list(np.asarray(vectors, np.float32))})
-    schema = "row long, rank int, list long, vector array<float>"
+    table = vectors_table(spark, vectors) if table is None else table
+    schema = "row long, rank int, list long, vector binary"
     try:
-        routed = spark.createDataFrame(frame).mapInPandas(assign, schema)
+        routed = table.select("row", "vector").mapInPandas(assign, schema)
         found = routed.groupBy("list").applyInPandas(search, "row long, neighbour long, sim double, cosine double")
         best = (found.withColumn("n", F.row_number().over(Window.partitionBy("row").orderBy(F.desc("sim"))))
                 .where(F.col("n") <= k).select("row", "neighbour", "n", "cosine").localCheckpoint())

@@ -11,7 +11,9 @@
   anti join) are embedded in `mapInPandas` (the model loaded once per Python worker: `embeddings.get_model` is
   cached in the process and Spark reuses its workers) and appended to the table. The driver's content-hash
   cache is then filled from the table and the pandas step assembles the vectors (per-field sums in
-  structured mode) without embedding anything: the same vectors as the in-process path.
+  structured mode) without embedding anything: the same vectors as the in-process path. The same vectors are
+  also assembled on the executors from the table (`record_vectors_table`) and registered as the array's vectors
+  table (`spark.dedupe.register_vectors_table`), which the candidate stages read instead of shipping the array.
 - `golden`: `survivorship.build_golden_records` per group of whole clusters (`groupBy(bucket of cluster)
   .applyInPandas`): one pandas call per bucket of many clusters, not per cluster.
 """
@@ -41,6 +43,8 @@ RECORDS_PER_GOLDEN_GROUP = 200_000
 TEXTS_PER_TASK = 20_000
 #: Folder of the embedding table inside `dedupe.cache_dir`.
 EMBEDDING_TABLE = "spark_embeddings"
+#: Records per group when the record vectors are assembled on the executors (`record_vectors_table`).
+RECORDS_PER_VECTOR_GROUP = 65_536
 
 
 def _session() -> Any:
@@ -168,9 +172,9 @@ def _read_table(spark: Any, table: str) -> Any:
         raise
 
 
-def embed_new_texts(spark: Any, texts: list[str], table: str, device: str) -> int:
-    """Embed on the executors the texts whose content hash is not in the parquet `table`, append them to it, and
-    return how many were embedded."""
+def embed_new_texts(spark: Any, texts: list[str], table: str, device: str, precision: str = "auto") -> int:
+    """Embed on the executors the texts whose content hash is not in the parquet `table` (the model of `device`
+    and `precision`, as `embeddings.embed_texts`), append them to it, and return how many were embedded."""
     from pyspark import TaskContext
 
     from aietl_pipelines.embeddings import text_key
@@ -193,7 +197,7 @@ def embed_new_texts(spark: Any, texts: list[str], table: str, device: str) -> in
         context = TaskContext.get()
         torch.set_num_threads(max(1, context.cpus() if context else 1))  # one task per core: no oversubscription
         for batch in batches:
-            vectors = embed_texts(batch["text"].tolist(), cache_dir=None, device=device)
+            vectors = embed_texts(batch["text"].tolist(), cache_dir=None, device=device, precision=precision)
             yield pd.DataFrame({"key": batch["key"], "vector": list(vectors)})
 
     parts = math.ceil(n_new / TEXTS_PER_TASK)
@@ -204,7 +208,7 @@ def embed_new_texts(spark: Any, texts: list[str], table: str, device: str) -> in
 
 def embed(prepared: pd.DataFrame, config: DedupeConfig) -> np.ndarray:
     """Spark twin of `prepare.embed`: only texts missing from the parquet cache table are embedded, on Spark."""
-    from aietl_pipelines.embeddings import EmbeddingCache, text_key
+    from aietl_pipelines.embeddings import EmbeddingCache, text_key, uses_bf16
 
     if not config.use_embeddings:
         return preparing.embed(prepared, config)
@@ -213,7 +217,7 @@ def embed(prepared: pd.DataFrame, config: DedupeConfig) -> np.ndarray:
         cache_dir = config.cache_dir or scratch  # no cache configured: one for this run only
         table = str(Path(cache_dir) / EMBEDDING_TABLE) if "://" not in cache_dir else f"{cache_dir}/{EMBEDDING_TABLE}"
         texts = texts_to_embed(prepared, config)
-        embed_new_texts(spark, texts, table, config.device)
+        embed_new_texts(spark, texts, table, config.device, config.embed_precision)
         keys = spark.createDataFrame(pd.DataFrame({"key": [text_key(t) for t in texts]}), "key string")
         stored = _read_table(spark, table)
         found = (stored.join(keys, "key").dropDuplicates(["key"]).toPandas() if stored is not None
@@ -222,8 +226,52 @@ def embed(prepared: pd.DataFrame, config: DedupeConfig) -> np.ndarray:
             raise AietlInputError(f"The embedding table {table} lacks {len(texts) - len(found)} of the texts just "
                                   "embedded: another run may be rewriting it; run again.")
         if len(found):
-            EmbeddingCache(cache_dir).put_many(found["key"].tolist(), np.stack(found["vector"].to_numpy()))
-        return preparing.embed(prepared, dataclasses.replace(config, cache_dir=cache_dir))
+            # the cache file `embed_texts` reads for this model variant (bfloat16 or not): the driver then embeds
+            # nothing and assembles the table's vectors
+            cache = EmbeddingCache(cache_dir, bf16=uses_bf16(config.device, config.embed_precision))
+            cache.put_many(found["key"].tolist(), np.stack(found["vector"].to_numpy()))
+        vectors = preparing.embed(prepared, dataclasses.replace(config, cache_dir=cache_dir))
+        table = record_vectors_table(spark, prepared, config, stored) if stored is not None else None
+        if table is not None:  # the candidate stages read this table (`spark.dedupe.vectors_table`)
+            from aietl_pipelines.spark.dedupe import register_vectors_table
+
+            register_vectors_table(vectors, table.localCheckpoint())  # materialised before the folder goes
+        return vectors
+
+
+def record_vectors_table(spark: Any, prepared: pd.DataFrame, config: DedupeConfig, stored: Any) -> Any:
+    """The records' vectors as a Spark table (row long, vector binary: float32 bytes), the `vectors_table` layout,
+    assembled on the executors from the embedding table `stored` (key, vector): each record's (row, value key)
+    rows joined with it and, per group of `RECORDS_PER_VECTOR_GROUP` records (`cogroup` with the records' rows,
+    so a record without values gets its zero vector), summed and normalised by `embeddings.embed_record_values`
+    itself, its values in their order: the vectors `prepare.embed` assembles on the driver, bit for bit. None for
+    whole-text embeddings (`text_embedding: text`: the table is then built from the array when asked)."""
+    from pyspark.sql import functions as F
+
+    from aietl_pipelines.embeddings import embed_record_values, text_key
+
+    if config.mode == "text" and config.text_embedding == "text":
+        return None
+    rows, values = preparing.embedded_values(prepared, config)
+    per = RECORDS_PER_VECTOR_GROUP
+    keyed = spark.createDataFrame(pd.DataFrame({"row": np.asarray(rows, dtype=np.int64),
+                                                "pos": np.arange(len(rows), dtype=np.int64),
+                                                "key": [text_key(v) for v in values]}),
+                                  "row long, pos long, key string")
+    found = (keyed.join(stored.dropDuplicates(["key"]), "key")
+             .withColumn("g", F.floor(F.col("row") / per).cast("long")))
+    skeleton = spark.range(len(prepared)).select(F.col("id").alias("row"),
+                                                 F.floor(F.col("id") / per).cast("long").alias("g"))
+
+    def assemble(records: pd.DataFrame, parts: pd.DataFrame) -> pd.DataFrame:
+        every = np.sort(records["row"].to_numpy(np.int64))
+        parts = parts.sort_values("pos", kind="stable")  # each record's values in their order
+        by_key = {k: np.asarray(v, dtype=np.float32) for k, v in zip(parts["key"], parts["vector"], strict=True)}
+        out = embed_record_values(np.searchsorted(every, parts["row"].to_numpy(np.int64)), parts["key"].tolist(),
+                                  len(every), embed_distinct=lambda keys: np.stack([by_key[k] for k in keys]))
+        return pd.DataFrame({"row": every, "vector": [r.tobytes() for r in np.ascontiguousarray(out, dtype="<f4")]})
+
+    return skeleton.groupBy("g").cogroup(found.groupBy("g")).applyInPandas(assemble, "row long, vector binary")
 
 
 def golden_records(records: pd.DataFrame, clusters: pd.Series, fields: list[str], id_column: str,

@@ -75,7 +75,11 @@ def candidate_table(spark: Any, prepared: pd.DataFrame, vectors: np.ndarray, con
     left < right, materialised (local checkpoint); and each record's k-th neighbour cosine (N floats).
 
     The same pairs and cosines as `pairs.candidates_with_radius` (the Spark steps' `candidates` collects this
-    table and sorts it)."""
+    table and sorts it). The vectors are a Spark table (`spark.dedupe.vectors_table`, built once per array),
+    never broadcast: the exact kNN is a blocked cross join of it (`table_knn`), the deeper search of records in
+    crowds runs on it (`deeper_table`), the index reads it (`_ivf_best`) and the pairs' cosines are joined from it
+    on left and right (`pair_cosines_table`). Equal k-th similarities are broken by the lower row, where the
+    pandas search keeps the tied rows `torch.topk` happens to return (docs/spark.md, "Vectors as a table")."""
     from pyspark.sql import functions as F
 
     from aietl_pipelines.spark import dedupe as sd
@@ -89,21 +93,22 @@ def candidate_table(spark: Any, prepared: pd.DataFrame, vectors: np.ndarray, con
     pairing._log_dropped(pairing.oversized_blocks(prepared, config) if config.mode == "text" else report, config)
     kth = np.full(n, np.inf)
     k = min(config.knn_k, n - 1)
-    shared = []
-    if vectors.shape[1] and k > 0:
+    dim = vectors.shape[1]
+    table = sd.vectors_table(spark, vectors) if dim else None
+    if dim and k > 0:
         from aietl_pipelines.embeddings import resolve_device
 
         method = config.knn_method
         exact = method == "exact" or (method == "auto" and (n <= config.knn_exact_max
                                                              or resolve_device(config.device) != "cpu"))
         if exact:
-            neighbours = sd._knn_partitions(spark, vectors, k, config).localCheckpoint()
+            neighbours = sd.table_knn(spark, table, n, dim, k, config).localCheckpoint()
             radius = neighbours.groupBy("row").agg(F.min("cosine").alias("kth")).toPandas()  # N rows
             kth[radius["row"].to_numpy()] = radius["kth"].to_numpy(dtype=np.float64)
         else:
             if method not in ("auto", "partitioned"):
                 cand.nearest_neighbours(vectors[:2], 1, method)  # the pandas path's error for a bad knn_method
-            neighbours = sd._ivf_best(spark, vectors, k, config)
+            neighbours = sd._ivf_best(spark, vectors, k, config, table)
             radius = neighbours.groupBy("row").agg(F.min("cosine").alias("kth"),
                                                    F.count(F.lit(1)).alias("met")).toPandas()  # N rows
             kth = np.full(n, -2.0)  # fewer than k met: -2, as the pandas index's filler
@@ -111,28 +116,16 @@ def candidate_table(spark: Any, prepared: pd.DataFrame, vectors: np.ndarray, con
                                                      radius["kth"].to_numpy(dtype=np.float64))
         found = found.unionByName(neighbours.where(F.col("cosine") >= config.knn_min_cosine).select(
             F.least("row", "neighbour").alias("left"), F.greatest("row", "neighbour").alias("right")))
-        deeper, kth = pairing.deeper_neighbours(vectors, kth, config)  # exact-search sizes only: on the driver
-        if len(deeper):
-            found = found.unionByName(spark.createDataFrame(pd.DataFrame(
-                {"left": deeper.min(axis=1).astype(np.int64), "right": deeper.max(axis=1).astype(np.int64)})))
+        deeper, kth = sd.deeper_table(spark, table, vectors, kth, config)  # exact-search sizes only
+        if deeper is not None:
+            found = found.unionByName(deeper.select(F.least("left", "right").alias("left"),
+                                                    F.greatest("left", "right").alias("right")))
     pairs = found.select(F.col("left").cast("long"), F.col("right").cast("long")).distinct()
-    if vectors.shape[1]:
-        shared.append(spark.sparkContext.broadcast(vectors))
-
-        def with_cosine(batches: Any) -> Any:
-            base = shared[0].value
-            for b in batches:
-                yield b.assign(cosine=cand.pair_cosines(base, b["left"].to_numpy(np.int64),
-                                                        b["right"].to_numpy(np.int64)))
-
-        pairs = pairs.mapInPandas(with_cosine, "left long, right long, cosine double")
+    if dim:
+        pairs = sd.pair_cosines_table(pairs, table, dim)
     else:
         pairs = pairs.withColumn("cosine", F.lit(float("nan")))
-    try:
-        return pairs.localCheckpoint(), kth  # eager: materialised before the broadcast is released
-    finally:
-        for b in shared:
-            b.unpersist()
+    return pairs.localCheckpoint(), kth
 
 
 # ---------------------------------------------------------------------------------------------- comparisons

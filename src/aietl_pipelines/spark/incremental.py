@@ -10,8 +10,9 @@ new ones) that a full run would find, and each new record's k-th neighbour cosin
   same skew handling as the full candidates step. The oversized-block report counts the blocks holding a new row,
   as `pairs.oversized_blocks(new_from=)` does.
 - Vector neighbours: the method the Spark candidates step would pick for these records (`_exact`):
-  - exact (up to `knn_exact_max` records, or on a GPU): `candidates.knn_search` over blocks of new records in
-    `mapInPandas`, all vectors broadcast, with the earlier records' radii max(k-th cosine, `knn_min_cosine`):
+  - exact (up to `knn_exact_max` records, or on a GPU): `candidates.knn_search` over blocks of new records
+    against the vectors table (`spark.dedupe.table_knn`, nothing broadcast), with the earlier records' radii
+    max(k-th cosine, `knn_min_cosine`):
     one pass gives each new record's k nearest among all records and the earlier records whose k-th neighbour it
     beats. The same call as the pandas step's (float32), so the same pairs and k-th cosines.
   - above, on the CPU: the inverted-file index of `spark.dedupe._ivf_best` (the same k-means centroids over all
@@ -20,7 +21,8 @@ new ones) that a full run would find, and each new record's k-th neighbour cosin
     the members: their best k by a window, and the earlier members whose radius they reach (float32 products).
     Approximate as the full run's index is: an earlier record is reached when it is a member of one of the new
     record's lists (the full run reaches it when the new record is in one of its own lists).
-- The pairs' cosines on the executors (vectors broadcast), as `dedupe_tables.candidate_table`.
+- The pairs' cosines joined from the vectors table (`spark.dedupe.pair_cosines_table`), as
+  `dedupe_tables.candidate_table`.
 
 `new_candidate_table` returns the pairs as a Spark table; `engine.run_incremental` on the Spark engine
 (`dedupe_tables.engine_run_incremental`, `Steps.whole_incremental`) keeps it on Spark through levels, scores and
@@ -30,7 +32,6 @@ pandas frame; `engine.run_incremental_steps` and engines that replace only this 
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
@@ -52,43 +53,22 @@ def _exact(n: int, config: DedupeConfig) -> bool:
                                                        or resolve_device(config.device) != "cpu"))
 
 
-def _new_exact(spark: Any, vectors: np.ndarray, n_old: int, k: int, radius: np.ndarray, config: DedupeConfig
-               ) -> Any:
+def _new_exact(spark: Any, vectors: np.ndarray, n_old: int, k: int, radius: np.ndarray, config: DedupeConfig,
+               table: Any = None) -> Any:
     """(row, neighbour, cosine, reverse) for the new rows: their k nearest other rows (reverse false) and the
     earlier rows whose radius they reach (reverse true; row = the new row, neighbour = the earlier one):
-    `candidates.knn_search(..., radius=)` over blocks of `QUERIES_PER_TASK` new rows in `mapInPandas`."""
+    `candidates.knn_search(..., precision="float32", radius=)` as the blocked cross join of the vectors table
+    (`spark.dedupe.table_knn`: blocks of new rows against blocks of all rows, the radii a column of the base side);
+    nothing broadcast."""
     from aietl_pipelines.spark import dedupe as sd
 
-    n = len(vectors)
-    per_task = sd.QUERIES_PER_TASK
-    shared = spark.sparkContext.broadcast((np.ascontiguousarray(vectors, dtype=np.float32),
-                                           np.asarray(radius, dtype=np.float32)))
-    device = config.device
-
-    def search(batches: Any) -> Any:
-        base, limit = shared.value
-        for batch in batches:
-            for start in batch["id"].tolist():
-                stop = min(start + per_task, len(base))
-                found = cand.knn_search(base[start:stop], base, k, precision="float32", self_offset=start,
-                                        radius=limit, device=device)
-                yield pd.DataFrame({"row": np.repeat(np.arange(start, stop, dtype=np.int64), k),
-                                    "neighbour": found.indices.reshape(-1).astype(np.int64),
-                                    "cosine": found.cosines.reshape(-1).astype(np.float64), "reverse": False})
-                if len(found.reverse):
-                    yield pd.DataFrame({"row": found.reverse[:, 0].astype(np.int64) + start,
-                                        "neighbour": found.reverse[:, 1].astype(np.int64),
-                                        "cosine": np.nan, "reverse": True})
-
-    blocks = math.ceil((n - n_old) / per_task)
-    starts = spark.range(n_old, n, per_task, numPartitions=max(1, blocks))
-    try:
-        return starts.mapInPandas(search, "row long, neighbour long, cosine double, reverse boolean").localCheckpoint()
-    finally:
-        shared.unpersist()
+    table = sd.vectors_table(spark, vectors) if table is None else table
+    return sd.table_knn(spark, table, len(vectors), vectors.shape[1], k, config, first=n_old, precision="float32",
+                        radius=np.asarray(radius, dtype=np.float32)).localCheckpoint()
 
 
-def _new_ivf(spark: Any, vectors: np.ndarray, n_old: int, k: int, radius: np.ndarray, config: DedupeConfig) -> Any:
+def _new_ivf(spark: Any, vectors: np.ndarray, n_old: int, k: int, radius: np.ndarray, config: DedupeConfig,
+             table: Any = None) -> Any:
     """`_new_exact`'s table from the inverted-file index of `spark.dedupe._ivf_best` (same centroids and lists):
     every record a member of its nearest list, the new records routed to their `knn_probes` nearest lists; per
     list, the new records' best k among the members (by `sim`, the index's products) and the earlier members whose
@@ -96,6 +76,8 @@ def _new_ivf(spark: Any, vectors: np.ndarray, n_old: int, k: int, radius: np.nda
     import torch
     from pyspark.sql import Window
     from pyspark.sql import functions as F
+
+    from aietl_pipelines.spark import dedupe as sd
 
     n = len(vectors)
     n_lists = max(1, n // config.knn_list_size)
@@ -106,8 +88,10 @@ def _new_ivf(spark: Any, vectors: np.ndarray, n_old: int, k: int, radius: np.nda
         centroids = cand._spherical_kmeans(full, n_lists, 8, 0)
     shared = spark.sparkContext.broadcast((centroids.numpy(), np.asarray(radius, dtype=np.float32)))
 
+    dim = vectors.shape[1]
+
     def as_torch(column: pd.Series) -> Any:
-        return torch.from_numpy(np.stack(column.to_numpy()).astype(np.float32))
+        return torch.from_numpy(sd.as_matrix(column, dim))
 
     def assign(batches: Any) -> Any:
         c = torch.from_numpy(shared.value[0])
@@ -128,6 +112,7 @@ def _new_ivf(spark: Any, vectors: np.ndarray, n_old: int, k: int, radius: np.nda
                           "reverse": pd.Series([], dtype=bool)})
 
     def search(group: pd.DataFrame) -> pd.DataFrame:
+        group = group.sort_values("row", kind="stable")  # members in row order, as the pandas index's lists
         members = group[group["rank"] == 0].reset_index(drop=True)
         queries = group[group["row"] >= n_old].reset_index(drop=True)
         if len(members) == 0 or len(queries) == 0:
@@ -156,9 +141,9 @@ def _new_ivf(spark: Any, vectors: np.ndarray, n_old: int, k: int, radius: np.nda
                                 "cosine": products[qi, mi].astype(np.float64), "reverse": True})
         return pd.concat([forward[forward["sim"] > -1.5], reverse], ignore_index=True)
 
-    frame = pd.DataFrame({"row": np.arange(n, dtype=np.int64), "vector": list(np.asarray(vectors, np.float32))})
+    table = sd.vectors_table(spark, vectors) if table is None else table
     try:
-        routed = spark.createDataFrame(frame).mapInPandas(assign, "row long, rank int, list long, vector array<float>")
+        routed = table.select("row", "vector").mapInPandas(assign, "row long, rank int, list long, vector binary")
         found = routed.groupBy("list").applyInPandas(
             search, "row long, neighbour long, sim double, cosine double, reverse boolean")
         # the best k per new row over its lists (a member met in two lists counts once: the window keeps distinct
@@ -193,10 +178,11 @@ def new_candidate_table(spark: Any, prepared: pd.DataFrame, vectors: np.ndarray,
                          else report, config)
     k = min(config.knn_k, n - 1)
     kth_new = np.full(n - n_old, np.inf)
+    table = sd.vectors_table(spark, vectors) if vectors.shape[1] else None
     if vectors.shape[1] and k > 0:
         radius = np.maximum(old_kth, config.knn_min_cosine)
         exact = _exact(n, config)
-        searched = (_new_exact if exact else _new_ivf)(spark, vectors, n_old, k, radius, config)
+        searched = (_new_exact if exact else _new_ivf)(spark, vectors, n_old, k, radius, config, table)
         forward = searched.where(~F.col("reverse"))
         kth = forward.groupBy("row").agg(F.min("cosine").alias("kth"), F.count(F.lit(1)).alias("met")).toPandas()
         rows = kth["row"].to_numpy(np.int64) - n_old
@@ -211,17 +197,7 @@ def new_candidate_table(spark: Any, prepared: pd.DataFrame, vectors: np.ndarray,
     pairs = found.select(F.col("left").cast("long"), F.col("right").cast("long")).distinct()
     if not vectors.shape[1]:
         return pairs.withColumn("cosine", F.lit(float("nan"))).localCheckpoint(), kth_new
-    shared = spark.sparkContext.broadcast(vectors)
-
-    def with_cosine(batches: Any) -> Any:
-        base = shared.value
-        for b in batches:
-            yield b.assign(cosine=cand.pair_cosines(base, b["left"].to_numpy(np.int64), b["right"].to_numpy(np.int64)))
-
-    try:
-        return pairs.mapInPandas(with_cosine, "left long, right long, cosine double").localCheckpoint(), kth_new
-    finally:
-        shared.unpersist()
+    return sd.pair_cosines_table(pairs, table, vectors.shape[1]).localCheckpoint(), kth_new
 
 
 def new_record_candidates(prepared: pd.DataFrame, vectors: np.ndarray, n_old: int, old_kth: np.ndarray,
