@@ -220,8 +220,11 @@ def vectors_table(spark: Any, vectors: np.ndarray) -> Any:
         return found[1]
     matrix = np.ascontiguousarray(vectors, dtype="<f4")
     frame = pd.DataFrame({"row": np.arange(len(matrix), dtype=np.int64), "vector": [r.tobytes() for r in matrix]})
+    table = spark.createDataFrame(frame, "row long, vector binary")  # partitions of consecutive rows
     parts = max(spark.sparkContext.defaultParallelism, math.ceil(len(matrix) / VECTORS_PER_PARTITION))
-    table = spark.createDataFrame(frame, "row long, vector binary").repartition(parts, "row").localCheckpoint()
+    if parts > table.rdd.getNumPartitions():
+        table = table.repartition(parts)
+    table = table.localCheckpoint()
     _TABLES[key] = (weakref.ref(vectors), table)
     weakref.finalize(vectors, _TABLES.pop, key, None)
     return table
