@@ -66,6 +66,7 @@ from aietl_pipelines.dedupe import scoring
 from aietl_pipelines.dedupe.config import DedupeConfig
 from aietl_pipelines.dedupe.score import FellegiSunterModel
 from aietl_pipelines.dedupe.steps import PANDAS, Steps, register_engine
+from aietl_pipelines.spark.session import parallelism, partitions_of, share
 
 logger = logging.getLogger(__name__)
 
@@ -221,8 +222,9 @@ def vectors_table(spark: Any, vectors: np.ndarray) -> Any:
     matrix = np.ascontiguousarray(vectors, dtype="<f4")
     frame = pd.DataFrame({"row": np.arange(len(matrix), dtype=np.int64), "vector": [r.tobytes() for r in matrix]})
     table = spark.createDataFrame(frame, "row long, vector binary")  # partitions of consecutive rows
-    parts = max(spark.sparkContext.defaultParallelism, math.ceil(len(matrix) / VECTORS_PER_PARTITION))
-    if parts > table.rdd.getNumPartitions():
+    parts = max(parallelism(spark), math.ceil(len(matrix) / VECTORS_PER_PARTITION))
+    have = partitions_of(table)
+    if have is None or parts > have:
         table = table.repartition(parts)
     table = table.localCheckpoint()
     _TABLES[key] = (weakref.ref(vectors), table)
@@ -601,7 +603,7 @@ def _ivf_best(spark: Any, vectors: np.ndarray, k: int, config: DedupeConfig, tab
     low = cand.bf16_matmul_is_fast()  # the products in the pandas index's precision, so the same lists are met
     with torch.inference_mode():
         centroids = cand._spherical_kmeans(full, n_lists, 8, 0)
-    shared = spark.sparkContext.broadcast(centroids.numpy())
+    shared = share(spark, centroids.numpy())
 
     dim = vectors.shape[1]
 

@@ -34,6 +34,7 @@ from aietl_pipelines.dedupe import prepare as preparing
 from aietl_pipelines.dedupe.config import DedupeConfig
 from aietl_pipelines.dedupe.survivorship import build_golden_records
 from aietl_pipelines.errors import AietlInputError
+from aietl_pipelines.spark.session import parallelism, share
 
 #: Records prepared per Spark task (one slice, one pandas call).
 RECORDS_PER_TASK = 50_000
@@ -61,7 +62,7 @@ def prepare_records(records: pd.DataFrame, config: DedupeConfig) -> pd.DataFrame
     preparing.validate_ids(records, config)  # over ALL records: each slice alone cannot see a duplicate id
     spark = _session()
     inputs = [config.id_column, *([config.text_column] if config.mode == "text" else config.fields)]
-    shared = spark.sparkContext.broadcast(records[inputs])
+    shared = share(spark, records[inputs])
     size = RECORDS_PER_TASK
     columns = list(probe.columns)
     sets = [c for c in columns if isinstance(probe[c].iloc[0], frozenset)]  # free text's parts held as sets
@@ -299,7 +300,7 @@ def golden_records(records: pd.DataFrame, clusters: pd.Series, fields: list[str]
                                    fields, id_column, rules)
         return out.assign(cluster_id=out["cluster_id"].astype(np.int64))
 
-    groups = max(spark.sparkContext.defaultParallelism, math.ceil(len(frame) / RECORDS_PER_GOLDEN_GROUP))
+    groups = max(parallelism(spark), math.ceil(len(frame) / RECORDS_PER_GOLDEN_GROUP))
     found = (data.withColumn("__group", F.pmod(F.xxhash64("__cluster"), F.lit(groups)))
              .groupBy("__group").applyInPandas(per_group, schema).toPandas())
     found = found.sort_values("cluster_id", kind="stable").reset_index(drop=True)

@@ -58,6 +58,7 @@ from aietl_pipelines.dedupe.labels import PatternScores
 from aietl_pipelines.dedupe.score import FellegiSunterModel, fit_model
 from aietl_pipelines.dedupe.textparse import TEXT_RELATED
 from aietl_pipelines.errors import AietlInputError
+from aietl_pipelines.spark.session import parallelism
 
 logger = logging.getLogger(__name__)
 
@@ -145,7 +146,7 @@ def levels_table(spark: Any, prepared: pd.DataFrame, pairs: Any, vectors: np.nda
     table = dl.prepared_table(spark, prepared, config)
     names, sizes, dtype = dl.level_names(prepared, vectors, table.kinds, config)
     per_task = pairs_per_task or sd.PAIRS_PER_TASK
-    buckets = max(spark.sparkContext.defaultParallelism, math.ceil(pairs.count() / per_task))
+    buckets = max(parallelism(spark), math.ceil(pairs.count() / per_task))
     out = dl.levels_on_table(spark, table, pairs, vectors.shape[1], config, level_columns(len(names)), buckets)
     return out, names, sizes, dtype
 

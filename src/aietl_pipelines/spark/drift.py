@@ -415,7 +415,9 @@ def compute_drift(
         )
     keep, skipped, types, numeric = _align(reference, current, columns)
     tests, thresholds = dict(tests or {}), dict(thresholds or {})
-    partitions = partitions or max(2, reference.sparkSession.sparkContext.defaultParallelism)
+    from aietl_pipelines.spark.session import parallelism
+
+    partitions = partitions or max(2, parallelism(reference.sparkSession))
     rows = []
     for col in keep:
         test = tests.get(col) or tests.get(types[col])

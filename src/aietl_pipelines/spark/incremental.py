@@ -40,6 +40,7 @@ import pandas as pd
 from aietl_pipelines.dedupe import candidates as cand
 from aietl_pipelines.dedupe import pairs as pairing
 from aietl_pipelines.dedupe.config import DedupeConfig
+from aietl_pipelines.spark.session import share
 
 
 def _exact(n: int, config: DedupeConfig) -> bool:
@@ -86,7 +87,7 @@ def _new_ivf(spark: Any, vectors: np.ndarray, n_old: int, k: int, radius: np.nda
     low = cand.bf16_matmul_is_fast()  # the products in the index's precision, as `_ivf_best`
     with torch.inference_mode():
         centroids = cand._spherical_kmeans(full, n_lists, 8, 0)
-    shared = spark.sparkContext.broadcast((centroids.numpy(), np.asarray(radius, dtype=np.float32)))
+    shared = share(spark, (centroids.numpy(), np.asarray(radius, dtype=np.float32)))
 
     dim = vectors.shape[1]
 

@@ -33,8 +33,9 @@ def java_problem() -> str | None:
 def get_spark(conf: Mapping[str, Any] | None = None) -> Any:
     """The process's SparkSession (created on first call with DEFAULT_CONF updated by `conf`).
 
-    `spark.remote` (a Spark Connect URL, e.g. sc://host:15002) in `conf` connects to a remote cluster instead
-    of starting a local JVM."""
+    A Spark Connect URL (e.g. sc://host:15002), as `spark.remote` in `conf` or in the `SPARK_REMOTE` environment
+    variable, connects to a remote Spark Connect server instead of starting a local JVM; then only the `spark.sql.*`
+    settings apply (the others belong to the server)."""
     try:
         from pyspark.sql import SparkSession
     except ImportError:
@@ -43,9 +44,9 @@ def get_spark(conf: Mapping[str, Any] | None = None) -> Any:
             "`pip install pyspark==4.3.0`."
         ) from None
     settings = {**DEFAULT_CONF, **{str(k): str(v) for k, v in (conf or {}).items()}}
-    remote = settings.pop("spark.remote", None)
+    remote = settings.pop("spark.remote", None) or os.environ.get("SPARK_REMOTE")
     if remote:
-        return SparkSession.builder.remote(remote).getOrCreate()
+        return _connect(SparkSession, remote, settings)
     problem = java_problem()
     if problem:
         raise AietlInputError(f"engine 'spark' cannot start a local Spark session: {problem}.")
@@ -59,3 +60,80 @@ def get_spark(conf: Mapping[str, Any] | None = None) -> Any:
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel(str(settings.get("aietl.log_level", "ERROR")))
     return spark
+
+
+def _connect(session_class: Any, remote: str, settings: Mapping[str, str]) -> Any:
+    """A Spark Connect session at `remote` with the `spark.sql.*` settings; one clear line when it is unreachable."""
+    try:
+        import pyspark.sql.connect.session  # noqa: F401  (needs pyspark's connect extras: grpcio-status, ...)
+    except ImportError as exc:
+        raise AietlInputError(f"Spark Connect URL {remote!r} given but pyspark's Spark Connect client cannot be "
+                              f"imported ({exc}): `pip install 'pyspark[connect]==4.3.0'`.") from None
+    _check_reachable(remote)
+    # the URL in the environment, not `.remote()`: the builder reads it from there, and so do the sessions other code
+    # asks for (kedro-datasets' SparkDatasetV2 calls `SparkSession.builder.getOrCreate()`)
+    os.environ["SPARK_REMOTE"] = remote
+    spark = session_class.builder.getOrCreate()
+    try:
+        for key, value in settings.items():
+            if key.startswith("spark.sql."):
+                spark.conf.set(key, value)
+    except Exception as exc:  # noqa: BLE001  (grpc errors of any kind: the server is down or refuses)
+        raise AietlInputError(f"cannot reach the Spark Connect server at {remote!r}: {str(exc).splitlines()[0]}. "
+                              "Start it (sbin/start-connect-server.sh) or unset SPARK_REMOTE.") from None
+    return spark
+
+
+def _check_reachable(remote: str, timeout: float = 5.0) -> None:
+    """One clear line when nothing listens at the Spark Connect URL (the client would retry for minutes)."""
+    import socket
+    from urllib.parse import urlparse
+
+    where = urlparse(remote.split(";", 1)[0])
+    if where.scheme != "sc" or not where.hostname:
+        raise AietlInputError(f"Spark Connect URL {remote!r} is not of the form sc://host:port: fix SPARK_REMOTE "
+                              "or spark.remote in conf/spark/spark.yml.")
+    try:
+        socket.create_connection((where.hostname, where.port or 15002), timeout=timeout).close()
+    except OSError as exc:
+        raise AietlInputError(f"cannot reach the Spark Connect server at {remote!r} ({exc}): start it "
+                              "(sbin/start-connect-server.sh, or `python -m aietl_pipelines.spark.local_cluster "
+                              "--connect`) or unset SPARK_REMOTE.") from None
+
+
+def is_connect(spark: Any) -> bool:
+    """Whether `spark` is a Spark Connect session (no SparkContext, no broadcast variables)."""
+    return type(spark).__module__.startswith("pyspark.sql.connect")
+
+
+def parallelism(spark: Any) -> int:
+    """The session's default parallelism (classic: the SparkContext's; Spark Connect: the shuffle partitions)."""
+    if is_connect(spark):
+        return int(spark.conf.get("spark.sql.shuffle.partitions", "8"))
+    return int(spark.sparkContext.defaultParallelism)
+
+
+def partitions_of(frame: Any) -> int | None:
+    """How many partitions a DataFrame has (None on Spark Connect, which does not expose it)."""
+    if is_connect(frame.sparkSession):
+        return None
+    return int(frame.rdd.getNumPartitions())
+
+
+class _Held:
+    """A value passed to the executors inside the task's closure (Spark Connect has no broadcast variables)."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def unpersist(self) -> None:
+        """Nothing to release."""
+
+
+def share(spark: Any, value: Any) -> Any:
+    """`value` for the executors, read as `.value` and released with `.unpersist()`: a broadcast variable on
+    classic Spark, the value itself inside the task's closure on Spark Connect (shipped with the plan: keep it
+    small there)."""
+    if is_connect(spark):
+        return _Held(value)
+    return spark.sparkContext.broadcast(value)
