@@ -51,3 +51,26 @@ def count_collects(spark):
         return collected
 
     return start
+
+
+@pytest.fixture(scope="session")
+def run_dedupe_pipeline():
+    """`run(records, params, scored, kept)`: the Kedro dedupe pipeline on a memory catalog (`scored`: the
+    `dedupe_scored_pairs` dataset, None for a memory one); returns the datasets named in `kept` and the scored pairs."""
+    from kedro.io import DataCatalog, MemoryDataset
+    from kedro.runner import SequentialRunner
+
+    from aietl_pipelines.pipelines.dedupe import create_pipeline
+
+    class Kept(MemoryDataset):  # the runner releases intermediate memory datasets: keep them for the checks
+        def _release(self) -> None:
+            pass
+
+    def run(records, params: dict, scored, kept: tuple[str, ...]) -> dict:
+        catalog = DataCatalog({"customers_raw": MemoryDataset(records), "params:dedupe": MemoryDataset(params),
+                               "dedupe_scored_pairs": Kept() if scored is None else scored,
+                               **{name: Kept() for name in kept}})
+        SequentialRunner().run(create_pipeline(), catalog)
+        return {name: catalog[name].load() for name in (*kept, "dedupe_scored_pairs")}
+
+    return run

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -200,16 +198,14 @@ def test_cluster_table_splits_weak_links_and_caps_as_pandas(spark):
         assert pd.Series(labels).groupby(components).nunique().max() > 1  # components were split: not vacuous
 
 
-def test_spark_env_pipeline_keeps_the_pairs_on_spark(spark, sample, tmp_path, monkeypatch, count_collects):
+def test_spark_env_pipeline_keeps_the_pairs_on_spark(spark, sample, tmp_path, monkeypatch, count_collects,
+                                                     run_dedupe_pipeline):
     """`kedro run --env spark --pipeline dedupe`: the engine's pair nodes (`spark/dedupe_nodes.py`) hand the
     candidate and scored pairs between the nodes as Spark DataFrames, the scored pairs are written by the
     env's SparkDatasetV2 entry, no pair table is collected (labelled mode aside), and the clusters, model, state
     and metrics equal the pandas nodes'."""
-    from kedro.io import DataCatalog, MemoryDataset
-    from kedro.runner import SequentialRunner
     from kedro_datasets.spark import SparkDatasetV2
 
-    from aietl_pipelines.pipelines.dedupe import create_pipeline
     from aietl_pipelines.pipelines.dedupe.nodes import pair_nodes
     from aietl_pipelines.spark.dedupe_nodes import SparkPairNodes
 
@@ -219,25 +215,13 @@ def test_spark_env_pipeline_keeps_the_pairs_on_spark(spark, sample, tmp_path, mo
               "use_embeddings": False}  # kNN on Spark: the tests above
     spark_params = {**params, "engine": "spark"}
     assert isinstance(pair_nodes(DedupeConfig(**spark_params)), SparkPairNodes)
-
-    class Kept(MemoryDataset):  # the runner releases intermediate memory datasets: keep them for the checks
-        def _release(self) -> None:
-            pass
-
     kept = ("dedupe_candidates", "dedupe_clusters", "dedupe_metrics", "dedupe_state", "dedupe_match_model")
-
-    def run(p: dict, scored: Any) -> dict:
-        catalog = DataCatalog({"customers_raw": MemoryDataset(records), "params:dedupe": MemoryDataset(p),
-                               "dedupe_scored_pairs": scored, **{name: Kept() for name in kept}})
-        SequentialRunner().run(create_pipeline(), catalog)
-        return {name: catalog[name].load() for name in (*kept, "dedupe_scored_pairs")}
-
-    pandas_out = run(params, Kept())
+    pandas_out = run_dedupe_pipeline(records, params, None, kept)
     frame_class = type(spark.range(1))
     with monkeypatch.context() as patch:
         counted = count_collects(patch)
-        spark_out = run(spark_params, SparkDatasetV2(filepath=str(tmp_path / "scored_pairs"), file_format="parquet",
-                                                     save_args={"mode": "overwrite"}))
+        spark_out = run_dedupe_pipeline(records, spark_params, SparkDatasetV2(
+            filepath=str(tmp_path / "scored_pairs"), file_format="parquet", save_args={"mode": "overwrite"}), kept)
     collected = [columns for columns, _ in counted]
     # candidate / scored pair tables never collected (the state's matches and evidence pairs are, by design)
     assert collected and not any("cosine" in columns for columns in collected)

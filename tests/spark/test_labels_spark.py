@@ -140,37 +140,22 @@ def test_engine_run_on_spark_keeps_the_pairs_until_read(case, pandas_runs, spark
     np.testing.assert_array_equal(result.state.kth_cosine, labelled.state.kth_cosine)
 
 
-def test_spark_env_pipeline_with_labels_path_gives_the_pandas_clusters(spark, case, tmp_path):
+def test_spark_env_pipeline_with_labels_path_gives_the_pandas_clusters(spark, case, tmp_path, run_dedupe_pipeline):
     """`kedro run --env spark --pipeline dedupe` with `dedupe.labels_path`: the pair nodes score the labelled pairs
     on Spark; the scored table (through the env's SparkDatasetV2 parquet), clusters, state and metrics equal the
     pandas nodes'."""
-    from kedro.io import DataCatalog, MemoryDataset
-    from kedro.runner import SequentialRunner
     from kedro_datasets.spark import SparkDatasetV2
 
     from aietl_pipelines.dedupe.labels import save_labels
-    from aietl_pipelines.pipelines.dedupe import create_pipeline
 
     records, labels = case
     save_labels(labels, tmp_path / "labels.json")
     params = {**BASE, "labels_path": str(tmp_path / "labels.json"), "truth_column": "true_cluster_id",
               "cache_dir": str(tmp_path / "cache")}
-
-    class Kept(MemoryDataset):  # the runner releases intermediate memory datasets: keep them for the checks
-        def _release(self) -> None:
-            pass
-
     kept = ("dedupe_clusters", "dedupe_metrics", "dedupe_state", "dedupe_match_model")
-
-    def run(p: dict, scored: Any) -> dict:
-        catalog = DataCatalog({"customers_raw": MemoryDataset(records), "params:dedupe": MemoryDataset(p),
-                               "dedupe_scored_pairs": scored, **{name: Kept() for name in kept}})
-        SequentialRunner().run(create_pipeline(), catalog)
-        return {name: catalog[name].load() for name in (*kept, "dedupe_scored_pairs")}
-
-    pandas_out = run(params, Kept())
-    spark_out = run({**params, "engine": "spark"}, SparkDatasetV2(
-        filepath=str(tmp_path / "scored_pairs"), file_format="parquet", save_args={"mode": "overwrite"}))
+    pandas_out = run_dedupe_pipeline(records, params, None, kept)
+    spark_out = run_dedupe_pipeline(records, {**params, "engine": "spark"}, SparkDatasetV2(
+        filepath=str(tmp_path / "scored_pairs"), file_format="parquet", save_args={"mode": "overwrite"}), kept)
     scored = spark_out["dedupe_scored_pairs"]
     assert isinstance(scored, _frame_class(spark))
     pandas_scored = pandas_out["dedupe_scored_pairs"]
