@@ -49,6 +49,9 @@ runs = [engine.run(records, DedupeConfig(**base)), engine.run(records, DedupeCon
 out["clusters"] = [sorted(sorted(map(str, ids)) for _, ids in r.clusters.groupby("cluster_id")["record_id"])
                    for r in runs]
 out["n_pairs"] = [len(r.pairs) for r in runs]
+collected = spark.range(3).toPandas()  # plan metrics kept out of attrs: pandas writes attrs into parquet as JSON
+collected.to_parquet(sys.argv[1] + "_collected.parquet")
+out["attrs"] = sorted(collected.attrs)
 out["seconds"] = [t1 - t0, time.monotonic() - t1]
 print("RESULT " + json.dumps(out))
 """
@@ -97,6 +100,7 @@ def test_drift_and_dedupe_through_spark_connect_equal_pandas(connect_url, tmp_pa
     assert out["n_pairs"][0] == out["n_pairs"][1] > 0
     assert out["clusters"][0] == out["clusters"][1]
     assert any(len(c) > 1 for c in out["clusters"][0])
+    assert out["attrs"] == []
 
 
 def test_unreachable_spark_connect_url_is_one_clear_line(monkeypatch):

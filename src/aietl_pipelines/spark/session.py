@@ -81,7 +81,31 @@ def _connect(session_class: Any, remote: str, settings: Mapping[str, str]) -> An
     except Exception as exc:  # noqa: BLE001  (grpc errors of any kind: the server is down or refuses)
         raise AietlInputError(f"cannot reach the Spark Connect server at {remote!r}: {str(exc).splitlines()[0]}. "
                               "Start it (sbin/start-connect-server.sh) or unset SPARK_REMOTE.") from None
+    _plain_frames(spark)
     return spark
+
+
+def _plain_frames(spark: Any) -> None:
+    """Frames collected through this Connect session without the plan metrics the client puts in `DataFrame.attrs`
+    (`PlanMetrics` objects): pandas writes `attrs` into every parquet file as JSON and fails on them, so the dedupe
+    state and any output derived from a collected frame could not be saved. Wraps the session's own client once
+    (pyspark 4.3 `SparkConnectClient.to_pandas` returns (frame, execution info)); anything else passes through."""
+    client = spark.client
+    if getattr(client, "_aietl_plain_frames", False):
+        return
+    original = client.to_pandas
+
+    def to_pandas(*args: Any, **kwargs: Any) -> Any:
+        out = original(*args, **kwargs)
+        frame = out[0] if isinstance(out, tuple) and out else out
+        attrs = getattr(frame, "attrs", None)
+        if isinstance(attrs, dict):
+            attrs.pop("metrics", None)
+            attrs.pop("observed_metrics", None)
+        return out
+
+    client.to_pandas = to_pandas
+    client._aietl_plain_frames = True
 
 
 def _check_reachable(remote: str, timeout: float = 5.0) -> None:
