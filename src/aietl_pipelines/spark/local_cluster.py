@@ -162,6 +162,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--pipelines: unknown {unknown}; choose from {', '.join(PIPELINES)}")
     logs = args.logs.resolve()
     logs.mkdir(parents=True, exist_ok=True)
+    # the daemons run in their own sessions: a SIGTERM to this process must still reach `finally` and stop them
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     daemons: list[Daemon] = []
     rows: list[tuple[str, str, int, float, Path]] = []
     try:
