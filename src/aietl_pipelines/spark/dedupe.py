@@ -19,8 +19,9 @@ Replaced:
   (`_ivf_best`); the deeper search of records in crowds on the table too (`deeper_table`); the pairs' cosines
   joined from the table (`pair_cosines_table`). (`dedupe_tables.candidate_table`; the step collects and sorts
   it.)
-- `compare` / `levels`: `scoring.pair_levels` (the existing comparison code) in `mapInPandas` over partitions
-  of candidate pairs, the prepared records broadcast to the executors (`dedupe_tables.levels_table`).
+- `compare` / `levels`: `scoring.pair_levels` (the existing comparison code) per bucket of candidate pairs,
+  cogrouped with the prepared records the bucket references (a table joined to the pairs; word and value counts
+  counted on Spark: `spark/dedupe_levels.py`, `dedupe_tables.levels_table`).
 - `cluster`: the match graph's connected components with `spark.graph.connected_components` (Large-Star /
   Small-Star); the weak-link splitting of components holding a pair scored below the threshold and the
   optional size cap per component in `applyInPandas` with `dedupe/cluster.py`'s helpers
