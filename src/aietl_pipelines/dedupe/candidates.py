@@ -177,6 +177,17 @@ class Neighbours(NamedTuple):
     reverse: np.ndarray
 
 
+def products_in_bf16(n_base: int, precision: str = "auto", device: str = "auto", block: int = 2048) -> bool:
+    """Whether `knn_search` over a base of `n_base` rows multiplies in bfloat16: always for `precision="bfloat16"`;
+    for "auto" on a GPU or a CPU with native bf16 products, when the base is larger than 4 query blocks."""
+    from aietl_pipelines.embeddings import resolve_device
+
+    if precision not in ("auto", "bfloat16", "float32"):
+        raise ValueError(f"precision must be auto, bfloat16 or float32, not {precision!r}")
+    fast_low = bf16_matmul_is_fast() if resolve_device(device) == "cpu" else True
+    return precision == "bfloat16" or (precision == "auto" and fast_low and n_base > 4 * block)
+
+
 def knn_search(queries: np.ndarray, base: np.ndarray, k: int, block: int = 2048, precision: str = "auto",
                self_offset: int | None = None, radius: np.ndarray | None = None, device: str = "auto") -> Neighbours:
     """Top-k rows of `base` for each row of `queries` (normalised vectors), from one matrix product and one top-k
@@ -195,11 +206,8 @@ def knn_search(queries: np.ndarray, base: np.ndarray, k: int, block: int = 2048,
 
     from aietl_pipelines.embeddings import resolve_device
 
-    if precision not in ("auto", "bfloat16", "float32"):
-        raise ValueError(f"precision must be auto, bfloat16 or float32, not {precision!r}")
     target = torch.device(resolve_device(device))
-    fast_low = bf16_matmul_is_fast() if target.type == "cpu" else True
-    low = precision == "bfloat16" or (precision == "auto" and fast_low and len(base) > 4 * block)
+    low = products_in_bf16(len(base), precision, device, block)
     full_q = torch.from_numpy(np.ascontiguousarray(queries, dtype=np.float32))
     full_b = torch.from_numpy(np.ascontiguousarray(base, dtype=np.float32))
     q, b = (full_q.to(torch.bfloat16), full_b.to(torch.bfloat16)) if low else (full_q, full_b)

@@ -132,12 +132,22 @@ def similarity_floor(vectors: np.ndarray, k: int, min_cosine: float, seed: int =
     cosine of random record pairs (never below `min_cosine`). A record whose k-th neighbour is above it sits in a
     crowd of similar records (one entity with dozens of records, or many alike) and is searched deeper."""
     n = len(vectors)
+    a, b = floor_pairs(n, seed, sample)
+    cosines = cand.pair_cosines(vectors, a, b)
+    return max(float(np.quantile(cosines, floor_quantile(n, k))) if len(cosines) else 1.0, min_cosine)
+
+
+def floor_pairs(n: int, seed: int = 0, sample: int = 50_000) -> tuple[np.ndarray, np.ndarray]:
+    """The random pairs of distinct records whose cosines `similarity_floor` reads (left, right rows)."""
     rng = np.random.default_rng(seed)
     a, b = rng.integers(0, n, sample), rng.integers(0, n, sample)
     keep = a != b
-    cosines = cand.pair_cosines(vectors, a[keep], b[keep])
-    q = float(np.clip(1.0 - k / (2.0 * n), 0.5, 1.0))
-    return max(float(np.quantile(cosines, q)) if len(cosines) else 1.0, min_cosine)
+    return a[keep], b[keep]
+
+
+def floor_quantile(n: int, k: int) -> float:
+    """The quantile of the random pairs' cosines that `similarity_floor` takes: 1 - k/(2N), within [0.5, 1]."""
+    return float(np.clip(1.0 - k / (2.0 * n), 0.5, 1.0))
 
 
 def deeper_neighbours(vectors: np.ndarray, kth: np.ndarray, config: DedupeConfig) -> tuple[np.ndarray, np.ndarray]:

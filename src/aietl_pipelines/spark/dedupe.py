@@ -214,10 +214,7 @@ def vectors_table(spark: Any, vectors: np.ndarray) -> Any:
     bytes), materialised on the executors (local checkpoint), built once per array: the table registered for this
     array (`register_vectors_table`, e.g. by the embed step) or a new one shipped from it (`createDataFrame`,
     never a broadcast)."""
-    import weakref
-
-    key = id(vectors)
-    found = _TABLES.get(key)
+    found = _TABLES.get(id(vectors))
     if found is not None and found[0]() is vectors and found[1].sparkSession is spark:
         return found[1]
     matrix = np.ascontiguousarray(vectors, dtype="<f4")
@@ -228,8 +225,7 @@ def vectors_table(spark: Any, vectors: np.ndarray) -> Any:
     if have is None or parts > have:
         table = table.repartition(parts)
     table = table.localCheckpoint()
-    _TABLES[key] = (weakref.ref(vectors), table)
-    weakref.finalize(vectors, _TABLES.pop, key, None)
+    register_vectors_table(vectors, table)
     return table
 
 
@@ -510,15 +506,9 @@ def layout_cosines(best: Any, table: Any, dim: int, k: int) -> Any:
 
 
 def search_precision_is_low(n: int, config: DedupeConfig, precision: str | None = None) -> bool:
-    """Whether `candidates.knn_search` over a base of n rows multiplies in bfloat16 (its `precision="auto"` rule:
-    on a CPU with native bf16 products or on a GPU, when the base is larger than 4 query blocks)."""
-    from aietl_pipelines.embeddings import resolve_device
-
-    precision = precision or config.knn_precision
-    if precision not in ("auto", "bfloat16", "float32"):
-        raise ValueError(f"precision must be auto, bfloat16 or float32, not {precision!r}")
-    fast = cand.bf16_matmul_is_fast() if resolve_device(config.device) == "cpu" else True
-    return precision == "bfloat16" or (precision == "auto" and fast and n > 4 * SEARCH_BLOCK)
+    """Whether `candidates.knn_search` over a base of n rows multiplies in bfloat16 (`candidates.products_in_bf16`
+    with this configuration)."""
+    return cand.products_in_bf16(n, precision or config.knn_precision, config.device, SEARCH_BLOCK)
 
 
 def deeper_table(spark: Any, table: Any, vectors: np.ndarray, kth: np.ndarray, config: DedupeConfig
@@ -567,14 +557,12 @@ def similarity_floor_table(spark: Any, table: Any, n: int, dim: int, k: int, min
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    rng = np.random.default_rng(seed)
-    a, b = rng.integers(0, n, sample), rng.integers(0, n, sample)
-    keep = a != b
-    m = int(keep.sum())
-    q = float(np.clip(1.0 - k / (2.0 * n), 0.5, 1.0))
+    a, b = pairing.floor_pairs(n, seed, sample)
+    m = len(a)
+    q = pairing.floor_quantile(n, k)
     if not m:
         return max(1.0, min_cosine)
-    pairs = spark.createDataFrame(pd.DataFrame({"left": a[keep].astype(np.int64), "right": b[keep].astype(np.int64)}),
+    pairs = spark.createDataFrame(pd.DataFrame({"left": a.astype(np.int64), "right": b.astype(np.int64)}),
                                   "left long, right long")
     lo = int(np.floor(q * (m - 1)))
     wanted = sorted({min(max(i, 0), m - 1) for i in range(lo - 1, lo + 3)})
