@@ -1,0 +1,115 @@
+"""The dedupe records and their vectors kept as Spark tables from prepare to clusters (issue 16).
+
+The Spark `Steps` return pandas frames and numpy arrays (the `Steps` interface), so a run through them brings the
+prepared records (about 50 GB at 100M records) and the record vectors (100M x 384 float32: 150 GB) to the driver.
+The table run (`dedupe_tables.run`) hands these handles from stage to stage instead:
+
+- `RecordsTable`: the prepared records as a Spark table, one row per record, `__row` = 0..n-1 in the input's order
+  (`numbered`), the prepared columns of `prepare.prepare_records` (sets as sorted `array<string>`, as
+  `dedupe_records.prepare_records` ships them). `frame(rows)` collects some rows as the pandas prepared frame.
+- `VectorsTable`: the record vectors as the `vectors_table` layout (row long, vector binary: float32 bytes).
+
+What the driver holds of them: n, the column names, and what a stage asks for by row (a sample, the labelled
+records): never the whole.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass
+class RecordsTable:
+    """Prepared records on Spark (`dedupe_records.prepare_table`).
+
+    `table`: `__row` long (0..n-1, the input order) and `columns` (strings; the `sets` columns as sorted
+    array<string>). `len()` is the number of records, `columns` the pandas prepared frame's columns, so the code
+    that reads only those (`pairs.blocking_rules`) takes either."""
+
+    table: Any
+    columns: list[str]
+    sets: list[str]
+    n: int
+
+    def __len__(self) -> int:
+        return self.n
+
+    def frame(self, rows: np.ndarray | list[int] | None = None) -> pd.DataFrame:
+        """Rows of the prepared frame (all when `rows` is None; else those rows, in the order given) as
+        `prepare.prepare_records` returns them: Python values, None for missing, sets as frozensets."""
+        from pyspark.sql import functions as F
+
+        from aietl_pipelines.dedupe.prepare import python_values
+
+        table = self.table
+        if rows is not None:
+            wanted = [int(r) for r in np.asarray(rows, dtype=np.int64).reshape(-1).tolist()]
+            if not wanted:
+                table = table.limit(0)
+            else:
+                table = table.where(F.col("__row").isin(sorted(set(wanted))))
+        found = table.select("__row", *self.columns).toPandas()
+        found = found.sort_values("__row", kind="stable")
+        if rows is not None:
+            found = found.set_index("__row").reindex(wanted).reset_index()
+        for col in self.sets:
+            found[col] = pd.Series([frozenset(v) if v is not None else None for v in found[col].tolist()],
+                                   dtype=object)
+        return python_values(found[self.columns].reset_index(drop=True))
+
+    def head(self, k: int) -> pd.DataFrame:
+        """The first k records (by `__row`) as the pandas prepared frame."""
+        return self.frame(np.arange(min(k, self.n)))
+
+
+@dataclass
+class VectorsTable:
+    """Record vectors on Spark (row long, vector binary: the row's float32 values, little-endian bytes)."""
+
+    table: Any
+    n: int
+    dim: int
+
+    def __len__(self) -> int:
+        return self.n
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.n, self.dim)
+
+    def rows(self, rows: np.ndarray) -> np.ndarray:
+        """The vectors of the given rows, in that order (a sample: k-means centroids, a few pairs)."""
+        from pyspark.sql import functions as F
+
+        from aietl_pipelines.spark.dedupe import as_matrix
+
+        wanted = np.asarray(rows, dtype=np.int64).reshape(-1)
+        if not len(wanted):
+            return np.zeros((0, self.dim), dtype=np.float32)
+        found = (self.table.where(F.col("row").isin(sorted(set(wanted.tolist())))).select("row", "vector")
+                 .toPandas())
+        matrix = as_matrix(found["vector"], self.dim)
+        position = pd.Series(np.arange(len(found)), index=found["row"].to_numpy(np.int64))
+        return matrix[position.reindex(wanted).to_numpy()]
+
+
+def numbered(frame: Any, column: str = "__row") -> Any:
+    """`frame` with `column` = 0..n-1 in the order of its partitions and rows (a parquet table: its files' order),
+    consecutive: each row's position in its partition (`monotonically_increasing_id` keeps it in the low 33 bits)
+    plus the rows of the partitions before it (one row per partition reaches the driver). Works on Spark Connect
+    (no RDD) and does not move the rows to one partition as a window over the whole frame would."""
+    from pyspark.sql import functions as F
+
+    tagged = frame.select("*", F.spark_partition_id().alias("__pid"), F.monotonically_increasing_id().alias("__mid"))
+    tagged = tagged.localCheckpoint()  # one read: the ids and the counts below see the same rows
+    counts = tagged.groupBy("__pid").agg(F.count(F.lit(1)).alias("n")).toPandas().sort_values("__pid")
+    starts = np.r_[0, np.cumsum(counts["n"].to_numpy(np.int64))[:-1]]
+    offsets = pd.DataFrame({"__pid": counts["__pid"].to_numpy(np.int32), "__start": starts.astype(np.int64)})
+    spark = frame.sparkSession
+    low = F.col("__mid").bitwiseAND(F.lit((1 << 33) - 1))
+    return (tagged.join(F.broadcast(spark.createDataFrame(offsets, "__pid int, __start long")), "__pid")
+            .select((F.col("__start") + low).cast("long").alias(column), *frame.columns))
