@@ -1,0 +1,144 @@
+"""`dedupe_records.prepare_table` and `embed_table` (issue 16): the prepared records and the record vectors kept as
+Spark tables equal the pandas steps' frame and array (-m spark)."""
+
+from __future__ import annotations
+
+import dataclasses
+from functools import reduce
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from aietl_pipelines.datagen.customers import generate_customers
+from aietl_pipelines.dedupe import prepare
+from aietl_pipelines.dedupe.config import DedupeConfig
+from aietl_pipelines.errors import AietlInputError
+
+pytestmark = pytest.mark.spark
+
+FIELDS = {"first_name": "name", "last_name": "name", "street": "street", "city": "text", "postcode": "postcode",
+          "state": "state", "phone": "phone", "email": "email", "date_of_birth": "date"}
+STRUCTURED = DedupeConfig(fields=FIELDS, truth_column="true_cluster_id", device="cpu")
+TEXT = DedupeConfig(id_column="record_id", text_column="full_text", device="cpu")
+CONFIGS = {"structured": STRUCTURED, "text-pieces": dataclasses.replace(TEXT, text_embedding="pieces"),
+           "text-whole": dataclasses.replace(TEXT, text_embedding="text")}
+
+
+@pytest.fixture(scope="module")
+def records() -> pd.DataFrame:
+    return generate_customers(n_entities=150, seed=5)
+
+
+@pytest.fixture
+def small_batches(spark):
+    """Arrow batches of 50 records: several batches per partition, so the `__row` offsets are exercised."""
+    key = "spark.sql.execution.arrow.maxRecordsPerBatch"
+    before = spark.conf.get(key)
+    spark.conf.set(key, "50")
+    yield
+    spark.conf.set(key, before)
+
+
+def _on_spark(spark, records: pd.DataFrame, parts: int = 3):
+    """`records` as a Spark DataFrame of `parts` partitions in the records' order (a union of slices: a
+    repartition would shuffle them)."""
+    schema = spark.createDataFrame(records).schema
+    slices = [spark.createDataFrame(part, schema) for part in np.array_split(records, parts)]
+    return reduce(lambda a, b: a.union(b), slices)
+
+
+@pytest.mark.parametrize("name", ["structured", "text-pieces"])
+def test_prepare_table_equals_pandas(spark, records, name, small_batches, monkeypatch, count_collects):
+    from aietl_pipelines.spark import dedupe_records
+
+    config = CONFIGS[name]
+    expected = prepare.prepare_records(records, config)
+    frame = _on_spark(spark, records)
+    collected = count_collects(monkeypatch)
+    table = dedupe_records.prepare_table(frame, config)
+    assert max(rows for _, rows in collected) < len(records) / 4  # counts, words and one probe row: no records
+    assert (table.n, table.columns) == (len(records), list(expected.columns))
+    assert table.table.columns == ["__row", *expected.columns]
+    assert table.table.rdd.getNumPartitions() > 1
+    pd.testing.assert_frame_equal(table.frame(), expected)
+    monkeypatch.setattr(dedupe_records, "RECORDS_PER_TASK", 70)  # a pandas input: slices of the broadcast frame
+    pd.testing.assert_frame_equal(dedupe_records.prepare_table(records, config).frame(), expected)
+
+
+def _bad_inputs(records: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    no_id = records.copy()
+    no_id.loc[[7, 90], "record_id"] = None
+    numbered = records.assign(record_id=np.arange(len(records)))
+    return {"duplicate id": pd.concat([records, records.iloc[[5, 3]]], ignore_index=True),
+            "duplicate number id": pd.concat([numbered, numbered.iloc[[200]]], ignore_index=True),
+            "missing id": no_id, "missing column": records.drop(columns=["city"]), "empty": records.iloc[:0]}
+
+
+@pytest.mark.parametrize("case", ["duplicate id", "duplicate number id", "missing id", "missing column", "empty"])
+def test_prepare_table_bad_input_is_the_pandas_error(spark, records, case):
+    from aietl_pipelines.spark.dedupe_records import prepare_table
+
+    bad = _bad_inputs(records)[case]
+    with pytest.raises(AietlInputError) as pandas_error:
+        prepare.prepare_records(bad, STRUCTURED)
+    frame = _on_spark(spark, bad) if len(bad) else spark.createDataFrame(records).limit(0)
+    with pytest.raises(AietlInputError) as spark_error:
+        prepare_table(frame, STRUCTURED)
+    assert str(spark_error.value) == str(pandas_error.value)
+
+
+@pytest.mark.parametrize("name", ["structured", "text-pieces", "text-whole"])
+def test_embed_table_equals_pandas_embed(spark, records, name, tmp_path, monkeypatch, count_collects):
+    """The vectors assembled on the executors equal `prepare.embed`'s bit for bit, given the same value vectors:
+    the driver's cache is filled from the Spark embedding table (the encoder's float noise between batches of
+    texts is `test_dedupe_records.py`'s), and the driver then embeds nothing: the table holds every value."""
+    from aietl_pipelines import embeddings
+    from aietl_pipelines.spark import dedupe_records
+    from aietl_pipelines.spark.dedupe import as_matrix
+
+    config = dataclasses.replace(CONFIGS[name], cache_dir=str(tmp_path / "spark_cache"))
+    embedded = []
+    real = dedupe_records.embed_new_texts
+
+    def counted(*args, **kwargs) -> int:
+        embedded.append(real(*args, **kwargs))
+        return embedded[-1]
+
+    monkeypatch.setattr(dedupe_records, "embed_new_texts", counted)
+    prepared = dedupe_records.prepare_table(_on_spark(spark, records), config)
+    with monkeypatch.context() as patch:
+        collected = count_collects(patch)
+        vectors = dedupe_records.embed_table(prepared, config)
+        assert max(rows for _, rows in collected) <= 1  # the first vector's length: no vectors on the driver
+    found = vectors.table.toPandas()
+    assert sorted(found["row"]) == list(range(len(records)))
+    found = found.sort_values("row")
+    got = as_matrix(found["vector"], vectors.dim)
+    assert vectors.shape == got.shape == (len(records), embeddings.EMBEDDING_DIM)
+
+    stored = spark.read.parquet(str(tmp_path / "spark_cache" / dedupe_records.EMBEDDING_TABLE)).toPandas()
+    cache = embeddings.EmbeddingCache(tmp_path / "driver_cache", bf16=embeddings.uses_bf16("cpu", config.embed_precision))
+    cache.put_many(stored["key"].tolist(), np.stack(stored["vector"].to_numpy()))
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the driver embedded a value the Spark table lacks")
+
+    monkeypatch.setattr(embeddings, "_encode", no_model)
+    expected = prepare.embed(prepare.prepare_records(records, config),
+                             dataclasses.replace(config, cache_dir=str(tmp_path / "driver_cache")))
+    assert got.dtype == expected.dtype == np.float32
+    assert np.array_equal(got, expected)  # bit for bit
+    assert embedded[0] == len(stored) > 0
+    again = dedupe_records.embed_table(prepared, config)  # every value is in the table now
+    assert embedded[1] == 0
+    assert np.array_equal(again.rows(np.arange(len(records))), got)
+
+
+def test_embed_table_without_embeddings(spark, records):
+    from aietl_pipelines.spark.dedupe_records import embed_table, prepare_table
+
+    config = dataclasses.replace(STRUCTURED, use_embeddings=False)
+    vectors = embed_table(prepare_table(records.iloc[:20], config), config)
+    assert vectors.shape == (20, 0)
+    assert vectors.rows(np.array([3, 1])).shape == (2, 0)
