@@ -30,6 +30,12 @@ def records() -> pd.DataFrame:
     return generate_customers(n_entities=150, seed=5)
 
 
+@pytest.fixture(scope="module")
+def few() -> pd.DataFrame:
+    """Fewer records for the embedding tests (the model runs on the executors)."""
+    return generate_customers(n_entities=50, seed=5)
+
+
 @pytest.fixture
 def small_batches(spark):
     """Arrow batches of 50 records: several batches per partition, so the `__row` offsets are exercised."""
@@ -50,6 +56,8 @@ def _on_spark(spark, records: pd.DataFrame, parts: int = 3):
 
 @pytest.mark.parametrize("name", ["structured", "text-pieces"])
 def test_prepare_table_equals_pandas(spark, records, name, small_batches, monkeypatch, count_collects):
+    """A Spark DataFrame of 3 partitions, Arrow batches of 50 records: the pandas step's frame (a pandas input is
+    `prepare_records`' path, `test_dedupe_records.py` and `test_text_prepare_spark.py`)."""
     from aietl_pipelines.spark import dedupe_records
 
     config = CONFIGS[name]
@@ -62,8 +70,6 @@ def test_prepare_table_equals_pandas(spark, records, name, small_batches, monkey
     assert table.table.columns == ["__row", *expected.columns]
     assert table.table.rdd.getNumPartitions() > 1
     pd.testing.assert_frame_equal(table.frame(), expected)
-    monkeypatch.setattr(dedupe_records, "RECORDS_PER_TASK", 70)  # a pandas input: slices of the broadcast frame
-    pd.testing.assert_frame_equal(dedupe_records.prepare_table(records, config).frame(), expected)
 
 
 def _bad_inputs(records: pd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -88,17 +94,17 @@ def test_prepare_table_bad_input_is_the_pandas_error(spark, records, case):
     assert str(spark_error.value) == str(pandas_error.value)
 
 
-@pytest.mark.parametrize("name", ["structured", "text-pieces", "text-whole"])
-def test_embed_table_equals_pandas_embed(spark, records, name, tmp_path, monkeypatch, count_collects):
-    """The vectors assembled on the executors equal `prepare.embed`'s bit for bit, given the same value vectors:
-    the driver's cache is filled from the Spark embedding table (the encoder's float noise between batches of
-    texts is `test_dedupe_records.py`'s), and the driver then embeds nothing: the table holds every value."""
+def test_embed_table_equals_pandas_embed(spark, few, tmp_path, monkeypatch, count_collects):
+    """For each config (structured, free text by pieces, whole texts), the vectors assembled on the executors
+    equal `prepare.embed`'s bit for bit given the same value vectors: the driver's cache is filled from the Spark
+    embedding table (the encoder's float noise between batches of texts is `test_dedupe_records.py`'s) and the
+    driver then embeds nothing, so the table holds every value. A second call embeds nothing. One test, one
+    embedding table: the model is loaded once per Python worker."""
     from aietl_pipelines import embeddings
     from aietl_pipelines.spark import dedupe_records
     from aietl_pipelines.spark.dedupe import as_matrix
 
-    config = dataclasses.replace(CONFIGS[name], cache_dir=str(tmp_path / "spark_cache"))
-    embedded = []
+    embedded: list[int] = []
     real = dedupe_records.embed_new_texts
 
     def counted(*args, **kwargs) -> int:
@@ -106,33 +112,40 @@ def test_embed_table_equals_pandas_embed(spark, records, name, tmp_path, monkeyp
         return embedded[-1]
 
     monkeypatch.setattr(dedupe_records, "embed_new_texts", counted)
-    prepared = dedupe_records.prepare_table(_on_spark(spark, records), config)
-    with monkeypatch.context() as patch:
-        collected = count_collects(patch)
-        vectors = dedupe_records.embed_table(prepared, config)
-        assert max(rows for _, rows in collected) <= 1  # the first vector's length: no vectors on the driver
-    found = vectors.table.toPandas()
-    assert sorted(found["row"]) == list(range(len(records)))
-    found = found.sort_values("row")
-    got = as_matrix(found["vector"], vectors.dim)
-    assert vectors.shape == got.shape == (len(records), embeddings.EMBEDDING_DIM)
+    store = tmp_path / "spark_cache" / dedupe_records.EMBEDDING_TABLE
+    got = {}
+    prepared = {"structured": dedupe_records.prepare_table(few, STRUCTURED),  # a pandas input: fewer Spark jobs
+                "text": dedupe_records.prepare_table(few, TEXT)}  # both text embeddings read one prepared table
+    for name, base in CONFIGS.items():
+        config = dataclasses.replace(base, cache_dir=str(tmp_path / "spark_cache"))
+        records = prepared[config.mode]
+        before = spark.read.parquet(str(store)).count() if store.exists() else 0
+        with monkeypatch.context() as patch:
+            collected = count_collects(patch)
+            vectors = dedupe_records.embed_table(records, config)
+            assert max(rows for _, rows in collected) <= 1  # the first vector's length: no vectors on the driver
+        assert embedded[-1] == spark.read.parquet(str(store)).count() - before > 0
+        found = vectors.table.toPandas()
+        assert sorted(found["row"]) == list(range(len(few)))
+        got[name] = as_matrix(found.sort_values("row")["vector"], vectors.dim)
+        assert vectors.shape == got[name].shape == (len(few), embeddings.EMBEDDING_DIM)
+    again = dedupe_records.embed_table(records, config)  # every value is in the table now
+    assert embedded[-1] == 0
+    assert np.array_equal(again.rows(np.arange(len(few))), got[name])
 
-    stored = spark.read.parquet(str(tmp_path / "spark_cache" / dedupe_records.EMBEDDING_TABLE)).toPandas()
-    cache = embeddings.EmbeddingCache(tmp_path / "driver_cache", bf16=embeddings.uses_bf16("cpu", config.embed_precision))
+    stored = spark.read.parquet(str(store)).toPandas()
+    cache = embeddings.EmbeddingCache(tmp_path / "driver_cache", bf16=embeddings.uses_bf16("cpu", STRUCTURED.embed_precision))
     cache.put_many(stored["key"].tolist(), np.stack(stored["vector"].to_numpy()))
 
     def no_model(*args, **kwargs):
         raise AssertionError("the driver embedded a value the Spark table lacks")
 
     monkeypatch.setattr(embeddings, "_encode", no_model)
-    expected = prepare.embed(prepare.prepare_records(records, config),
-                             dataclasses.replace(config, cache_dir=str(tmp_path / "driver_cache")))
-    assert got.dtype == expected.dtype == np.float32
-    assert np.array_equal(got, expected)  # bit for bit
-    assert embedded[0] == len(stored) > 0
-    again = dedupe_records.embed_table(prepared, config)  # every value is in the table now
-    assert embedded[1] == 0
-    assert np.array_equal(again.rows(np.arange(len(records))), got)
+    for name, base in CONFIGS.items():
+        config = dataclasses.replace(base, cache_dir=str(tmp_path / "driver_cache"))
+        expected = prepare.embed(prepare.prepare_records(few, config), config)
+        assert got[name].dtype == expected.dtype == np.float32
+        assert np.array_equal(got[name], expected), name  # bit for bit
 
 
 def test_embed_table_without_embeddings(spark, records):

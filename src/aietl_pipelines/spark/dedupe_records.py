@@ -1,19 +1,22 @@
 """`dedupe.engine: spark`: the record-wise dedupe steps on Spark (prepare, embed, golden records).
 
-- `prepare`: the records prepared by `prepare.prepare_records_with_codes` itself in `mapInPandas`, over slices
-  of the records (every structured step is row-local once the ids are checked unique, which is done first over
-  all records). Free text drops words by counts over ALL records (`prepare.text_words`): two passes over the
-  slices count them first (`_text_words`: the words' record counts summed by Spark, then the pieces holding the
-  frequent words), the driver decides the common and label words from the totals, and the slices are prepared
-  with those words.
-- `embed`: the content-hash cache is a parquet table (`<cache_dir>/spark_embeddings`, key = sha1 of the text
-  as `embeddings.text_key`, vector); the texts the pandas step would embed whose key is not in the table (a left
-  anti join) are embedded in `mapInPandas` (the model loaded once per Python worker: `embeddings.get_model` is
-  cached in the process and Spark reuses its workers) and appended to the table. The driver's content-hash
-  cache is then filled from the table and the pandas step assembles the vectors (per-field sums in
-  structured mode) without embedding anything: the same vectors as the in-process path. The same vectors are
-  also assembled on the executors from the table (`record_vectors_table`) and registered as the array's vectors
-  table (`spark.dedupe.register_vectors_table`), which the candidate stages read instead of shipping the array.
+- `prepare_table`: the records (pandas, or a Spark DataFrame such as a parquet read) prepared by
+  `prepare.prepare_records_with_codes` itself in `mapInPandas` and kept as a Spark table (`RecordsTable`): every
+  structured step is row-local once the ids are checked unique, which is done first over all records. Free text
+  drops words by counts over ALL records (`prepare.text_words`): two passes over the records count them first
+  (`_text_words`: the words' record counts summed by Spark, then the pieces holding the frequent words), the
+  driver decides the common and label words from the totals, and each batch is prepared with those words.
+  `prepare` (`prepare_records`) is that table collected as the pandas frame.
+- `embed_table`: the content-hash cache is a parquet table (`<cache_dir>/spark_embeddings`, key = sha1 of the
+  text as `embeddings.text_key`, vector); the values each record is embedded from are listed on the executors,
+  those whose key is not in the table (a left anti join) are embedded in `mapInPandas` (`embed_new_texts`: the
+  model loaded once per Python worker, `embeddings.get_model` is cached in the process and Spark reuses its
+  workers) and appended to the table, and the record vectors are assembled on the executors from it
+  (`_assembled`): a `VectorsTable`, the `spark.dedupe.vectors_table` layout.
+- `embed` (the `Steps` step: the prepared frame in, the array out): the same new-text embedding, then the driver's
+  content-hash cache is filled from the table and the pandas step assembles the vectors without embedding
+  anything; the same vectors are assembled on the executors (`record_vectors_table`) and registered as the
+  array's vectors table (`spark.dedupe.register_vectors_table`), which the candidate stages read.
 - `golden`: `survivorship.build_golden_records` per group of whole clusters (`groupBy(bucket of cluster)
   .applyInPandas`): one pandas call per bucket of many clusters, not per cluster.
 """
