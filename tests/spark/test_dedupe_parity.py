@@ -146,9 +146,10 @@ def test_free_text_on_spark_equals_pandas(spark, monkeypatch):
 
 
 def test_table_run_keeps_the_pairs_on_spark(spark, sample, monkeypatch, count_collects):
-    """`dedupe_tables.run`: the pandas engine's pairs, probabilities and clusters, with the pairs, their levels and
-    probabilities as a Spark DataFrame; what reaches the driver (every toPandas/collect counted) is the pattern
-    table, the random-pair levels and one row per record at most, never a table of pairs."""
+    """`dedupe_tables.run`: the pandas engine's pairs, probabilities and clusters, with the prepared records, their
+    vectors, the pairs, their levels and probabilities as Spark tables; what reaches the driver (every
+    toPandas/collect counted) is the pattern table, the random-pair levels and one row per record at most (its id,
+    k-th cosine, cluster), never a table of pairs, of prepared records or of vectors."""
     from aietl_pipelines.spark import dedupe_tables
 
     records, config, _, _ = sample
@@ -164,6 +165,8 @@ def test_table_run_keeps_the_pairs_on_spark(spark, sample, monkeypatch, count_co
     assert n_pairs > 2 * len(records) and result.counts.sum() == n_pairs
     assert collected and max(rows for _, rows in collected) <= max(len(records), config.u_sample_pairs)
     assert not any({"left", "right"} <= set(columns) for columns, _ in collected)  # no pair table collected
+    fields = {*FIELDS, "__text", "__original", "vector"}
+    assert not any(fields & set(columns) and rows > 2 for columns, rows in collected)  # nor records nor vectors
 
     pandas_run = engine.run(records, config)
     pairs = result.pairs.select("left", "right", "match_probability").toPandas().sort_values(
@@ -172,6 +175,34 @@ def test_table_run_keeps_the_pairs_on_spark(spark, sample, monkeypatch, count_co
     np.testing.assert_allclose(pairs["match_probability"].to_numpy(),
                                pandas_run.pairs["match_probability"].to_numpy(), rtol=1e-9, atol=1e-12)
     pd.testing.assert_frame_equal(result.clusters, pandas_run.clusters)
+
+
+def test_table_run_reads_a_spark_table_of_free_text(spark, tmp_path, monkeypatch):
+    """The records as a Spark DataFrame read from parquet (as `spark.SparkDatasetV2` reads a table): free text
+    (segments as blocking keys, some blocks oversized) gives the pandas engine's pairs, clusters and block counts."""
+    from aietl_pipelines.spark import dedupe as spark_dedupe
+    from aietl_pipelines.spark import dedupe_tables
+
+    monkeypatch.setattr(spark_dedupe, "RANK_BUCKET", 8)
+    people = generate_customers(n_entities=60, seed=5)
+    records = pd.DataFrame({"record_id": people["record_id"],
+                            "text": (people["first_name"].fillna("") + " " + people["last_name"].fillna("") + ", "
+                                     + people["street"].fillna("") + ", " + people["city"].fillna("") + " "
+                                     + people["phone"].fillna(""))})
+    records.to_parquet(tmp_path / "records.parquet", index=False)
+    config = DedupeConfig(text_column="text", use_embeddings=False, max_block_size=8, u_sample_pairs=500)
+    result = dedupe_tables.run(spark.read.parquet(str(tmp_path / "records.parquet")),
+                               DedupeConfig(**{**config.__dict__, "engine": "spark"}))
+    pandas_run = engine.run(records, config)
+    assert pandas_run.metrics["n_dropped_blocks"] > 0  # segment blocks above the cap: the skew path ran
+    assert result.metrics["n_dropped_blocks"] == pandas_run.metrics["n_dropped_blocks"]
+    pairs = result.pairs.select("left", "right", "match_probability").toPandas().sort_values(
+        ["left", "right"], ignore_index=True)
+    np.testing.assert_array_equal(pairs[["left", "right"]].to_numpy(), pandas_run.pairs[["left", "right"]].to_numpy())
+    np.testing.assert_allclose(pairs["match_probability"].to_numpy(),
+                               pandas_run.pairs["match_probability"].to_numpy(), rtol=1e-9, atol=1e-12)
+    pd.testing.assert_frame_equal(result.clusters, pandas_run.clusters)
+    assert pandas_run.clusters["cluster_id"].nunique() < len(records)  # duplicates merged: not vacuous
 
 
 def test_cluster_table_splits_weak_links_and_caps_as_pandas(spark):

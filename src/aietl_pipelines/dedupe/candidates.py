@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -236,12 +236,15 @@ def knn_search(queries: np.ndarray, base: np.ndarray, k: int, block: int = 2048,
                       np.concatenate(reverse).astype(np.int64) if reverse else np.zeros((0, 2), dtype=np.int64))
 
 
-def _spherical_kmeans(vectors: Any, n_lists: int, iterations: int, seed: int) -> Any:
-    """Centroids (unit rows) of `n_lists` spherical k-means clusters, fitted on a sample of 64 vectors per list."""
+def _spherical_kmeans(vectors: Any, n_lists: int, iterations: int, seed: int,
+                      rows_of: Callable[[np.ndarray], np.ndarray] | None = None) -> Any:
+    """Centroids (unit rows) of `n_lists` spherical k-means clusters, fitted on a sample of 64 vectors per list.
+    `rows_of`: the vectors of the sampled rows when `vectors` is not an array (Spark's `VectorsTable.rows`)."""
     import torch
 
     gen = torch.Generator().manual_seed(seed)
-    sample = vectors[torch.randperm(len(vectors), generator=gen)[: 64 * n_lists]].float()
+    picked = torch.randperm(len(vectors), generator=gen)[: 64 * n_lists]
+    sample = (vectors[picked] if rows_of is None else torch.from_numpy(rows_of(picked.numpy()))).float()
     centroids = sample[torch.randperm(len(sample), generator=gen)[:n_lists]].clone()
     for _ in range(iterations):
         assign = (sample @ centroids.T).argmax(dim=1)

@@ -66,14 +66,27 @@ class DedupeResult:
 class PairsOnRead(DedupeResult):
     """A `DedupeResult` whose `pairs` frame is built by `collect()` on first read: an engine that keeps the pairs
     as its own tables (Spark) returns this, so that a caller that never reads `pairs` (the service reads the
-    clusters) never brings them to the driver. `pair_table` is the engine's table of the pairs."""
+    clusters) never brings them to the driver. `pair_table` is the engine's table of the pairs. `prepared` may be
+    given as a function too (the engine keeps the prepared records as a table): called on its first read."""
 
-    def __init__(self, prepared: pd.DataFrame, collect: Callable[[], pd.DataFrame], clusters: pd.DataFrame,
-                 model: FellegiSunterModel, state: DedupeState | None = None, metrics: dict[str, float] | None = None,
-                 pair_table: Any = None) -> None:
+    def __init__(self, prepared: pd.DataFrame | Callable[[], pd.DataFrame], collect: Callable[[], pd.DataFrame],
+                 clusters: pd.DataFrame, model: FellegiSunterModel, state: DedupeState | None = None,
+                 metrics: dict[str, float] | None = None, pair_table: Any = None) -> None:
         self._collect: Callable[[], pd.DataFrame] | None = collect
-        super().__init__(prepared, None, clusters, model, state, metrics or {})  # type: ignore[arg-type]
+        self._collect_prepared = prepared if callable(prepared) else None
+        super().__init__(None if callable(prepared) else prepared, None, clusters, model, state,  # type: ignore[arg-type]
+                         metrics or {})
         self.pair_table = pair_table
+
+    @property  # type: ignore[override]
+    def prepared(self) -> pd.DataFrame:
+        if self._prepared is None and self._collect_prepared is not None:
+            self._prepared, self._collect_prepared = self._collect_prepared(), None
+        return self._prepared
+
+    @prepared.setter
+    def prepared(self, value: pd.DataFrame | None) -> None:
+        self._prepared = value
 
     @property  # type: ignore[override]
     def pairs(self) -> pd.DataFrame:
@@ -86,7 +99,7 @@ class PairsOnRead(DedupeResult):
         self._pairs = value
 
     def __repr__(self) -> str:  # the dataclass repr would read (collect) the pairs
-        return (f"PairsOnRead(records={len(self.prepared)}, clusters={self.clusters['cluster_id'].nunique()}, "
+        return (f"PairsOnRead(records={len(self.clusters)}, clusters={self.clusters['cluster_id'].nunique()}, "
                 f"pairs={'collected' if self._collect is None else 'not collected'})")
 
 

@@ -7,6 +7,7 @@ prepared records and pairs of one run.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -46,9 +47,18 @@ def comparison_kinds(config: DedupeConfig, prepared: pd.DataFrame | None = None)
     organisations 0.96 -> 0.00 and inventors 0.46 -> 0.00 (no e-mail, phone or date there) without them."""
     if config.mode == "structured":
         return dict(config.fields)
+    shares = ({c: float(prepared[c].notna().mean()) for c in INDEPENDENT_PARTS if c in prepared.columns}
+              if prepared is not None and len(prepared) else {})
+    return kinds_for_shares(config, shares)
+
+
+def kinds_for_shares(config: DedupeConfig, shares: dict[str, float]) -> dict[str, str]:
+    """`comparison_kinds` from the share of records holding each of the `INDEPENDENT_PARTS` (`shares`; the Spark
+    table run counts them on Spark)."""
+    if config.mode == "structured":
+        return dict(config.fields)
     kinds = dict(TEXT_KINDS)
-    if prepared is not None and len(prepared) and any(
-            c in prepared.columns and prepared[c].notna().mean() >= MIN_INDEPENDENT_SHARE for c in INDEPENDENT_PARTS):
+    if any(shares.get(c, 0.0) >= MIN_INDEPENDENT_SHARE for c in INDEPENDENT_PARTS):
         kinds.pop("segments")
         kinds["numbers"] = "rare_numbers"  # the segments weighed the rarity of the digits; now the numbers do
     return kinds
@@ -148,13 +158,22 @@ def rule_agreement_rates(prepared: pd.DataFrame, config: DedupeConfig,
     kept = prepared.attrs.get(RULE_RATES_ATTR)
     if isinstance(kept, dict) and kept.get("signature") == _rates_signature(prepared, config):
         return {tuple(rule): float(rate) for rule, rate in kept["rates"]}
-    kinds = comparison_kinds(config, prepared)
-    rules = _session_columns(config) + [[c] for c in kinds]
-    rates: dict[tuple[str, ...], float] = {}
     column_codes = dict(column_codes or {})  # each column's strings hashed once for all the rules (candidates.py)
-    for rule in rules:
+    rates: dict[tuple[str, ...], float] = {}
+    for key, columns in rate_rules(config, comparison_kinds(config, prepared), prepared):
+        rate = agreement_rate(prepared, columns, column_codes)
+        if rate is not None:
+            rates[key] = rate
+    return rates
+
+
+def rate_rules(config: DedupeConfig, kinds: dict[str, str], prepared: Any) -> list[tuple[tuple[str, ...], list[str]]]:
+    """The rules `rule_agreement_rates` counts: (sorted column names, the prepared columns whose equal values make
+    its blocks). `prepared`: anything with the prepared frame's `columns` (a Spark `RecordsTable` too)."""
+    found: list[tuple[tuple[str, ...], list[str]]] = []
+    for rule in _session_columns(config) + [[c] for c in kinds]:
         key = tuple(sorted(rule))
-        if key in rates or not all(c in prepared.columns and c in kinds for c in rule):
+        if key in {k for k, _ in found} or not all(c in prepared.columns and c in kinds for c in rule):
             continue
         if any(kinds[c] in SET_KINDS for c in rule):  # value sets have no exact-equality blocks
             continue
@@ -166,10 +185,8 @@ def rule_agreement_rates(prepared: pd.DataFrame, config: DedupeConfig,
         if any(kinds[c] in FUZZY_TOP_KINDS for c in rule):
             continue
         # the blocks the rule's join builds (a phone's key column), counted as `candidates.blocking_pairs` sees them
-        rate = agreement_rate(prepared, [key_column(prepared, c) for c in rule], column_codes)
-        if rate is not None:
-            rates[key] = rate
-    return rates
+        found.append((key, [key_column(prepared, c) for c in rule]))
+    return found
 
 
 #: Key of `prepared.attrs` under which `prepare_with_rule_rates` keeps the rates it counted.

@@ -94,14 +94,21 @@ def _keyed_records(spark: Any, prepared: pd.DataFrame, rules: list[list[str]]) -
     blocks; the columns of a rule are joined with \\x1f (as `pairs.oversized_blocks` does)."""
     from pyspark.sql import functions as F
 
+    from aietl_pipelines.spark.record_tables import RecordsTable
+
     columns = sorted({c for rule in rules for c in rule})
     alias = {c: f"c{i}" for i, c in enumerate(columns)}
-    frame = pd.DataFrame({"row": np.arange(len(prepared), dtype=np.int64)})
-    for c in columns:
-        values = prepared[c]
-        frame[alias[c]] = values.astype(str).where(values.notna(), None).astype(object)
-    frame["text"] = (prepared["__text"].astype(str).to_numpy() if "__text" in prepared.columns else "")
-    records = spark.createDataFrame(frame)
+    if isinstance(prepared, RecordsTable):  # prepared columns are strings: astype(str) keeps them; None is "None"
+        text = F.coalesce(F.col("__text"), F.lit("None")) if "__text" in prepared.columns else F.lit("")
+        records = prepared.table.select(F.col("__row").alias("row"), *[F.col(f"`{c}`").alias(alias[c]) for c in columns],
+                                        text.alias("text"))
+    else:
+        frame = pd.DataFrame({"row": np.arange(len(prepared), dtype=np.int64)})
+        for c in columns:
+            values = prepared[c]
+            frame[alias[c]] = values.astype(str).where(values.notna(), None).astype(object)
+        frame["text"] = (prepared["__text"].astype(str).to_numpy() if "__text" in prepared.columns else "")
+        records = spark.createDataFrame(frame)
     parts = []
     for r, rule in enumerate(rules):
         cols = [F.col(alias[c]) for c in rule]
@@ -125,10 +132,15 @@ def blocking_pairs(spark: Any, prepared: pd.DataFrame, rules: list[list[str]], m
     after that position. Block sizes still count every row, old and new, but only the blocks holding a new row
     are joined (and counted in the report), and each join starts from the new rows' side, so the work grows with
     the new records and the blocks they fall in, not with all blocks."""
+    return keyed_blocking_pairs(_keyed_records(spark, prepared, rules), max_block_size, window, new_from)
+
+
+def keyed_blocking_pairs(keyed: Any, max_block_size: int, window: int, new_from: int | None = None
+                         ) -> tuple[Any, dict[str, float]]:
+    """`blocking_pairs` of keyed rows (rule, key, row, text): the pairs of rows sharing a (rule, key)."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    keyed = _keyed_records(spark, prepared, rules)
     sizes = keyed.groupBy("rule", "key").agg(F.count(F.lit(1)).alias("size"))  # partial aggregation: skew-safe
     if new_from is not None:  # only the blocks holding a new row
         sizes = sizes.join(keyed.where(F.col("row") >= new_from).select("rule", "key").distinct(), ["rule", "key"])
@@ -172,24 +184,44 @@ def blocking_pairs(spark: Any, prepared: pd.DataFrame, rules: list[list[str]], m
     return ordered, report
 
 
-def segment_pairs(spark: Any, prepared: pd.DataFrame, config: DedupeConfig, new_from: int | None = None) -> Any:
+def segment_pairs(spark: Any, prepared: pd.DataFrame, config: DedupeConfig, new_from: int | None = None,
+                  report: dict[str, float] | None = None) -> Any:
     """Free text: `pairs.segment_pairs` on Spark (each text segment a blocking key, joined as `blocking_pairs`
     does), as a DataFrame (left, right) of record rows; None when the records have no segments. With `new_from`,
-    only the pairs with a record at or after that row (`pairs.segment_pairs(new_from=)`)."""
+    only the pairs with a record at or after that row (`pairs.segment_pairs(new_from=)`). `report`: the
+    segments' oversized blocks are added to it (`blocking_pairs`' counts)."""
     from pyspark.sql import functions as F
 
+    from aietl_pipelines.spark.record_tables import RecordsTable
+
+    if isinstance(prepared, RecordsTable):  # each (record, segment) keyed by the record's row itself
+        if "segments" not in prepared.columns:
+            return None
+        keyed = prepared.table.select(F.lit(0).alias("rule"), F.explode("segments").alias("key"),
+                                      F.col("__row").alias("row"), F.coalesce(F.col("__text"), F.lit("None")).alias("text"))
+        found, counted = keyed_blocking_pairs(keyed, config.max_block_size, config.block_window, new_from=new_from)
+        _add_counts(report, counted)
+        return found.where(F.col("left") != F.col("right"))
     keys = pairing._segment_keys(prepared)
     if keys.empty:
         return None
     # the (record, segment) rows are in record order: the new records' rows are those from this position on
     first = None if new_from is None else int(np.searchsorted(keys["row"].to_numpy(), new_from))
-    found, _ = blocking_pairs(spark, keys, [["segment"]], config.max_block_size, config.block_window, new_from=first)
+    found, counted = blocking_pairs(spark, keys, [["segment"]], config.max_block_size, config.block_window,
+                                    new_from=first)
+    _add_counts(report, counted)
     rows = spark.createDataFrame(pd.DataFrame({"k": np.arange(len(keys), dtype=np.int64),
                                                "row": keys["row"].to_numpy(np.int64)}))
     a, b = rows.alias("a"), rows.alias("b")
     records = (found.join(a, F.col("left") == F.col("a.k")).join(b, F.col("right") == F.col("b.k"))
                .select(F.col("a.row").alias("x"), F.col("b.row").alias("y")).where(F.col("x") != F.col("y")))
     return records.select(F.least("x", "y").alias("left"), F.greatest("x", "y").alias("right"))
+
+
+def _add_counts(report: dict[str, float] | None, counted: dict[str, float]) -> None:
+    if report is not None:
+        for key, value in counted.items():
+            report[key] = report.get(key, 0.0) + value
 
 
 # ---------------------------------------------------------------------------------------------- vectors table
@@ -214,6 +246,10 @@ def vectors_table(spark: Any, vectors: np.ndarray) -> Any:
     bytes), materialised on the executors (local checkpoint), built once per array: the table registered for this
     array (`register_vectors_table`, e.g. by the embed step) or a new one shipped from it (`createDataFrame`,
     never a broadcast)."""
+    from aietl_pipelines.spark.record_tables import VectorsTable
+
+    if isinstance(vectors, VectorsTable):  # the embed stage's table (`dedupe_records.embed_table`)
+        return vectors.table
     found = _TABLES.get(id(vectors))
     if found is not None and found[0]() is vectors and found[1].sparkSession is spark:
         return found[1]
@@ -585,13 +621,18 @@ def _ivf_best(spark: Any, vectors: np.ndarray, k: int, config: DedupeConfig, tab
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
+    from aietl_pipelines.spark.record_tables import VectorsTable
+
     n = len(vectors)
     n_lists = max(1, n // config.knn_list_size)
     probes = min(config.knn_probes, n_lists)
-    full = torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32))
     low = cand.bf16_matmul_is_fast()  # the products in the pandas index's precision, so the same lists are met
     with torch.inference_mode():
-        centroids = cand._spherical_kmeans(full, n_lists, 8, 0)
+        if isinstance(vectors, VectorsTable):  # the sample's rows fetched from the table
+            centroids = cand._spherical_kmeans(vectors, n_lists, 8, 0, rows_of=vectors.rows)
+        else:
+            centroids = cand._spherical_kmeans(torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32)),
+                                               n_lists, 8, 0)
     shared = share(spark, centroids.numpy())
 
     dim = vectors.shape[1]

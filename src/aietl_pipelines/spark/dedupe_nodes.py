@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from aietl_pipelines.dedupe.config import DedupeConfig
+from aietl_pipelines.spark.record_tables import RecordsTable
 
 
 def _session() -> Any:
@@ -41,7 +42,43 @@ def _spark_type(dtype: np.dtype) -> str:
 
 
 class SparkPairNodes:
-    """`PairNodes` (pipelines/dedupe/nodes.py) with the pairs as Spark DataFrames."""
+    """`PairNodes` (pipelines/dedupe/nodes.py) with the records, vectors and pairs as Spark tables."""
+
+    @staticmethod
+    def prepare(records: Any, config: DedupeConfig) -> Any:
+        """`dedupe_records.prepare_table`: the prepared records as a Spark table (a `RecordsTable`); fewer than 2
+        records given as a pandas frame: the pandas frame of the Spark `prepare` step."""
+        from aietl_pipelines.spark.dedupe import spark_steps
+        from aietl_pipelines.spark.dedupe_records import prepare_table
+
+        if isinstance(records, pd.DataFrame) and len(records) < 2:
+            return spark_steps().prepare(records, config)
+        return prepare_table(records, config)
+
+    @staticmethod
+    def embed(prepared: Any, config: DedupeConfig) -> Any:
+        """`dedupe_records.embed_table` of a prepared table (a `VectorsTable`); the Spark `embed` step of a frame."""
+        from aietl_pipelines.spark.dedupe import spark_steps
+        from aietl_pipelines.spark.dedupe_records import embed_table
+        from aietl_pipelines.spark.record_tables import RecordsTable
+
+        return embed_table(prepared, config) if isinstance(prepared, RecordsTable) else spark_steps().embed(prepared,
+                                                                                                            config)
+
+    @staticmethod
+    def on_driver(prepared: Any, vectors: Any) -> tuple[pd.DataFrame, np.ndarray]:
+        """The tables collected (`RecordsTable.frame`, `VectorsTable.array`): the state lives on the driver."""
+        from aietl_pipelines.spark.record_tables import on_driver
+
+        return on_driver(prepared, vectors)
+
+    @staticmethod
+    def run_counts(prepared: Any, clusters: pd.DataFrame, config: DedupeConfig) -> dict[str, float]:
+        """`engine.run_counts` with the oversized blocks counted on Spark (the candidates' blocking report)."""
+        from aietl_pipelines.dedupe.cluster import split_counts
+        from aietl_pipelines.spark.dedupe_tables import oversized_table
+
+        return {**oversized_table(_session(), prepared, config), **split_counts(clusters)}
 
     @staticmethod
     def engine_run(records: pd.DataFrame, config: DedupeConfig, keep_state: bool = False) -> Any:
@@ -73,7 +110,7 @@ class SparkPairNodes:
 
         spark = _session()
         if len(prepared) < 2:  # no pairs: the pandas step's empty frame and radii
-            pairs, kth = PANDAS.candidates(prepared, vectors, config)
+            pairs, kth = PANDAS.candidates(*self.on_driver(prepared, vectors), config)
             return spark.createDataFrame(pairs, "left long, right long, cosine double"), kth
         return candidate_table(spark, prepared, vectors, config)
 
@@ -87,20 +124,24 @@ class SparkPairNodes:
 
         spark = _session()
         if pairs.limit(2).count() < 2:
-            return self._score_collected(prepared, pairs, vectors, config)
+            frame, array = self.on_driver(prepared, vectors)
+            return self._score_collected(frame, pairs, array, config)
         levels, names, sizes, dtype = dt.levels_table(spark, prepared, pairs, vectors, config)
         cols = dt.level_columns(len(names))
         random = dt.random_levels(spark, prepared, vectors, config, len(names), dtype)
         patterns, counts = pattern_counts_table(levels, cols)
         patterns = patterns.astype(dtype)
-        model = dt.fit_patterns(patterns, counts, random, names, sizes, config,
-                                rule_rates=steps_for(config).rule_rates(prepared, config))
-        probability, labelled = (dt.labelled_patterns(prepared, vectors, model, patterns, config) if config.labels
-                                 else (None, pd.DataFrame()))
+        rates = (dt.table_rule_rates(prepared, config) if isinstance(prepared, RecordsTable)
+                 else steps_for(config).rule_rates(prepared, config))
+        model = dt.fit_patterns(patterns, counts, random, names, sizes, config, rule_rates=rates)
+        probability, labelled = (dt.labelled_patterns(*self.on_driver(prepared, vectors), model, patterns, config)
+                                 if config.labels else (None, pd.DataFrame()))
         scored = dt.with_labels(spark, dt.with_probability(spark, levels, model, patterns, probability), labelled,
                                 len(names))
-        ids = spark.createDataFrame(pd.DataFrame({"row": np.arange(len(prepared), dtype=np.int64),
-                                                  "rid": prepared["record_id"].to_numpy()}))
+        ids = (prepared.table.select(F.col("__row").alias("row"), F.col("record_id").alias("rid"))
+               if isinstance(prepared, RecordsTable) else
+               spark.createDataFrame(pd.DataFrame({"row": np.arange(len(prepared), dtype=np.int64),
+                                                   "rid": prepared["record_id"].to_numpy()})))
         scored = (scored.join(ids.withColumnRenamed("row", "left").withColumnRenamed("rid", "left_id"), "left")
                   .join(ids.withColumnRenamed("row", "right").withColumnRenamed("rid", "right_id"), "right"))
         kind = _spark_type(dtype)
@@ -123,11 +164,11 @@ class SparkPairNodes:
         return _session().createDataFrame(scored), model
 
     def cluster(self, prepared: pd.DataFrame, scored: Any, config: DedupeConfig) -> pd.DataFrame:
-        from aietl_pipelines.spark.dedupe_tables import cluster_table, clusters_frame
+        from aietl_pipelines.spark.dedupe_tables import cluster_table, clusters_of
 
         labels, components = cluster_table(_session(), len(prepared), scored, config.match_threshold,
                                            config.max_cluster_size)
-        return clusters_frame(prepared, labels, components)
+        return clusters_of(prepared, labels, components)
 
     def evidence(self, prepared: pd.DataFrame, scored: Any, config: DedupeConfig) -> tuple[pd.DataFrame, np.ndarray]:
         """The matches (collected: the state keeps them) and the pairs below the threshold whose records the

@@ -58,6 +58,7 @@ from aietl_pipelines.dedupe.labels import PatternScores
 from aietl_pipelines.dedupe.score import FellegiSunterModel, fit_model
 from aietl_pipelines.dedupe.textparse import TEXT_RELATED
 from aietl_pipelines.errors import AietlInputError
+from aietl_pipelines.spark.record_tables import RecordsTable, VectorsTable
 from aietl_pipelines.spark.session import parallelism
 
 logger = logging.getLogger(__name__)
@@ -70,8 +71,8 @@ def level_columns(width: int) -> list[str]:
 
 # ---------------------------------------------------------------------------------------------- candidates
 
-def candidate_table(spark: Any, prepared: pd.DataFrame, vectors: np.ndarray, config: DedupeConfig
-                    ) -> tuple[Any, np.ndarray]:
+def candidate_table(spark: Any, prepared: pd.DataFrame | RecordsTable, vectors: np.ndarray | VectorsTable,
+                    config: DedupeConfig, report: dict[str, float] | None = None) -> tuple[Any, np.ndarray]:
     """The candidate pairs as a Spark DataFrame (left long, right long, cosine double), distinct with
     left < right, materialised (local checkpoint); and each record's k-th neighbour cosine (N floats).
 
@@ -80,18 +81,23 @@ def candidate_table(spark: Any, prepared: pd.DataFrame, vectors: np.ndarray, con
     never broadcast: the exact kNN is a blocked cross join of it (`table_knn`), the deeper search of records in
     crowds runs on it (`deeper_table`), the index reads it (`_ivf_best`) and the pairs' cosines are joined from it
     on left and right (`pair_cosines_table`). Equal k-th similarities are broken by the lower row, where the
-    pandas search keeps the tied rows `torch.topk` happens to return (docs/spark.md, "Vectors as a table")."""
+    pandas search keeps the tied rows `torch.topk` happens to return (docs/spark.md, "Vectors as a table").
+
+    `prepared` / `vectors`: the driver's frame and array, or the prepare and embed stages' Spark tables
+    (`record_tables`). `report`: the oversized blocks' counts are put in it (`pairs.oversized_blocks`' keys)."""
     from pyspark.sql import functions as F
 
     from aietl_pipelines.spark import dedupe as sd
 
     n = len(prepared)
     rules = pairing.blocking_rules(prepared, config)
-    found, report = sd.blocking_pairs(spark, prepared, rules, config.max_block_size, config.block_window)
-    segments = sd.segment_pairs(spark, prepared, config)
+    found, counted = sd.blocking_pairs(spark, prepared, rules, config.max_block_size, config.block_window)
+    segments = sd.segment_pairs(spark, prepared, config, report=counted)
     if segments is not None:
         found = found.unionByName(segments)
-    pairing._log_dropped(pairing.oversized_blocks(prepared, config) if config.mode == "text" else report, config)
+    pairing._log_dropped(counted, config)
+    if report is not None:
+        report.update(counted)
     kth = np.full(n, np.inf)
     k = min(config.knn_k, n - 1)
     dim = vectors.shape[1]
@@ -129,6 +135,17 @@ def candidate_table(spark: Any, prepared: pd.DataFrame, vectors: np.ndarray, con
     return pairs.localCheckpoint(), kth
 
 
+def oversized_table(spark: Any, prepared: pd.DataFrame | RecordsTable, config: DedupeConfig) -> dict[str, float]:
+    """`pairs.oversized_blocks` counted on Spark: the blocking rules' and (free text) the segments' blocks above
+    `max_block_size` (the reports of `blocking_pairs` and `segment_pairs`; their pairs are not computed)."""
+    from aietl_pipelines.spark import dedupe as sd
+
+    _, counted = sd.blocking_pairs(spark, prepared, pairing.blocking_rules(prepared, config), config.max_block_size,
+                                   config.block_window)
+    sd.segment_pairs(spark, prepared, config, report=counted)
+    return counted
+
+
 # ---------------------------------------------------------------------------------------------- comparisons
 
 def levels_table(spark: Any, prepared: pd.DataFrame, pairs: Any, vectors: np.ndarray, config: DedupeConfig,
@@ -151,15 +168,28 @@ def levels_table(spark: Any, prepared: pd.DataFrame, pairs: Any, vectors: np.nda
     return out, names, sizes, dtype
 
 
-def random_levels(spark: Any, prepared: pd.DataFrame, vectors: np.ndarray, config: DedupeConfig,
-                  width: int, dtype: np.dtype) -> np.ndarray:
+def random_levels(spark: Any, prepared: pd.DataFrame | RecordsTable, vectors: np.ndarray | VectorsTable,
+                  config: DedupeConfig, width: int, dtype: np.dtype) -> np.ndarray:
     """Levels of the `u_sample_pairs` random pairs (`scoring.random_pairs`, for u) computed on Spark: only their
     level columns reach the driver (u_sample_pairs rows), in the sample's order."""
-    sample = pairing.pairs_frame(scoring.random_pairs(len(prepared), config), vectors)
-    if not len(sample):
+    from pyspark.sql import functions as F
+
+    from aietl_pipelines.spark import dedupe as sd
+
+    drawn = scoring.random_pairs(len(prepared), config)
+    if not len(drawn):
         return np.zeros((0, width), dtype=dtype)
-    sample.insert(0, "e", np.arange(len(sample), dtype=np.int64))
-    table, _, _, _ = levels_table(spark, prepared, spark.createDataFrame(sample), vectors, config)
+    if isinstance(vectors, VectorsTable):  # the pairs' cosines joined from the table (the same numbers)
+        sample = spark.createDataFrame(pd.DataFrame({"e": np.arange(len(drawn), dtype=np.int64),
+                                                     "left": drawn[:, 0].astype(np.int64),
+                                                     "right": drawn[:, 1].astype(np.int64)}))
+        sample = (sd.pair_cosines_table(sample, vectors.table, vectors.dim) if vectors.dim
+                  else sample.withColumn("cosine", F.lit(float("nan"))))
+    else:
+        frame = pairing.pairs_frame(drawn, vectors)
+        frame.insert(0, "e", np.arange(len(frame), dtype=np.int64))
+        sample = spark.createDataFrame(frame)
+    table, _, _, _ = levels_table(spark, prepared, sample, vectors, config)
     found = table.select("e", *level_columns(width)).toPandas().sort_values("e", kind="stable")
     return found[level_columns(width)].to_numpy().astype(dtype)
 
@@ -348,15 +378,16 @@ def clusters_frame(prepared: pd.DataFrame, labels: np.ndarray, components: np.nd
 
 @dataclass
 class SparkDedupeRun:
-    """A dedupe run with its pairs as a Spark table.
+    """A dedupe run with its records, vectors and pairs as Spark tables.
 
     `pairs`: Spark DataFrame (left, right, cosine, l0..lk, match_probability), one row per candidate pair, left <
     right (row positions in `prepared`), plus in labelled mode the labelled pairs the candidates missed (levels 0)
     with a column `e`, the pandas path's pair order (`with_labels`); `names[j]` is the comparison of column l{j}.
-    `patterns` / `counts`: the comparison-pattern table the model was fitted on. `vectors`: the record vectors
-    (on the driver, as the `embed` step returns them)."""
+    `patterns` / `counts`: the comparison-pattern table the model was fitted on. `prepared` / `vectors`: the
+    prepare and embed stages' tables (`record_tables.RecordsTable` / `VectorsTable`; `.frame()`, `.array()` collect
+    them)."""
 
-    prepared: pd.DataFrame
+    prepared: RecordsTable
     pairs: Any
     names: list[str]
     clusters: pd.DataFrame
@@ -365,41 +396,79 @@ class SparkDedupeRun:
     patterns: np.ndarray
     counts: np.ndarray
     metrics: dict[str, float] = field(default_factory=dict)
-    vectors: np.ndarray | None = None
+    vectors: VectorsTable | None = None
 
 
-def run(records: pd.DataFrame, config: DedupeConfig) -> SparkDedupeRun:
-    """The full dedupe run on Spark with the candidate pairs, levels and probabilities kept as Spark tables.
+def table_rule_rates(prepared: RecordsTable, config: DedupeConfig) -> dict[tuple[str, ...], float]:
+    """`scoring.rule_agreement_rates` of a prepared table: the same rules (`scoring.rate_rules`), each rule's
+    groups of equal values counted on Spark (sum of C(size, 2) over C(present, 2), the same integers): one row per
+    rule reaches the driver."""
+    from pyspark.sql import functions as F
 
-    Prepare and embed are the Spark engine's steps (`spark/dedupe_records.py`); the record vectors and the
-    prepared records stay on the driver as in those steps. Labelled mode (`dedupe.labels`): the labelled pairs
-    are compared and the labelled model fitted on the driver (`labelled_patterns`: `scoring.apply_labels` on the
-    pattern table), the pairs rescored per pattern on Spark and the labelled pairs made certain (`with_labels`).
-    The incremental state: `engine_run(..., keep_state=True)`."""
-    from aietl_pipelines.dedupe.engine import run_counts
+    from aietl_pipelines.spark.record_tables import comparison_kinds
+
+    rates: dict[tuple[str, ...], float] = {}
+    for key, columns in scoring.rate_rules(config, comparison_kinds(config, prepared), prepared):
+        present = F.lit(True)
+        for c in columns:
+            present = present & F.col(f"`{c}`").isNotNull()
+        sizes = prepared.table.where(present).groupBy(*[F.col(f"`{c}`") for c in columns]).agg(
+            F.count(F.lit(1)).alias("size"))
+        row = sizes.agg(F.sum("size").alias("n"), F.sum(F.expr("size * (size - 1) div 2")).alias("agreeing")).first()
+        n = int(row["n"] or 0)
+        if n >= 2:
+            rates[key] = float(int(row["agreeing"]) / (n * (n - 1) / 2))  # as `candidates.agreement_rate`
+    return rates
+
+
+def record_ids(prepared: RecordsTable) -> np.ndarray:
+    """The records' ids in row order (N values: what the clusters frame is keyed by)."""
+    found = prepared.table.select("__row", "record_id").toPandas().sort_values("__row", kind="stable")
+    return found["record_id"].to_numpy(dtype=object)
+
+
+def clusters_of(prepared: pd.DataFrame | RecordsTable, labels: np.ndarray, components: np.ndarray) -> pd.DataFrame:
+    """`clusters_frame` of a prepared frame or table (its ids collected: one column of N values)."""
+    ids = record_ids(prepared) if isinstance(prepared, RecordsTable) else prepared["record_id"].to_numpy()
+    return clusters_frame(pd.DataFrame({"record_id": ids}), labels, components)
+
+
+def run(records: Any, config: DedupeConfig) -> SparkDedupeRun:
+    """The full dedupe run on Spark with the records, vectors, candidate pairs, levels and probabilities kept as
+    Spark tables (`records`: a pandas frame or a Spark DataFrame).
+
+    Prepare and embed are `dedupe_records.prepare_table` / `embed_table`: the prepared records and the vectors
+    stay on Spark; what reaches the driver is their count, the k-means sample of the index (above
+    `knn_exact_max`), the pattern table, the random pairs' levels, each record's k-th cosine, cluster and id.
+    Labelled mode (`dedupe.labels`): the labelled pairs are compared and the labelled model fitted on the driver
+    (`labelled_patterns`: `scoring.apply_labels` on the pattern table, which reads the prepared frame and the
+    vectors: both are collected for it), the pairs rescored per pattern on Spark and the labelled pairs made
+    certain (`with_labels`). The incremental state: `engine_run(..., keep_state=True)`."""
+    from aietl_pipelines.dedupe.cluster import split_counts
     from aietl_pipelines.spark import dedupe as sd
+    from aietl_pipelines.spark.dedupe_records import embed_table, prepare_table
     from aietl_pipelines.spark.patterns import pattern_counts_table
 
     spark = sd._session()
-    steps = sd.spark_steps()
-    prepared = steps.prepare(records, config)
-    vectors = steps.embed(prepared, config)
+    prepared = prepare_table(records, config)
     if len(prepared) < 2:
         raise AietlInputError("The table run on Spark needs at least 2 records.")
-    pairs, kth = candidate_table(spark, prepared, vectors, config)
+    vectors = embed_table(prepared, config)
+    report: dict[str, float] = {}
+    pairs, kth = candidate_table(spark, prepared, vectors, config, report)
     levels, names, sizes, dtype = levels_table(spark, prepared, pairs, vectors, config)
     random = random_levels(spark, prepared, vectors, config, len(names), dtype)
     patterns, counts = pattern_counts_table(levels, level_columns(len(names)))
     patterns = patterns.astype(dtype)
-    model = fit_patterns(patterns, counts, random, names, sizes, config, rule_rates=steps.rule_rates(prepared, config))
-    probability, labelled = (labelled_patterns(prepared, vectors, model, patterns, config) if config.labels
-                             else (None, pd.DataFrame()))
+    model = fit_patterns(patterns, counts, random, names, sizes, config, rule_rates=table_rule_rates(prepared, config))
+    probability, labelled = (labelled_patterns(prepared.frame(), vectors.array(), model, patterns, config)
+                             if config.labels else (None, pd.DataFrame()))
     scored = with_probability(spark, levels, model, patterns, probability)
     scored = with_labels(spark, scored, labelled, len(names)).localCheckpoint()
     labels, components = cluster_table(spark, len(prepared), scored, config.match_threshold,
                                        config.max_cluster_size)
-    clusters = clusters_frame(prepared, labels, components)
-    metrics = {**run_counts(prepared, clusters, config), "n_candidate_pairs": float(counts.sum()),
+    clusters = clusters_of(prepared, labels, components)
+    metrics = {**report, **split_counts(clusters), "n_candidate_pairs": float(counts.sum()),
                "n_patterns": float(len(patterns))}
     return SparkDedupeRun(prepared, scored, names, clusters, model, kth, patterns, counts, metrics, vectors)
 
@@ -426,17 +495,19 @@ def engine_run(records: pd.DataFrame, config: DedupeConfig, keep_state: bool = F
     from aietl_pipelines.dedupe.state import build_state
     from aietl_pipelines.spark.dedupe_nodes import SparkPairNodes
 
-    if len(records) < 2:
+    if isinstance(records, pd.DataFrame) and len(records) < 2:
         return run_steps(records, config, keep_state)
     found = run(records, config)
     scored = found.pairs
     state = None
-    if keep_state:
-        pairs, probability = SparkPairNodes().evidence(found.prepared, scored, config)
-        state = build_state(found.prepared, found.vectors, pairs, probability, found.model, config, found.kth_cosine)
+    if keep_state:  # the state lives on the driver: the prepared records and vectors are collected for it
+        prepared = found.prepared.frame()
+        pairs, probability = SparkPairNodes().evidence(prepared, scored, config)
+        state = build_state(prepared, found.vectors.array(), pairs, probability, found.model, config,
+                            found.kth_cosine)
     metrics = {k: v for k, v in found.metrics.items() if k not in ("n_candidate_pairs", "n_patterns")}  # run_counts
-    return PairsOnRead(found.prepared, lambda: collect_pairs(scored), found.clusters, found.model, state, metrics,
-                       pair_table=scored)
+    return PairsOnRead(state.prepared if state is not None else found.prepared.frame, lambda: collect_pairs(scored),
+                       found.clusters, found.model, state, metrics, pair_table=scored)
 
 
 # ---------------------------------------------------------------------------------------------- active learning

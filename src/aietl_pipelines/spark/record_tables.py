@@ -38,6 +38,11 @@ class RecordsTable:
     def __len__(self) -> int:
         return self.n
 
+    def __deepcopy__(self, memo: dict) -> Any:
+        """The handle itself: its Spark table is immutable (a Kedro `MemoryDataset` deep-copies what it does not
+        know, and assigns Spark DataFrames for this reason)."""
+        return self
+
     def frame(self, rows: np.ndarray | list[int] | None = None) -> pd.DataFrame:
         """Rows of the prepared frame (all when `rows` is None; else those rows, in the order given) as
         `prepare.prepare_records` returns them: Python values, None for missing, sets as frozensets."""
@@ -77,9 +82,26 @@ class VectorsTable:
     def __len__(self) -> int:
         return self.n
 
+    def __deepcopy__(self, memo: dict) -> Any:
+        """The handle itself: its Spark table is immutable (a Kedro `MemoryDataset` deep-copies what it does not
+        know, and assigns Spark DataFrames for this reason)."""
+        return self
+
     @property
     def shape(self) -> tuple[int, int]:
         return (self.n, self.dim)
+
+    def array(self) -> np.ndarray:
+        """All the vectors as the n x dim float32 array the in-process `embed` returns (collected: the
+        incremental state and labelled mode keep them on the driver)."""
+        from aietl_pipelines.spark.dedupe import as_matrix
+
+        if not self.dim or self.table is None:
+            return np.zeros((self.n, 0), dtype=np.float32)
+        found = self.table.select("row", "vector").toPandas().sort_values("row", kind="stable")
+        if len(found) != self.n:
+            raise RuntimeError(f"the vectors table holds {len(found)} rows for {self.n} records")
+        return as_matrix(found["vector"], self.dim)
 
     def rows(self, rows: np.ndarray) -> np.ndarray:
         """The vectors of the given rows, in that order (a sample: k-means centroids, a few pairs)."""
@@ -113,3 +135,31 @@ def numbered(frame: Any, column: str = "__row") -> Any:
     low = F.col("__mid").bitwiseAND(F.lit((1 << 33) - 1))
     return (tagged.join(F.broadcast(spark.createDataFrame(offsets, "__pid int, __start long")), "__pid")
             .select((F.col("__start") + low).cast("long").alias(column), *frame.columns))
+
+
+def comparison_kinds(config: Any, prepared: pd.DataFrame | RecordsTable) -> dict[str, str]:
+    """`scoring.comparison_kinds` of a prepared frame or table: for a table, the shares of records holding each
+    independent part are counted on Spark (one aggregate, kept on the handle)."""
+    from aietl_pipelines.dedupe import scoring
+
+    if not isinstance(prepared, RecordsTable):
+        return scoring.comparison_kinds(config, prepared)
+    if config.mode == "structured" or not prepared.n:
+        return scoring.kinds_for_shares(config, {})
+    shares = getattr(prepared, "_shares", None)
+    if shares is None:
+        from pyspark.sql import functions as F
+
+        present = [c for c in scoring.INDEPENDENT_PARTS if c in prepared.columns]
+        row = prepared.table.agg(*[F.count(c).alias(c) for c in present]).first() if present else None
+        shares = {c: int(row[c]) / prepared.n for c in present}
+        prepared._shares = shares
+    return scoring.kinds_for_shares(config, shares)
+
+
+def on_driver(prepared: pd.DataFrame | RecordsTable, vectors: np.ndarray | VectorsTable
+              ) -> tuple[pd.DataFrame, np.ndarray]:
+    """The prepared frame and vectors array of either kind (tables collected: `frame()`, `array()`)."""
+    frame = prepared.frame() if isinstance(prepared, RecordsTable) else prepared
+    array = vectors.array() if isinstance(vectors, VectorsTable) else vectors
+    return frame, array

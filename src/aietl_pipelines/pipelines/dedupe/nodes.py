@@ -30,19 +30,33 @@ def parse_dedupe_config(params: dict[str, Any]) -> DedupeConfig:
     return DedupeConfig.from_params(params)
 
 
-def prepare_records(records: pd.DataFrame, config: DedupeConfig) -> pd.DataFrame:
+def prepare_records(records: pd.DataFrame, config: DedupeConfig) -> Any:
     """Validate ids and declared fields, normalise, and build the text each record is embedded as."""
-    return steps_for(config).prepare(records, config)
+    return pair_nodes(config).prepare(records, config)
 
 
-def embed_records(prepared: pd.DataFrame, config: DedupeConfig) -> np.ndarray:
+def embed_records(prepared: Any, config: DedupeConfig) -> Any:
     """all-MiniLM-L6-v2 embeddings (cached by content hash: unchanged records are never embedded twice)."""
-    return steps_for(config).embed(prepared, config)
+    return pair_nodes(config).embed(prepared, config)
 
 
 class PairNodes(Protocol):
-    """The pair-carrying part of the pipeline for one engine; `pairs` and `scored` are that engine's tables
-    (pandas frames in process, Spark DataFrames on Spark) with the columns of the in-process ones."""
+    """The part of the pipeline whose data one engine keeps as its own tables: the prepared records, their
+    vectors and the pairs (pandas frames and numpy arrays in process; on Spark, Spark tables from prepare to
+    clusters: `spark/record_tables.py`, `spark/dedupe_nodes.py`), with the columns of the in-process ones."""
+
+    def prepare(self, records: Any, config: DedupeConfig) -> Any: ...
+
+    def embed(self, prepared: Any, config: DedupeConfig) -> Any: ...
+
+    def on_driver(self, prepared: Any, vectors: Any) -> tuple[pd.DataFrame, np.ndarray]:
+        """The prepared frame and the vectors array (collected where the engine keeps them as tables): what the
+        incremental state keeps."""
+        ...
+
+    def run_counts(self, prepared: Any, clusters: pd.DataFrame, config: DedupeConfig) -> dict[str, float]:
+        """`engine.run_counts` (oversized blocks, split components)."""
+        ...
 
     def candidates(self, prepared: pd.DataFrame, vectors: np.ndarray, config: DedupeConfig
                    ) -> tuple[Any, np.ndarray]: ...
@@ -117,7 +131,7 @@ def evaluate_dedupe(records: pd.DataFrame, prepared: pd.DataFrame, pairs: Any, c
     quality = pair_nodes(config).candidate_quality(pairs, truth)
     metrics = {"n_records": float(len(prepared)), "n_clusters": float(clusters["cluster_id"].nunique()),
                "n_candidate_pairs": quality.pop("n_candidate_pairs"), "em_prior": float(model["prior"]),
-               **run_counts(prepared, clusters, config)}
+               **pair_nodes(config).run_counts(prepared, clusters, config)}
     if truth is not None:
         predicted = clusters["cluster_id"].to_numpy()
         metrics.update(pairwise_scores(predicted, truth))
@@ -129,12 +143,26 @@ def evaluate_dedupe(records: pd.DataFrame, prepared: pd.DataFrame, pairs: Any, c
 def build_dedupe_state(prepared: pd.DataFrame, vectors: np.ndarray, scored: Any, model: dict[str, Any],
                        knn_radius: np.ndarray, config: DedupeConfig) -> DedupeState:
     """What the next incremental run needs: prepared records, vectors, k-th neighbour cosines, matches, model."""
-    pairs, probability = pair_nodes(config).evidence(prepared, scored, config)
+    nodes = pair_nodes(config)
+    pairs, probability = nodes.evidence(prepared, scored, config)
+    prepared, vectors = nodes.on_driver(prepared, vectors)
     return build_state(prepared, vectors, pairs, probability, FellegiSunterModel.from_dict(model), config, knn_radius)
 
 
 class _InProcess:
-    """The pairs as pandas frames, each stage the engine's `Steps` (the pandas engine's nodes)."""
+    """The records and pairs as pandas frames, each stage the engine's `Steps` (the pandas engine's nodes)."""
+
+    def prepare(self, records: pd.DataFrame, config: DedupeConfig) -> pd.DataFrame:
+        return steps_for(config).prepare(records, config)
+
+    def embed(self, prepared: pd.DataFrame, config: DedupeConfig) -> np.ndarray:
+        return steps_for(config).embed(prepared, config)
+
+    def on_driver(self, prepared: pd.DataFrame, vectors: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
+        return prepared, vectors
+
+    def run_counts(self, prepared: pd.DataFrame, clusters: pd.DataFrame, config: DedupeConfig) -> dict[str, float]:
+        return run_counts(prepared, clusters, config)
 
     def candidates(self, prepared: pd.DataFrame, vectors: np.ndarray, config: DedupeConfig
                    ) -> tuple[pd.DataFrame, np.ndarray]:
