@@ -360,15 +360,16 @@ def embed_table(prepared: RecordsTable, config: DedupeConfig) -> VectorsTable:
     if not config.use_embeddings:
         empty = spark.range(prepared.n).select(F.col("id").alias("row"), F.lit("").cast("binary").alias("vector"))
         return VectorsTable(empty, prepared.n, 0)
-    values = _values_table(prepared, config).localCheckpoint()  # row, pos, key, text: read twice below
+    values = _values_table(prepared, config).localCheckpoint()  # row, pos, key, text
+    distinct = values.select("key", "text").dropDuplicates(["key"]).localCheckpoint()  # each value once
     with tempfile.TemporaryDirectory(prefix="aietl-embed-") as scratch:
         table = _table_path(config.cache_dir or scratch)
-        embed_new_texts(spark, values.select("key", "text"), table, config.device, config.embed_precision)
+        embed_new_texts(spark, distinct, table, config.device, config.embed_precision)
         stored = _read_table(spark, table)
         if stored is None:  # no value to embed in any record (nothing was written)
             stored = spark.createDataFrame([], "key string, vector array<float>")
         stored = stored.dropDuplicates(["key"])
-        missing = values.select("key").distinct().join(stored.select("key"), "key", "left_anti").count()
+        missing = distinct.join(stored.select("key"), "key", "left_anti").count()
         if missing:
             raise AietlInputError(_lacking(table, missing))
         first = stored.select(F.size("vector").alias("dim")).limit(1).collect()
