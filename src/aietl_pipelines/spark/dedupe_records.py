@@ -351,7 +351,8 @@ def embed_table(prepared: RecordsTable, config: DedupeConfig) -> VectorsTable:
     for this call without `cache_dir`) embedded by `embed_new_texts`, and each record's vector assembled from the
     table: the normalised sum of its values' vectors (`_assembled`), or with `text_embedding: text` its text's
     stored vector as it is. `dim`: the length of the first stored vector (`EMBEDDING_DIM` when none is stored).
-    `use_embeddings: false`: dim 0, a table of the n rows with empty vectors. The driver receives counts only."""
+    `use_embeddings: false`: dim 0, a table of the n rows with empty vectors. The driver receives counts and the
+    first vector's length only; the executors hold every record's (row, value key, value) once (local checkpoint)."""
     from pyspark.sql import functions as F
 
     from aietl_pipelines.embeddings import EMBEDDING_DIM
