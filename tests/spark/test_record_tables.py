@@ -155,3 +155,15 @@ def test_embed_table_without_embeddings(spark, records):
     vectors = embed_table(prepare_table(records.iloc[:20], config), config)
     assert vectors.shape == (20, 0)
     assert vectors.rows(np.array([3, 1])).shape == (2, 0)
+
+
+def test_numbered_rows_are_consecutive_in_partition_order(spark):
+    """`record_tables.numbered`: 0..n-1 without gaps, in the order of the partitions and of the rows inside each,
+    whatever the columns are called (a dot in a name)."""
+    from aietl_pipelines.spark.record_tables import numbered
+
+    frame = pd.DataFrame({"a.b": np.arange(50), "c": [f"r{i}" for i in range(50)]})
+    parts = [spark.createDataFrame(frame.iloc[s:s + n], "`a.b` long, c string") for s, n in ((0, 7), (7, 0), (7, 30), (37, 13))]
+    found = numbered(reduce(lambda a, b: a.union(b), parts).coalesce(4)).toPandas().sort_values("__row")
+    assert found["__row"].tolist() == list(range(50))
+    assert found["a.b"].tolist() == list(range(50)) and list(found.columns) == ["__row", "a.b", "c"]

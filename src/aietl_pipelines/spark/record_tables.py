@@ -120,10 +120,15 @@ class VectorsTable:
 
 
 def numbered(frame: Any, column: str = "__row") -> Any:
-    """`frame` with `column` = 0..n-1 in the order of its partitions and rows (a parquet table: its files' order),
-    consecutive: each row's position in its partition (`monotonically_increasing_id` keeps it in the low 33 bits)
-    plus the rows of the partitions before it (one row per partition reaches the driver). Works on Spark Connect
-    (no RDD) and does not move the rows to one partition as a window over the whole frame would."""
+    """`frame` with `column` = 0..n-1 in the order of its partitions and rows, consecutive: each row's position in
+    its partition (`monotonically_increasing_id` keeps it in the low 33 bits) plus the rows of the partitions
+    before it (one row per partition reaches the driver). Works on Spark Connect (no RDD) and does not move the
+    rows to one partition as a window over the whole frame would.
+
+    The order is the order Spark reads the frame in: a single parquet file keeps its rows' order, but Spark reads
+    the splits of several files largest first, so a folder of files is not numbered in `pd.read_parquet`'s order
+    (the same files are always numbered the same way). The clusters are keyed by record id, so only ties that
+    the input order breaks (golden records' survivorship) read it."""
     from pyspark.sql import functions as F
 
     tagged = frame.select("*", F.spark_partition_id().alias("__pid"), F.monotonically_increasing_id().alias("__mid"))
@@ -134,7 +139,7 @@ def numbered(frame: Any, column: str = "__row") -> Any:
     spark = frame.sparkSession
     low = F.col("__mid").bitwiseAND(F.lit((1 << 33) - 1))
     return (tagged.join(F.broadcast(spark.createDataFrame(offsets, "__pid int, __start long")), "__pid")
-            .select((F.col("__start") + low).cast("long").alias(column), *frame.columns))
+            .select((F.col("__start") + low).cast("long").alias(column), *[F.col(f"`{c}`") for c in frame.columns]))
 
 
 def comparison_kinds(config: Any, prepared: pd.DataFrame | RecordsTable) -> dict[str, str]:
