@@ -67,9 +67,17 @@ def test_embed_on_spark_embeds_only_new_texts(spark, records, tmp_path):
 
 
 def test_golden_records_on_spark_equal_pandas(spark, records, tmp_path):
+    """The `golden` step (pandas in and out) and the Kedro node on Spark (a Spark DataFrame, the records joined
+    with the clusters by id) give the pandas node's golden records."""
     config, on_spark = _configs(tmp_path)
-    clusters = pd.DataFrame({"cluster_id": pd.factorize(records["true_cluster_id"])[0]})
+    clusters = pd.DataFrame({"record_id": records["record_id"].astype(str),
+                             "cluster_id": pd.factorize(records["true_cluster_id"])[0]})
     expected = nodes.build_golden_records(records, clusters, config)
-    got = nodes.build_golden_records(records, clusters, on_spark)
     assert (expected["cluster_size"] > 1).any()  # clusters of several records: survivorship chose
+    fields, keep = nodes.golden_inputs(list(records.columns), config)
+    frame = records[keep].astype({"record_id": str})
+    got = steps_for(on_spark).golden(frame, clusters["cluster_id"], fields, "record_id", config.survivorship)
     pd.testing.assert_frame_equal(got, expected)
+    table = nodes.build_golden_records(records, clusters, on_spark).toPandas()
+    table = table.sort_values("cluster_id", ignore_index=True).assign(member_ids=lambda t: t["member_ids"].map(list))
+    pd.testing.assert_frame_equal(table, expected)

@@ -13,6 +13,10 @@ comparison levels and probabilities stay Spark DataFrames from `find_candidate_p
 - `evidence`: what the incremental state keeps (`state.evidence_pairs`): the matches and the below-threshold
   pairs inside their components; only those reach the driver (the state lives there with the records).
 - `candidate_quality`: count, pair completeness and reduction ratio by joining the truth labels on Spark.
+- `golden`: the records (`customers_raw`: a Spark DataFrame in `--env spark`, or a pandas frame) joined with the
+  clusters by record id, survivorship per group of whole clusters on the executors
+  (`dedupe_records.golden_table`): a Spark DataFrame, written by conf/spark/catalog.yml's `golden_records`.
+- `truth`: the truth column mapped onto the clusters' rows by record id (only (id, truth) is collected).
 
 Labelled mode (`dedupe.labels`): the labelled pairs (a few) are compared and the labelled model fitted on the
 driver (`dedupe_tables.labelled_patterns`, `scoring.apply_labels` on the pattern table), the pairs rescored per
@@ -67,10 +71,28 @@ class SparkPairNodes:
 
     @staticmethod
     def on_driver(prepared: Any, vectors: Any) -> tuple[pd.DataFrame, np.ndarray]:
-        """The tables collected (`RecordsTable.frame`, `VectorsTable.array`): the state lives on the driver."""
+        """The tables collected (`RecordsTable.frame`, `VectorsTable.array`): for the few records and pairs
+        compared on the driver."""
         from aietl_pipelines.spark.record_tables import on_driver
 
         return on_driver(prepared, vectors)
+
+    def state(self, prepared: Any, vectors: Any, scored: Any, model: Any, knn_radius: np.ndarray,
+              config: DedupeConfig) -> Any:
+        """The state with the prepared records and vectors kept as the Spark tables they are (`save_state` has
+        them written by the executors); its matches and evidence pairs collected (O(matches)) and named by id
+        (`dedupe_tables.record_ids`: the ids, N values)."""
+        from aietl_pipelines.dedupe.state import DedupeState, evidence_pairs
+        from aietl_pipelines.spark.dedupe_tables import record_ids
+
+        pairs, probability = self.evidence(prepared, scored, config)
+        if not isinstance(prepared, RecordsTable):
+            from aietl_pipelines.dedupe.state import build_state
+
+            return build_state(prepared, vectors, pairs, probability, model, config, knn_radius)
+        ids = pd.DataFrame({"record_id": record_ids(prepared)})
+        matches = evidence_pairs(ids, pairs, probability, config.match_threshold)
+        return DedupeState(prepared, vectors, knn_radius, matches, model)
 
     @staticmethod
     def run_counts(prepared: Any, clusters: pd.DataFrame, config: DedupeConfig) -> dict[str, float]:
@@ -221,3 +243,47 @@ class SparkPairNodes:
         found.update({"pair_completeness": hits / n_true if n_true else 1.0,
                       "reduction_ratio": 1 - n_pairs / total if total else 1.0, "candidate_pairs": n_pairs})
         return found
+
+    @staticmethod
+    def golden(records: Any, clusters: pd.DataFrame, config: DedupeConfig) -> Any:
+        """The golden records as a Spark DataFrame (`dedupe_records.golden_table`), from the records (a pandas
+        frame: its row order; a Spark DataFrame: `record_tables.numbered`'s order, the order `prepare_table`
+        numbers) joined with the clusters by the id written as text; the catalog writes it (conf/spark)."""
+        from pyspark.sql import functions as F
+
+        from aietl_pipelines.pipelines.dedupe.nodes import golden_inputs
+        from aietl_pipelines.spark.dedupe_records import golden_table
+        from aietl_pipelines.spark.record_tables import numbered
+
+        spark = _session()
+        fields, keep = golden_inputs(list(records.columns), config)
+        ids = config.id_column
+        if isinstance(records, pd.DataFrame):
+            frame = records[keep].reset_index(drop=True)
+            frame[ids] = frame[ids].astype(str)
+            table = spark.createDataFrame(frame.assign(__row=np.arange(len(frame), dtype=np.int64)))
+        else:
+            table = numbered(records.select(*[F.col(f"`{c}`") for c in keep]))
+            table = table.withColumn(ids, F.col(f"`{ids}`").cast("string"))
+        members = spark.createDataFrame(
+            pd.DataFrame({"__id": clusters["record_id"].astype(str).to_numpy(),
+                          "__cluster": clusters["cluster_id"].to_numpy(np.int64)}), "__id string, __cluster long")
+        joined = table.join(members, F.col(f"`{ids}`") == F.col("__id")).drop("__id")
+        return golden_table(joined, fields, ids, config.survivorship, len(clusters))
+
+    @staticmethod
+    def truth(records: Any, clusters: pd.DataFrame, config: DedupeConfig) -> np.ndarray | None:
+        """The truth labels of the clusters' rows, by record id (the id written as text): only (id, truth) of a
+        Spark DataFrame is collected (evaluation only)."""
+        from pyspark.sql import functions as F
+
+        column, ids = config.truth_column, config.id_column
+        if not column or column not in records.columns:
+            return None
+        if isinstance(records, pd.DataFrame):
+            found = pd.DataFrame({"id": records[ids].astype(str).to_numpy(), "t": records[column].to_numpy()})
+        else:
+            found = records.select(F.col(f"`{ids}`").cast("string").alias("id"), F.col(f"`{column}`").alias("t")
+                                   ).toPandas()
+        labels = pd.Series(found["t"].to_numpy(), index=found["id"].to_numpy())
+        return pd.factorize(clusters["record_id"].astype(str).map(labels).reset_index(drop=True))[0]

@@ -17,8 +17,10 @@
   content-hash cache is filled from the table and the pandas step assembles the vectors without embedding
   anything; the same vectors are assembled on the executors (`record_vectors_table`) and registered as the
   array's vectors table (`spark.dedupe.register_vectors_table`), which the candidate stages read.
-- `golden`: `survivorship.build_golden_records` per group of whole clusters (`groupBy(bucket of cluster)
-  .applyInPandas`): one pandas call per bucket of many clusters, not per cluster.
+- `golden_table`: `survivorship.build_golden_records` per group of whole clusters (`groupBy(bucket of cluster)
+  .applyInPandas`): one pandas call per bucket of many clusters, not per cluster; the golden records stay a Spark
+  DataFrame (the Kedro node `SparkPairNodes.golden` hands it to the catalog). `golden_records` (the `golden`
+  step) is it on a pandas frame, collected.
 """
 
 from __future__ import annotations
@@ -453,22 +455,36 @@ def _assembled(keyed: Any, n: int, stored: Any, *, whole: bool) -> Any:
 
 def golden_records(records: pd.DataFrame, clusters: pd.Series, fields: list[str], id_column: str,
                    rules: dict[str, Any]) -> pd.DataFrame:
-    """Spark twin of `survivorship.build_golden_records`: the same function over groups of whole clusters."""
-    from pyspark.sql import functions as F
-    from pyspark.sql import types as T
-
+    """Spark twin of `survivorship.build_golden_records` (the `golden` step, pandas in and out): `golden_table` of
+    the shipped records, collected and ordered by cluster id."""
     frame = records.reset_index(drop=True)
     if len(frame) < 2:
         return build_golden_records(frame, clusters, fields, id_column, rules)
-    spark = _session()
     probe = build_golden_records(frame.iloc[:1], clusters.iloc[:1], fields, id_column, rules)
     shipped = frame.assign(__cluster=clusters.to_numpy().astype(np.int64), __row=np.arange(len(frame)))
-    data = spark.createDataFrame(shipped)
-    types = {f.name: f.dataType for f in data.schema.fields}
+    found = golden_table(_session().createDataFrame(shipped), fields, id_column, rules, len(frame)).toPandas()
+    found = found.sort_values("cluster_id", kind="stable").reset_index(drop=True)
+    found["member_ids"] = found["member_ids"].map(list)
+    return found.astype({c: probe[c].dtype for c in probe.columns if c != "member_ids"}, errors="ignore")
+
+
+def golden_table(records: Any, fields: list[str], id_column: str, rules: dict[str, Any], n: int) -> Any:
+    """`survivorship.build_golden_records` on Spark: `records` is a Spark DataFrame of `n` records with `__row`
+    (long: the input order, which breaks survivorship's ties), `__cluster` (long: the record's cluster id), the id
+    column and the columns survivorship reads (`fields`, recency, source). The records of whole clusters go to one
+    group (`RECORDS_PER_GOLDEN_GROUP` records per group, at least one group per core), each group is sorted by
+    `__row` and handed to `build_golden_records` itself in `applyInPandas`. Returns the golden records as a Spark
+    DataFrame (cluster_id long, golden_id and member_ids of the id column's type, cluster_size long, the fields
+    with their types), not collected and in no order."""
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    spark = records.sparkSession
+    types = {f.name: f.dataType for f in records.schema.fields}
     schema = T.StructType([T.StructField("cluster_id", T.LongType()), T.StructField("golden_id", types[id_column]),
                            T.StructField("cluster_size", T.LongType()),
                            T.StructField("member_ids", T.ArrayType(types[id_column])),
-                           *[T.StructField(c, types[c]) for c in probe.columns[4:]]])
+                           *[T.StructField(c, types[c]) for c in fields]])
 
     def per_group(group: pd.DataFrame) -> pd.DataFrame:
         group = group.sort_values("__row", kind="stable")  # ties keep the input order, as in one pandas call
@@ -476,9 +492,6 @@ def golden_records(records: pd.DataFrame, clusters: pd.Series, fields: list[str]
                                    fields, id_column, rules)
         return out.assign(cluster_id=out["cluster_id"].astype(np.int64))
 
-    groups = max(parallelism(spark), math.ceil(len(frame) / RECORDS_PER_GOLDEN_GROUP))
-    found = (data.withColumn("__group", F.pmod(F.xxhash64("__cluster"), F.lit(groups)))
-             .groupBy("__group").applyInPandas(per_group, schema).toPandas())
-    found = found.sort_values("cluster_id", kind="stable").reset_index(drop=True)
-    found["member_ids"] = found["member_ids"].map(list)
-    return found.astype({c: probe[c].dtype for c in probe.columns if c != "member_ids"}, errors="ignore")
+    groups = max(parallelism(spark), math.ceil(n / RECORDS_PER_GOLDEN_GROUP))
+    return (records.withColumn("__group", F.pmod(F.xxhash64("__cluster"), F.lit(groups)))
+            .groupBy("__group").applyInPandas(per_group, schema))

@@ -3,10 +3,11 @@
 The `dedupe` parameters are parsed once per run (`parse_dedupe_config`); every other node takes the parsed
 `DedupeConfig` and calls the step of the configured engine (`steps_for(config)`).
 
-The nodes that carry the candidate pairs (candidates, scoring, clustering, the state's evidence pairs and the
-candidate counts of the metrics) call one interface, `PairNodes`, chosen by the engine as well: the engine's
-`Steps.pair_nodes` when it has them (Spark: `spark/dedupe_nodes.py`, the pairs as Spark DataFrames from
-candidates to clusters), else `IN_PROCESS` below (the pairs as pandas frames through the `Steps`).
+The nodes that carry the records and the candidate pairs (prepare, embed, candidates, scoring, clustering, the
+state's evidence pairs, the golden records, the truth labels and the candidate counts of the metrics) call one
+interface, `PairNodes`, chosen by the engine as well: the engine's `Steps.pair_nodes` when it has them (Spark:
+`spark/dedupe_nodes.py`, the records and pairs as Spark tables, `customers_raw` a pandas frame or a Spark
+DataFrame, the golden records a Spark DataFrame), else `IN_PROCESS` below (pandas frames through the `Steps`).
 """
 
 from __future__ import annotations
@@ -49,9 +50,10 @@ class PairNodes(Protocol):
 
     def embed(self, prepared: Any, config: DedupeConfig) -> Any: ...
 
-    def on_driver(self, prepared: Any, vectors: Any) -> tuple[pd.DataFrame, np.ndarray]:
-        """The prepared frame and the vectors array (collected where the engine keeps them as tables): what the
-        incremental state keeps."""
+    def state(self, prepared: Any, vectors: Any, scored: Any, model: FellegiSunterModel, knn_radius: np.ndarray,
+              config: DedupeConfig) -> DedupeState:
+        """What the next incremental run needs (`state.build_state`; the engine's tables kept as tables, for
+        `save_state` to have them written by the engine)."""
         ...
 
     def run_counts(self, prepared: Any, clusters: pd.DataFrame, config: DedupeConfig) -> dict[str, float]:
@@ -72,6 +74,17 @@ class PairNodes(Protocol):
 
     def candidate_quality(self, pairs: Any, truth: np.ndarray | None) -> dict[str, float]:
         """n_candidate_pairs; with ground truth also `evaluate.candidate_quality`."""
+        ...
+
+    def golden(self, records: Any, clusters: pd.DataFrame, config: DedupeConfig) -> Any:
+        """One golden record per cluster (`survivorship.build_golden_records`) of the input `records` and the
+        `clusters` frame (record_id, cluster_id, component_id; ids as text): a pandas frame in process, a Spark
+        DataFrame on Spark, with the same columns."""
+        ...
+
+    def truth(self, records: Any, clusters: pd.DataFrame, config: DedupeConfig) -> np.ndarray | None:
+        """The ground-truth labels (`pd.factorize` codes of `config.truth_column`) of the rows of `clusters`
+        (the prepared records' order); None when the records have no truth column."""
         ...
 
 
@@ -112,22 +125,25 @@ def cluster_duplicates(prepared: pd.DataFrame, scored: Any, config: DedupeConfig
     return pair_nodes(config).cluster(prepared, scored, config)
 
 
-def build_golden_records(records: pd.DataFrame, clusters: pd.DataFrame, config: DedupeConfig) -> pd.DataFrame:
-    """One golden record per cluster by the survivorship rules in `dedupe.survivorship`."""
+def build_golden_records(records: Any, clusters: pd.DataFrame, config: DedupeConfig) -> Any:
+    """One golden record per cluster by the survivorship rules in `dedupe.survivorship` (the engine's
+    `PairNodes.golden`: a pandas frame in process; on Spark, a Spark DataFrame of a pandas or Spark `records`)."""
+    return pair_nodes(config).golden(records, clusters, config)
+
+
+def golden_inputs(columns: list[str], config: DedupeConfig) -> tuple[list[str], list[str]]:
+    """The golden record's fields and the record columns survivorship reads (the id first, then the fields and the
+    recency and source columns present, in the records' order)."""
     fields = config.structured_fields() or [config.text_column]
     rules = config.survivorship
-    keep = [c for c in records.columns if c in fields or c in (rules.get("recency_column"), rules.get("source_column"))]
-    frame = records[[config.id_column, *[c for c in keep if c != config.id_column]]].reset_index(drop=True)
-    frame[config.id_column] = frame[config.id_column].astype(str)
-    return steps_for(config).golden(frame, clusters["cluster_id"], fields, config.id_column, rules)
+    keep = [c for c in columns if c in fields or c in (rules.get("recency_column"), rules.get("source_column"))]
+    return fields, [config.id_column, *[c for c in keep if c != config.id_column]]
 
 
-def evaluate_dedupe(records: pd.DataFrame, prepared: pd.DataFrame, pairs: Any, clusters: pd.DataFrame,
+def evaluate_dedupe(records: Any, prepared: pd.DataFrame, pairs: Any, clusters: pd.DataFrame,
                     model: dict[str, Any], config: DedupeConfig) -> dict[str, float]:
     """Counts always (incl. skipped blocks and split components); pairwise P/R/F1, B-cubed, pair completeness and reduction ratio when ground truth exists."""
-    truth = None
-    if config.truth_column and config.truth_column in records.columns:
-        truth = pd.factorize(records[config.truth_column].reset_index(drop=True))[0]
+    truth = pair_nodes(config).truth(records, clusters, config)
     quality = pair_nodes(config).candidate_quality(pairs, truth)
     metrics = {"n_records": float(len(prepared)), "n_clusters": float(clusters["cluster_id"].nunique()),
                "n_candidate_pairs": quality.pop("n_candidate_pairs"), "em_prior": float(model["prior"]),
@@ -143,10 +159,7 @@ def evaluate_dedupe(records: pd.DataFrame, prepared: pd.DataFrame, pairs: Any, c
 def build_dedupe_state(prepared: pd.DataFrame, vectors: np.ndarray, scored: Any, model: dict[str, Any],
                        knn_radius: np.ndarray, config: DedupeConfig) -> DedupeState:
     """What the next incremental run needs: prepared records, vectors, k-th neighbour cosines, matches, model."""
-    nodes = pair_nodes(config)
-    pairs, probability = nodes.evidence(prepared, scored, config)
-    prepared, vectors = nodes.on_driver(prepared, vectors)
-    return build_state(prepared, vectors, pairs, probability, FellegiSunterModel.from_dict(model), config, knn_radius)
+    return pair_nodes(config).state(prepared, vectors, scored, FellegiSunterModel.from_dict(model), knn_radius, config)
 
 
 class _InProcess:
@@ -158,8 +171,10 @@ class _InProcess:
     def embed(self, prepared: pd.DataFrame, config: DedupeConfig) -> np.ndarray:
         return steps_for(config).embed(prepared, config)
 
-    def on_driver(self, prepared: pd.DataFrame, vectors: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
-        return prepared, vectors
+    def state(self, prepared: pd.DataFrame, vectors: np.ndarray, scored: pd.DataFrame, model: FellegiSunterModel,
+              knn_radius: np.ndarray, config: DedupeConfig) -> DedupeState:
+        pairs, probability = self.evidence(prepared, scored, config)
+        return build_state(prepared, vectors, pairs, probability, model, config, knn_radius)
 
     def run_counts(self, prepared: pd.DataFrame, clusters: pd.DataFrame, config: DedupeConfig) -> dict[str, float]:
         return run_counts(prepared, clusters, config)
@@ -182,6 +197,19 @@ class _InProcess:
         if truth is not None:
             found.update(candidate_quality(pairs["left"].to_numpy(), pairs["right"].to_numpy(), truth))
         return found
+
+    def golden(self, records: pd.DataFrame, clusters: pd.DataFrame, config: DedupeConfig) -> pd.DataFrame:
+        """The engine's `golden` step on the records (ids as text) and the clusters in the records' order."""
+        fields, keep = golden_inputs(list(records.columns), config)
+        frame = records[keep].reset_index(drop=True)
+        frame[config.id_column] = frame[config.id_column].astype(str)
+        return steps_for(config).golden(frame, clusters["cluster_id"], fields, config.id_column, config.survivorship)
+
+    def truth(self, records: pd.DataFrame, clusters: pd.DataFrame, config: DedupeConfig) -> np.ndarray | None:
+        """The truth column by row position (the clusters are in the records' order)."""
+        if not config.truth_column or config.truth_column not in records.columns:
+            return None
+        return pd.factorize(records[config.truth_column].reset_index(drop=True))[0]
 
 
 IN_PROCESS: PairNodes = _InProcess()
