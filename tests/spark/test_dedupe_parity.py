@@ -237,6 +237,7 @@ def test_spark_env_pipeline_keeps_the_pairs_on_spark(spark, sample, tmp_path, mo
     and metrics equal the pandas nodes'."""
     from kedro_datasets.spark import SparkDatasetV2
 
+    from aietl_pipelines.dedupe.state import load_state, save_state
     from aietl_pipelines.pipelines.dedupe.nodes import pair_nodes
     from aietl_pipelines.spark.dedupe_nodes import SparkPairNodes
 
@@ -269,6 +270,16 @@ def test_spark_env_pipeline_keeps_the_pairs_on_spark(spark, sample, tmp_path, mo
     assert pandas_out["dedupe_clusters"]["cluster_id"].nunique() < len(records)
     pd.testing.assert_frame_equal(spark_out["dedupe_state"].matches, pandas_out["dedupe_state"].matches,
                                   check_exact=False, rtol=1e-9)
+    # the prepared records never collected (2 rows for the comparison names): the state keeps the Spark tables,
+    # which save_state has the executors write; load_state reads back the pandas state
+    assert not any(set(FIELDS) & set(columns) and rows > 2 for columns, rows in counted)
+    for name, out in (("pandas", pandas_out), ("spark", spark_out)):
+        save_state(out["dedupe_state"], tmp_path / f"state_{name}")
+    assert (tmp_path / "state_spark" / "vectors.parquet").is_dir()
+    s_state, p_state = load_state(tmp_path / "state_spark"), load_state(tmp_path / "state_pandas")
+    pd.testing.assert_frame_equal(s_state.prepared, p_state.prepared)
+    np.testing.assert_array_equal(s_state.vectors, p_state.vectors)
+    np.testing.assert_array_equal(s_state.kth_cosine, p_state.kth_cosine)
     assert spark_out["dedupe_match_model"]["prior"] == pytest.approx(pandas_out["dedupe_match_model"]["prior"], rel=1e-9)
     assert spark_out["dedupe_metrics"].keys() == pandas_out["dedupe_metrics"].keys()
     for key, value in pandas_out["dedupe_metrics"].items():

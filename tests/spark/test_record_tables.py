@@ -167,3 +167,30 @@ def test_numbered_rows_are_consecutive_in_partition_order(spark):
     found = numbered(reduce(lambda a, b: a.union(b), parts).coalesce(4)).toPandas().sort_values("__row")
     assert found["__row"].tolist() == list(range(50))
     assert found["a.b"].tolist() == list(range(50)) and list(found.columns) == ["__row", "a.b", "c"]
+
+
+def test_state_of_tables_is_written_by_spark_and_read_back_as_pandas(spark, tmp_path):
+    """`state.save_state` of a state holding a `RecordsTable` and a `VectorsTable` (the Spark pipeline's
+    `build_dedupe_state`): both written as parquet directories by Spark; `load_state` gives the frame of
+    `prepare.prepare_records` (sets again frozensets) and the array, bit for bit."""
+    from aietl_pipelines.dedupe.score import FellegiSunterModel
+    from aietl_pipelines.dedupe.state import DedupeState, load_state, save_state
+    from aietl_pipelines.spark.dedupe import vectors_table
+    from aietl_pipelines.spark.dedupe_records import prepare_table
+    from aietl_pipelines.spark.record_tables import VectorsTable
+
+    people = generate_customers(n_entities=30, seed=2)
+    text = pd.DataFrame({"record_id": people["record_id"],
+                         "full_text": people["first_name"].fillna("") + " " + people["street"].fillna("")})
+    model = FellegiSunterModel(names=["a"], sizes=[2], m=[np.array([0.1, 0.9])], u=[np.array([0.9, 0.1])], prior=0.01)
+    for records, config in ((people, STRUCTURED), (text, TEXT)):
+        table = prepare_table(spark.createDataFrame(records).coalesce(2), config)
+        array = np.random.default_rng(0).standard_normal((len(records), 8)).astype(np.float32)
+        vectors = VectorsTable(vectors_table(spark, array), len(records), 8)
+        matches = pd.DataFrame({"left_id": pd.Series([], dtype=object), "right_id": pd.Series([], dtype=object),
+                                "match_probability": np.zeros(0)})
+        save_state(DedupeState(table, vectors, np.arange(len(records), dtype=np.float64), matches, model), tmp_path / "s")
+        assert (tmp_path / "s" / "prepared.parquet").is_dir() and (tmp_path / "s" / "vectors.parquet").is_dir()
+        state = load_state(tmp_path / "s")
+        pd.testing.assert_frame_equal(state.prepared, prepare.prepare_records(records, config))
+        assert np.array_equal(state.vectors, array) and state.vectors.dtype == np.float32

@@ -20,12 +20,16 @@ from aietl_pipelines.dedupe.scoring import matched_pairs
 from aietl_pipelines.errors import AietlInputError
 
 STATE_FILES = ("prepared.parquet", "vectors.npy", "kth_cosine.npy", "matches.parquet", "model.json")
+#: The vectors as a parquet directory, instead of vectors.npy, when an engine wrote them (`save_state`).
+VECTORS_TABLE = "vectors.parquet"
 
 
 @dataclass
 class DedupeState:
     """What a run leaves for the next incremental run: the prepared records, their vectors, each record's
-    k-th neighbour cosine, the matched pairs (by record id) and the fitted model. Saved with `save_state`."""
+    k-th neighbour cosine, the matched pairs (by record id) and the fitted model. Saved with `save_state`.
+    `prepared` / `vectors` are an engine's tables in a Spark full run (`kedro run --env spark`: written by the
+    executors); `load_state` always returns the frame and the array."""
 
     prepared: pd.DataFrame
     vectors: np.ndarray
@@ -87,16 +91,24 @@ def save_state(state: DedupeState, path: str | Path) -> None:
     """Write a state directory: prepared.parquet, vectors.npy, kth_cosine.npy, matches.parquet, model.json.
 
     The files are written to a new directory that then replaces the old one, so a failed save leaves the
-    earlier state whole."""
+    earlier state whole. A state whose prepared records and vectors are an engine's tables (Spark's
+    `record_tables.RecordsTable` / `VectorsTable`, which have `write_parquet`) has them written by that engine:
+    prepared.parquet and vectors.parquet are then parquet directories (with the row numbers, `__row` / `row`)."""
     folder = Path(path)
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = folder.with_name(f".{folder.name}.writing-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     try:
-        prepared, set_columns = _storable(state.prepared)
-        prepared.to_parquet(tmp / "prepared.parquet", index=False)
-        np.save(tmp / "vectors.npy", state.vectors)
+        if hasattr(state.prepared, "write_parquet"):  # an engine's table (Spark): written by its executors
+            set_columns = state.prepared.write_parquet(str(tmp / "prepared.parquet"))
+        else:
+            prepared, set_columns = _storable(state.prepared)
+            prepared.to_parquet(tmp / "prepared.parquet", index=False)
+        if hasattr(state.vectors, "write_parquet"):
+            state.vectors.write_parquet(str(tmp / VECTORS_TABLE))
+        else:
+            np.save(tmp / "vectors.npy", state.vectors)
         np.save(tmp / "kth_cosine.npy", state.kth_cosine)
         state.matches.to_parquet(tmp / "matches.parquet", index=False)
         (tmp / "model.json").write_text(json.dumps({**state.model.to_dict(), "set_columns": set_columns}))
@@ -113,15 +125,30 @@ def save_state(state: DedupeState, path: str | Path) -> None:
 def load_state(path: str | Path) -> DedupeState:
     """Read a state directory written by `save_state`."""
     folder = Path(path)
-    missing = [f for f in STATE_FILES if not (folder / f).exists()]
+    missing = [f for f in STATE_FILES if not (folder / f).exists()
+               and not (f == "vectors.npy" and (folder / VECTORS_TABLE).exists())]
     if missing:
         raise AietlInputError(f"No complete dedupe state in {folder} (missing {missing}): run the full dedupe "
                               "pipeline first (`kedro run --pipeline dedupe`).")
     model = json.loads((folder / "model.json").read_text())
-    prepared = python_values(pd.read_parquet(folder / "prepared.parquet"))
+    prepared = pd.read_parquet(folder / "prepared.parquet")
+    if "__row" in prepared.columns:  # written by an engine's executors: in row order again
+        prepared = prepared.sort_values("__row", kind="stable").drop(columns="__row").reset_index(drop=True)
+    prepared = python_values(prepared)
     for col in model.get("set_columns", []):
         prepared[col] = pd.Series([frozenset(v) if v is not None else frozenset() for v in prepared[col]],
                                   dtype=object)
     matches = pd.read_parquet(folder / "matches.parquet").astype({"left_id": object, "right_id": object})
-    return DedupeState(prepared, np.load(folder / "vectors.npy"), np.load(folder / "kth_cosine.npy"), matches,
+    return DedupeState(prepared, _load_vectors(folder), np.load(folder / "kth_cosine.npy"), matches,
                        FellegiSunterModel.from_dict(model))
+
+
+def _load_vectors(folder: Path) -> np.ndarray:
+    """vectors.npy, or the vectors.parquet directory an engine wrote (row, vector: float32 bytes) in row order."""
+    if (folder / "vectors.npy").exists():
+        return np.load(folder / "vectors.npy")
+    table = pd.read_parquet(folder / VECTORS_TABLE).sort_values("row", kind="stable")
+    values = table["vector"].tolist()
+    dim = len(values[0]) // 4 if values else 0
+    return (np.frombuffer(b"".join(values), dtype="<f4").reshape(len(values), dim).astype(np.float32)
+            if dim else np.zeros((len(values), 0), dtype=np.float32))

@@ -66,6 +66,12 @@ class RecordsTable:
                                    dtype=object)
         return python_values(found[self.columns].reset_index(drop=True))
 
+    def write_parquet(self, path: str) -> list[str]:
+        """Write the table (`__row` and the columns; sets as sorted lists) as a parquet directory from the
+        executors (`dedupe.state.save_state`); returns the set columns (`state.load_state` makes them sets)."""
+        self.table.select("__row", *[f"`{c}`" for c in self.columns]).write.mode("overwrite").parquet(str(path))
+        return list(self.sets)
+
     def head(self, k: int) -> pd.DataFrame:
         """The first k records (by `__row`) as the pandas prepared frame."""
         return self.frame(np.arange(min(k, self.n)))
@@ -90,6 +96,11 @@ class VectorsTable:
     @property
     def shape(self) -> tuple[int, int]:
         return (self.n, self.dim)
+
+    def write_parquet(self, path: str) -> None:
+        """Write the vectors (row long, vector binary: float32 bytes) as a parquet directory from the executors
+        (`dedupe.state.save_state`; `state.load_state` reads it back as the array)."""
+        self.table.select("row", "vector").write.mode("overwrite").parquet(str(path))
 
     def array(self) -> np.ndarray:
         """All the vectors as the n x dim float32 array the in-process `embed` returns (collected: the
