@@ -110,6 +110,8 @@ def test_table_run_applies_the_labels_as_pandas(case, pandas_runs, spark_engine_
     assert collected  # the counting was on during the table run
     pair_tables = [rows for columns, rows in collected if {"left", "right"} <= set(columns)]
     assert max(pair_tables, default=0) <= len(labels)  # the labelled candidate pairs, never the candidate table
+    # the labelled pairs compared on the tables: no prepared record collected (2 rows for the comparison names)
+    assert not any(set(FIELDS) & set(columns) and rows > 2 for columns, rows in collected)
     assert "e" in result.pairs.columns
     _assert_pairs_equal(dedupe_tables.collect_pairs(result.pairs), labelled.pairs)
     pd.testing.assert_frame_equal(result.clusters, labelled.clusters)

@@ -296,6 +296,18 @@ def apply_labels(prepared: pd.DataFrame, pairs: pd.DataFrame, vectors: np.ndarra
         return pairs, probability
     known = pairs_frame(np.stack([left, right], axis=1), vectors)
     known_levels, known_names, _ = pair_levels(prepared, known, vectors, config)
+    return apply_known_labels(known, truth, known_levels, known_names, pairs, levels, probability, model, config)
+
+
+def apply_known_labels(known: pd.DataFrame, truth: np.ndarray, known_levels: np.ndarray, known_names: list[str],
+                       pairs: pd.DataFrame, levels: np.ndarray, probability: np.ndarray, model: FellegiSunterModel,
+                       config: DedupeConfig) -> tuple[pd.DataFrame, np.ndarray]:
+    """`apply_labels` once the labelled pairs are compared: `known` (left, right, cosine) the labelled pairs in
+    `label_positions`' order, `truth` their labels, `known_levels` / `known_names` their comparison levels (an
+    engine that keeps the records as tables compares them there: Spark's `dedupe_tables.labelled_patterns`)."""
+    from aietl_pipelines.dedupe import labels as labelled
+
+    left, right = known["left"].to_numpy(), known["right"].to_numpy()
     known_levels = align_levels(known_levels, known_names, model.names)
     fitted = labelled.fit_labelled(known_levels, model.sizes, model.match_weight(known_levels), truth)
     if fitted is not None and len(levels):
@@ -312,8 +324,12 @@ def apply_labels(prepared: pd.DataFrame, pairs: pd.DataFrame, vectors: np.ndarra
             probability[found[pair]] = 1.0 if match else 0.0
         else:
             extra.append((*pair, 1.0 if match else 0.0))
-    if extra:
-        more = pairs_frame(np.array([e[:2] for e in extra], dtype=np.int64), vectors)
+    if extra:  # their cosines as computed for `known` (a product of the same two rows: either order, same bits)
+        cosine = {(min(a, b), max(a, b)): c for a, b, c in zip(left.tolist(), right.tolist(),
+                                                              known["cosine"].tolist(), strict=True)}
+        more = pd.DataFrame({"left": np.array([e[0] for e in extra], dtype=np.int64),
+                             "right": np.array([e[1] for e in extra], dtype=np.int64),
+                             "cosine": np.array([cosine[e[:2]] for e in extra], dtype=np.float64)})
         pairs = pd.concat([pairs[["left", "right", "cosine"]], more], ignore_index=True)
         probability = np.r_[probability, [e[2] for e in extra]]
     return pairs, probability

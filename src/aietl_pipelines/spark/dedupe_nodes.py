@@ -156,7 +156,7 @@ class SparkPairNodes:
         rates = (dt.table_rule_rates(prepared, config) if isinstance(prepared, RecordsTable)
                  else steps_for(config).rule_rates(prepared, config))
         model = dt.fit_patterns(patterns, counts, random, names, sizes, config, rule_rates=rates)
-        probability, labelled = (dt.labelled_patterns(*self.on_driver(prepared, vectors), model, patterns, config)
+        probability, labelled = (dt.labelled_patterns(prepared, vectors, model, patterns, config)
                                  if config.labels else (None, pd.DataFrame()))
         scored = dt.with_labels(spark, dt.with_probability(spark, levels, model, patterns, probability), labelled,
                                 len(names))

@@ -241,8 +241,9 @@ def with_probability(spark: Any, levels: Any, model: FellegiSunterModel, pattern
 
 # ---------------------------------------------------------------------------------------------- labelled mode
 
-def labelled_patterns(prepared: pd.DataFrame, vectors: np.ndarray, model: FellegiSunterModel,
-                      patterns: np.ndarray, config: DedupeConfig) -> tuple[np.ndarray, pd.DataFrame]:
+def labelled_patterns(prepared: pd.DataFrame | RecordsTable, vectors: np.ndarray | VectorsTable,
+                      model: FellegiSunterModel, patterns: np.ndarray, config: DedupeConfig
+                      ) -> tuple[np.ndarray, pd.DataFrame]:
     """Labelled mode's driver part (`dedupe.labels`): `scoring.apply_labels` itself, called with the comparison
     patterns as its "pairs' levels" and no candidate pairs. A pair's labelled probability depends only on its
     levels (the labelled model's features are its one-hot levels and EM weight), so the patterns' probabilities
@@ -251,15 +252,50 @@ def labelled_patterns(prepared: pd.DataFrame, vectors: np.ndarray, model: Felleg
 
     Returns the probability of each pattern (the EM model's when the labels do not yet fit a model) and the
     labelled pairs (k, left, right, cosine, match_probability; k = their order). Only the labelled pairs are
-    compared here (a few, on the driver, as in the pandas path)."""
+    compared here (a few, on the driver, as in the pandas path). With the prepare and embed stages' tables: the
+    labelled pairs are compared on Spark (`levels_table`, the whole columns' context, as `pair_levels` over the
+    whole frame) and their cosines computed from their rows' vectors (`VectorsTable.rows`), then
+    `scoring.apply_known_labels` does the rest: only the ids (N values), the labelled records' vectors and
+    levels reach the driver."""
     empty = pd.DataFrame({"left": np.zeros(0, np.int64), "right": np.zeros(0, np.int64), "cosine": np.zeros(0)})
     em = model.probability(patterns) if len(patterns) else np.zeros(0)
-    pairs, probability = scoring.apply_labels(prepared, empty, vectors, patterns, em, model, config)
+    if isinstance(prepared, RecordsTable):
+        pairs, probability = _apply_labels_on_tables(prepared, vectors, patterns, em, model, config, empty)
+    else:
+        pairs, probability = scoring.apply_labels(prepared, empty, vectors, patterns, em, model, config)
     labelled = pd.DataFrame({"k": np.arange(len(pairs), dtype=np.int64),
                              "left": pairs["left"].to_numpy(np.int64), "right": pairs["right"].to_numpy(np.int64),
                              "cosine": pairs["cosine"].to_numpy(np.float64),
                              "match_probability": np.asarray(probability[len(patterns):], dtype=np.float64)})
     return np.asarray(probability[:len(patterns)], dtype=np.float64), labelled
+
+
+def _apply_labels_on_tables(prepared: RecordsTable, vectors: VectorsTable, patterns: np.ndarray, em: np.ndarray,
+                            model: FellegiSunterModel, config: DedupeConfig, empty: pd.DataFrame
+                            ) -> tuple[pd.DataFrame, np.ndarray]:
+    """`scoring.apply_labels` with the labelled pairs compared on the tables (`labelled_patterns`)."""
+    from aietl_pipelines.dedupe import candidates as cand
+    from aietl_pipelines.dedupe import labels as labelled
+    from aietl_pipelines.spark import dedupe as sd
+
+    left, right, truth = labelled.label_positions(config.labels, record_ids(prepared).tolist())
+    if not len(truth):
+        return empty, em
+    rows = np.unique(np.r_[left, right])
+    if vectors.dim:
+        held = vectors.rows(rows)
+        cosine = cand.pair_cosines(held, np.searchsorted(rows, left), np.searchsorted(rows, right))
+    else:
+        cosine = np.full(len(left), np.nan)
+    known = pd.DataFrame({"left": left, "right": right, "cosine": cosine})
+    spark = sd._session()
+    table, names, _, _ = levels_table(spark, prepared, spark.createDataFrame(
+        known.assign(e=np.arange(len(known), dtype=np.int64)), "left long, right long, cosine double, e long"),
+        vectors, config)
+    found = table.select("e", *level_columns(len(names))).toPandas().sort_values("e", kind="stable")
+    dtype = patterns.dtype if len(patterns) else np.int8
+    known_levels = found[level_columns(len(names))].to_numpy().astype(dtype)
+    return scoring.apply_known_labels(known, truth, known_levels, names, empty, patterns, em, model, config)
 
 
 def with_labels(spark: Any, scored: Any, labelled: pd.DataFrame, width: int) -> Any:
@@ -461,7 +497,7 @@ def run(records: Any, config: DedupeConfig) -> SparkDedupeRun:
     patterns, counts = pattern_counts_table(levels, level_columns(len(names)))
     patterns = patterns.astype(dtype)
     model = fit_patterns(patterns, counts, random, names, sizes, config, rule_rates=table_rule_rates(prepared, config))
-    probability, labelled = (labelled_patterns(prepared.frame(), vectors.array(), model, patterns, config)
+    probability, labelled = (labelled_patterns(prepared, vectors, model, patterns, config)
                              if config.labels else (None, pd.DataFrame()))
     scored = with_probability(spark, levels, model, patterns, probability)
     scored = with_labels(spark, scored, labelled, len(names)).localCheckpoint()
