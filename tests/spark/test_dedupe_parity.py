@@ -229,12 +229,21 @@ def test_cluster_table_splits_weak_links_and_caps_as_pandas(spark):
         assert pd.Series(labels).groupby(components).nunique().max() > 1  # components were split: not vacuous
 
 
+def _golden(frame: pd.DataFrame) -> pd.DataFrame:
+    """Golden records sorted by cluster id, member ids as lists."""
+    frame = frame.sort_values("cluster_id", ignore_index=True)
+    return frame.assign(member_ids=frame["member_ids"].map(list), cluster_id=frame["cluster_id"].astype(np.int64),
+                        cluster_size=frame["cluster_size"].astype(np.int64))
+
+
 def test_spark_env_pipeline_keeps_the_pairs_on_spark(spark, sample, tmp_path, monkeypatch, count_collects,
                                                      run_dedupe_pipeline):
-    """`kedro run --env spark --pipeline dedupe`: the engine's pair nodes (`spark/dedupe_nodes.py`) hand the
-    candidate and scored pairs between the nodes as Spark DataFrames, the scored pairs are written by the
-    env's SparkDatasetV2 entry, no pair table is collected (labelled mode aside), and the clusters, model, state
-    and metrics equal the pandas nodes'."""
+    """`kedro run --env spark --pipeline dedupe`: the engine's pair nodes (`spark/dedupe_nodes.py`) read the records
+    as a Spark table (a parquet file pandas wrote: one file, so Spark numbers its rows in the pandas order), hand the
+    prepared records, the candidate and scored pairs between the nodes as Spark tables, the scored pairs and the
+    golden records are written by the env's SparkDatasetV2 entries, no pair table is collected (labelled mode
+    aside), and the clusters, golden records, model, state and metrics (truth mapped by record id) equal the
+    pandas nodes'."""
     from kedro_datasets.spark import SparkDatasetV2
 
     from aietl_pipelines.dedupe.state import load_state, save_state
@@ -247,12 +256,16 @@ def test_spark_env_pipeline_keeps_the_pairs_on_spark(spark, sample, tmp_path, mo
               "use_embeddings": False}  # kNN on Spark: the tests above
     spark_params = {**params, "engine": "spark"}
     assert isinstance(pair_nodes(DedupeConfig(**spark_params)), SparkPairNodes)
-    kept = ("dedupe_candidates", "dedupe_clusters", "dedupe_metrics", "dedupe_state", "dedupe_match_model")
+    kept = ("dedupe_candidates", "dedupe_clusters", "dedupe_metrics", "dedupe_state", "dedupe_match_model",
+            "golden_records")
     pandas_out = run_dedupe_pipeline(records, params, None, kept)
     frame_class = type(spark.range(1))
+    # microsecond timestamps: Spark does not read parquet's nanosecond ones
+    records.to_parquet(tmp_path / "customers.parquet", index=False, coerce_timestamps="us")
+    table = spark.read.parquet(str(tmp_path / "customers.parquet"))
     with monkeypatch.context() as patch:
         counted = count_collects(patch)
-        spark_out = run_dedupe_pipeline(records, spark_params, SparkDatasetV2(
+        spark_out = run_dedupe_pipeline(table, spark_params, SparkDatasetV2(
             filepath=str(tmp_path / "scored_pairs"), file_format="parquet", save_args={"mode": "overwrite"}), kept)
     collected = [columns for columns, _ in counted]
     # candidate / scored pair tables never collected (the state's matches and evidence pairs are, by design)
@@ -280,6 +293,13 @@ def test_spark_env_pipeline_keeps_the_pairs_on_spark(spark, sample, tmp_path, mo
     pd.testing.assert_frame_equal(s_state.prepared, p_state.prepared)
     np.testing.assert_array_equal(s_state.vectors, p_state.vectors)
     np.testing.assert_array_equal(s_state.kth_cosine, p_state.kth_cosine)
+    golden = SparkDatasetV2(filepath=str(tmp_path / "golden"), file_format="parquet", save_args={"mode": "overwrite"})
+    assert isinstance(spark_out["golden_records"], frame_class)  # not collected by the node
+    golden.save(spark_out["golden_records"])  # as conf/spark/catalog.yml's golden_records writes it
+    expected, got = _golden(pandas_out["golden_records"]), _golden(golden.load().toPandas())
+    assert (expected["cluster_size"] > 1).any() and list(got.columns) == list(expected.columns)
+    pd.testing.assert_frame_equal(got, expected, check_dtype=False)
+    assert "f1" in pandas_out["dedupe_metrics"]
     assert spark_out["dedupe_match_model"]["prior"] == pytest.approx(pandas_out["dedupe_match_model"]["prior"], rel=1e-9)
     assert spark_out["dedupe_metrics"].keys() == pandas_out["dedupe_metrics"].keys()
     for key, value in pandas_out["dedupe_metrics"].items():
