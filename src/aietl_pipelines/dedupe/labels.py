@@ -261,11 +261,15 @@ class CandidatePatterns(Protocol):
     that keeps the pairs as tables registers its own (`Steps.label_pairs`, Spark: `dedupe_tables.label_pairs`).
     """
 
-    prepared: pd.DataFrame
+    prepared: pd.DataFrame  # or an engine's table of them (Spark's `RecordsTable`: `SparkLabelPairs`)
     patterns: np.ndarray
     sizes: list[int]
     weight: np.ndarray
     probability: np.ndarray
+
+    def record_ids(self) -> list:
+        """The records' ids in row order (the labels name records by id)."""
+        return self.prepared["record_id"].tolist()
     n_pairs: int
 
     def patterns_of(self, pairs: Sequence[tuple[int, int]]) -> dict[tuple[int, int], int]:
@@ -283,11 +287,15 @@ class CandidatePatterns(Protocol):
 class PatternScores:
     """The fields every `CandidatePatterns` implementation holds (see there), without the pairs."""
 
-    prepared: pd.DataFrame
+    prepared: pd.DataFrame  # or an engine's table of them (Spark's `RecordsTable`: `SparkLabelPairs`)
     patterns: np.ndarray
     sizes: list[int]
     weight: np.ndarray
     probability: np.ndarray
+
+    def record_ids(self) -> list:
+        """The records' ids in row order (the labels name records by id)."""
+        return self.prepared["record_id"].tolist()
 
 
 @dataclass

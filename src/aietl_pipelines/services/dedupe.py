@@ -102,7 +102,7 @@ def train_dedupe_with_labels(records: pd.DataFrame | Iterable[Mapping[str, Any]]
     patterns, sizes, weight = found.patterns, found.sizes, found.weight
     shown = frame.reset_index(drop=True)
     columns = [id_column, *(config.structured_fields() or [config.text_column])]
-    ids = found.prepared["record_id"].tolist()
+    ids = found.record_ids()
     labels = list(config.labels)
     known_l, known_r, known_y = labelled.label_positions(labels, ids)
     known = [(min(a, b), max(a, b)) for a, b in zip(known_l.tolist(), known_r.tolist(), strict=True)]

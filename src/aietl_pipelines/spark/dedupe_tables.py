@@ -561,6 +561,10 @@ class SparkLabelPairs(PatternScores):
     pairs: Any
     spark: Any
 
+    def record_ids(self) -> list:
+        """The ids of the prepared table, in row order (N values)."""
+        return record_ids(self.prepared).tolist()
+
     def _key(self) -> Any:
         from pyspark.sql import functions as F
 
@@ -599,7 +603,8 @@ class SparkLabelPairs(PatternScores):
 
 def label_pairs(records: pd.DataFrame, config: DedupeConfig) -> Any:
     """`train_dedupe_with_labels`' candidate pairs for `dedupe.engine: spark` (`Steps.label_pairs`): the run of
-    `run` up to the EM model (prepare, embed, `candidate_table`, `levels_table`, `random_levels`), the comparison
+    `run` up to the EM model (`prepare_table`, `embed_table`, `candidate_table`, `levels_table`, `random_levels`: the
+    records and vectors kept as tables; the ids (N values) collected for the labels), the comparison
     patterns counted on Spark with each pattern's first pair (only the pattern table, P rows, reaches the driver)
     and put in the pandas engine's order, the model fitted on them (`fit_patterns`) and the pairs kept as a Spark
     table (left, right, pattern). Each question is then one Spark job (`SparkLabelPairs.next_pair`, one row
@@ -608,13 +613,13 @@ def label_pairs(records: pd.DataFrame, config: DedupeConfig) -> Any:
 
     from aietl_pipelines.dedupe import labels as labelled
     from aietl_pipelines.spark import dedupe as sd
+    from aietl_pipelines.spark.dedupe_records import embed_table, prepare_table
 
     if len(records) < 2:
         return labelled.pandas_candidates(records, config)
     spark = sd._session()
-    steps = sd.spark_steps()
-    prepared = steps.prepare(records, config)
-    vectors = steps.embed(prepared, config)
+    prepared = prepare_table(records, config)  # the records and vectors stay Spark tables (`run`)
+    vectors = embed_table(prepared, config)
     pairs, _ = candidate_table(spark, prepared, vectors, config)
     levels, names, sizes, dtype = levels_table(spark, prepared, pairs, vectors, config)
     random = random_levels(spark, prepared, vectors, config, len(names), dtype)
@@ -624,7 +629,7 @@ def label_pairs(records: pd.DataFrame, config: DedupeConfig) -> Any:
              .toPandas().sort_values("first", ignore_index=True))  # scoring.level_patterns' order
     patterns = table[cols].to_numpy().astype(dtype)
     counts = table["n"].to_numpy(np.float64)
-    model = fit_patterns(patterns, counts, random, names, sizes, config, rule_rates=steps.rule_rates(prepared, config))
+    model = fit_patterns(patterns, counts, random, names, sizes, config, rule_rates=table_rule_rates(prepared, config))
     ids = pd.DataFrame(patterns.astype(np.int32), columns=cols).assign(g=np.arange(len(patterns), dtype=np.int64))
     keyed = levels.join(F.broadcast(spark.createDataFrame(ids)), cols).select("left", "right", "g").localCheckpoint()
     return SparkLabelPairs(prepared, patterns, list(sizes), model.match_weight(patterns), model.probability(patterns),
