@@ -127,6 +127,16 @@ def test_free_text_on_spark_equals_pandas(spark, monkeypatch):
     assert clusters["cluster_id"].nunique() < len(prepared)
 
 
+def _assert_table_run_equals(result, pandas_run: engine.DedupeResult) -> None:
+    """The table run's pairs (sorted), probabilities (to 1e-9) and clusters are the pandas run's."""
+    pairs = result.pairs.select("left", "right", "match_probability").toPandas().sort_values(
+        ["left", "right"], ignore_index=True)
+    np.testing.assert_array_equal(pairs[["left", "right"]].to_numpy(), pandas_run.pairs[["left", "right"]].to_numpy())
+    np.testing.assert_allclose(pairs["match_probability"].to_numpy(),
+                               pandas_run.pairs["match_probability"].to_numpy(), rtol=1e-9, atol=1e-12)
+    pd.testing.assert_frame_equal(result.clusters, pandas_run.clusters)
+
+
 def test_table_run_keeps_the_pairs_on_spark(spark, sample, monkeypatch, count_collects):
     """`dedupe_tables.run` with the `dedupe` parameters of `kedro run --env spark` (conf/spark switches only the
     engine): the pandas engine's pairs, probabilities and clusters, with the prepared records, their vectors, the
@@ -157,12 +167,7 @@ def test_table_run_keeps_the_pairs_on_spark(spark, sample, monkeypatch, count_co
     assert not any(fields & set(columns) and rows > 2 for columns, rows in collected)  # nor records nor vectors
 
     pandas_run = engine.run(records, config)
-    pairs = result.pairs.select("left", "right", "match_probability").toPandas().sort_values(
-        ["left", "right"], ignore_index=True)
-    np.testing.assert_array_equal(pairs[["left", "right"]].to_numpy(), pandas_run.pairs[["left", "right"]].to_numpy())
-    np.testing.assert_allclose(pairs["match_probability"].to_numpy(),
-                               pandas_run.pairs["match_probability"].to_numpy(), rtol=1e-9, atol=1e-12)
-    pd.testing.assert_frame_equal(result.clusters, pandas_run.clusters)
+    _assert_table_run_equals(result, pandas_run)
     truth = records.set_index("record_id")["true_cluster_id"]
     assert pairwise_scores(result.clusters["cluster_id"].to_numpy(),
                            result.clusters["record_id"].map(truth).to_numpy())["f1"] > 0.8
@@ -187,12 +192,7 @@ def test_table_run_reads_a_spark_table_of_free_text(spark, tmp_path, monkeypatch
     pandas_run = engine.run(records, config)
     assert pandas_run.metrics["n_dropped_blocks"] > 0  # segment blocks above the cap: the skew path ran
     assert result.metrics["n_dropped_blocks"] == pandas_run.metrics["n_dropped_blocks"]
-    pairs = result.pairs.select("left", "right", "match_probability").toPandas().sort_values(
-        ["left", "right"], ignore_index=True)
-    np.testing.assert_array_equal(pairs[["left", "right"]].to_numpy(), pandas_run.pairs[["left", "right"]].to_numpy())
-    np.testing.assert_allclose(pairs["match_probability"].to_numpy(),
-                               pandas_run.pairs["match_probability"].to_numpy(), rtol=1e-9, atol=1e-12)
-    pd.testing.assert_frame_equal(result.clusters, pandas_run.clusters)
+    _assert_table_run_equals(result, pandas_run)
     assert pandas_run.clusters["cluster_id"].nunique() < len(records)  # duplicates merged: not vacuous
 
 

@@ -63,44 +63,43 @@ class DedupeResult:
     metrics: dict[str, float] = field(default_factory=dict)  # dropped blocks, split components
 
 
+class _OnRead:
+    """A frame attribute given as a value or built by a function on its first read (`PairsOnRead`)."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.slot = f"_{name}"
+
+    def __get__(self, obj: Any, owner: type | None = None) -> Any:
+        if obj is None:
+            return self
+        value = obj.__dict__.get(self.slot)
+        if callable(value):
+            value = value()
+            obj.__dict__[self.slot] = value
+        return value
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        obj.__dict__[self.slot] = value
+
+
 class PairsOnRead(DedupeResult):
     """A `DedupeResult` whose `pairs` frame is built by `collect()` on first read: an engine that keeps the pairs
     as its own tables (Spark) returns this, so that a caller that never reads `pairs` (the service reads the
     clusters) never brings them to the driver. `pair_table` is the engine's table of the pairs. `prepared` may be
     given as a function too (the engine keeps the prepared records as a table): called on its first read."""
 
+    prepared = _OnRead()  # type: ignore[assignment]
+    pairs = _OnRead()  # type: ignore[assignment]
+
     def __init__(self, prepared: pd.DataFrame | Callable[[], pd.DataFrame], collect: Callable[[], pd.DataFrame],
                  clusters: pd.DataFrame, model: FellegiSunterModel, state: DedupeState | None = None,
                  metrics: dict[str, float] | None = None, pair_table: Any = None) -> None:
-        self._collect: Callable[[], pd.DataFrame] | None = collect
-        self._collect_prepared = prepared if callable(prepared) else None
-        super().__init__(None if callable(prepared) else prepared, None, clusters, model, state,  # type: ignore[arg-type]
-                         metrics or {})
+        super().__init__(prepared, collect, clusters, model, state, metrics or {})  # type: ignore[arg-type]
         self.pair_table = pair_table
-
-    @property  # type: ignore[override]
-    def prepared(self) -> pd.DataFrame:
-        if self._prepared is None and self._collect_prepared is not None:
-            self._prepared, self._collect_prepared = self._collect_prepared(), None
-        return self._prepared
-
-    @prepared.setter
-    def prepared(self, value: pd.DataFrame | None) -> None:
-        self._prepared = value
-
-    @property  # type: ignore[override]
-    def pairs(self) -> pd.DataFrame:
-        if self._pairs is None and self._collect is not None:
-            self._pairs, self._collect = self._collect(), None
-        return self._pairs
-
-    @pairs.setter
-    def pairs(self, value: pd.DataFrame | None) -> None:
-        self._pairs = value
 
     def __repr__(self) -> str:  # the dataclass repr would read (collect) the pairs
         return (f"PairsOnRead(records={len(self.clusters)}, clusters={self.clusters['cluster_id'].nunique()}, "
-                f"pairs={'collected' if self._collect is None else 'not collected'})")
+                f"pairs={'not collected' if callable(self.__dict__.get('_pairs')) else 'collected'})")
 
 
 def run(records: pd.DataFrame, config: DedupeConfig, keep_state: bool = False) -> DedupeResult:

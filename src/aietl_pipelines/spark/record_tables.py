@@ -22,8 +22,22 @@ import numpy as np
 import pandas as pd
 
 
+class _TableHandle:
+    """What both handles share: `len()` is the number of records; a deep copy is the handle itself."""
+
+    n: int
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __deepcopy__(self, memo: dict) -> Any:
+        """The handle itself: its Spark table is immutable (a Kedro `MemoryDataset` deep-copies what it does not
+        know, and assigns Spark DataFrames for this reason)."""
+        return self
+
+
 @dataclass
-class RecordsTable:
+class RecordsTable(_TableHandle):
     """Prepared records on Spark (`dedupe_records.prepare_table`).
 
     `table`: `__row` long (0..n-1, the input order) and `columns` (strings; the `sets` columns as sorted
@@ -34,14 +48,6 @@ class RecordsTable:
     columns: list[str]
     sets: list[str]
     n: int
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __deepcopy__(self, memo: dict) -> Any:
-        """The handle itself: its Spark table is immutable (a Kedro `MemoryDataset` deep-copies what it does not
-        know, and assigns Spark DataFrames for this reason)."""
-        return self
 
     def frame(self, rows: np.ndarray | list[int] | None = None) -> pd.DataFrame:
         """Rows of the prepared frame (all when `rows` is None; else those rows, in the order given) as
@@ -78,20 +84,12 @@ class RecordsTable:
 
 
 @dataclass
-class VectorsTable:
+class VectorsTable(_TableHandle):
     """Record vectors on Spark (row long, vector binary: the row's float32 values, little-endian bytes)."""
 
     table: Any
     n: int
     dim: int
-
-    def __len__(self) -> int:
-        return self.n
-
-    def __deepcopy__(self, memo: dict) -> Any:
-        """The handle itself: its Spark table is immutable (a Kedro `MemoryDataset` deep-copies what it does not
-        know, and assigns Spark DataFrames for this reason)."""
-        return self
 
     @property
     def shape(self) -> tuple[int, int]:
