@@ -13,6 +13,9 @@ TEST_CONF = {
     # faster JVM start for short test jobs (tiered JIT level 1, serial GC)
     "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
     "spark.driver.memory": "2g",
+    # as conf/spark/spark.yml: pandas' nanosecond timestamps to microseconds as classic Spark converts them (else
+    # createDataFrame warns and falls back to the slow path without Arrow)
+    "spark.sql.execution.pandas.convertToArrowArraySafely": "false",
 }
 
 
