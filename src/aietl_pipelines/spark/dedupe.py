@@ -87,28 +87,23 @@ def _session() -> Any:
 
 # ---------------------------------------------------------------------------------------------- candidates
 
-def _keyed_records(spark: Any, prepared: pd.DataFrame, rules: list[list[str]]) -> Any:
-    """(rule, key, row, text): one row per record and rule whose columns are all present.
+def _keyed_records(spark: Any, prepared: Any, rules: list[list[str]]) -> Any:
+    """(rule, key, row, text): one row per record and rule whose columns are all present, from the records table
+    (`record_tables.records_table`).
 
-    Key values are made strings on the driver with pandas' `astype(str)`, exactly as the pandas path keys its
-    blocks; the columns of a rule are joined with \\x1f (as `pairs.oversized_blocks` does)."""
+    The prepared columns are strings, so their values are the keys pandas' `astype(str)` makes for the pandas
+    path's blocks (a missing `__text` is "None" there); the columns of a rule are joined with \x1f (as
+    `pairs.oversized_blocks` does)."""
     from pyspark.sql import functions as F
 
-    from aietl_pipelines.spark.record_tables import RecordsTable
+    from aietl_pipelines.spark.record_tables import records_table
 
+    prepared = records_table(spark, prepared)
     columns = sorted({c for rule in rules for c in rule})
     alias = {c: f"c{i}" for i, c in enumerate(columns)}
-    if isinstance(prepared, RecordsTable):  # prepared columns are strings: astype(str) keeps them; None is "None"
-        text = F.coalesce(F.col("__text"), F.lit("None")) if "__text" in prepared.columns else F.lit("")
-        records = prepared.table.select(F.col("__row").alias("row"), *[F.col(f"`{c}`").alias(alias[c]) for c in columns],
-                                        text.alias("text"))
-    else:
-        frame = pd.DataFrame({"row": np.arange(len(prepared), dtype=np.int64)})
-        for c in columns:
-            values = prepared[c]
-            frame[alias[c]] = values.astype(str).where(values.notna(), None).astype(object)
-        frame["text"] = (prepared["__text"].astype(str).to_numpy() if "__text" in prepared.columns else "")
-        records = spark.createDataFrame(frame)
+    text = F.coalesce(F.col("__text"), F.lit("None")) if "__text" in prepared.columns else F.lit("")
+    records = prepared.table.select(F.col("__row").alias("row"), *[F.col(f"`{c}`").alias(alias[c]) for c in columns],
+                                    text.alias("text"))
     parts = []
     for r, rule in enumerate(rules):
         cols = [F.col(alias[c]) for c in rule]
@@ -123,7 +118,7 @@ def _keyed_records(spark: Any, prepared: pd.DataFrame, rules: list[list[str]]) -
     return out
 
 
-def blocking_pairs(spark: Any, prepared: pd.DataFrame, rules: list[list[str]], max_block_size: int,
+def blocking_pairs(spark: Any, prepared: Any, rules: list[list[str]], max_block_size: int,
                    window: int, new_from: int | None = None) -> tuple[Any, dict[str, float]]:
     """Spark DataFrame (left, right) of the blocking pairs (left < right, maybe repeated across rules), and the
     oversized-block counts (`pairs.oversized_blocks`' keys).
@@ -184,7 +179,7 @@ def keyed_blocking_pairs(keyed: Any, max_block_size: int, window: int, new_from:
     return ordered, report
 
 
-def segment_pairs(spark: Any, prepared: pd.DataFrame, config: DedupeConfig, new_from: int | None = None,
+def segment_pairs(spark: Any, prepared: Any, config: DedupeConfig, new_from: int | None = None,
                   report: dict[str, float] | None = None) -> Any:
     """Free text: `pairs.segment_pairs` on Spark (each text segment a blocking key, joined as `blocking_pairs`
     does), as a DataFrame (left, right) of record rows; None when the records have no segments. With `new_from`,
@@ -192,30 +187,18 @@ def segment_pairs(spark: Any, prepared: pd.DataFrame, config: DedupeConfig, new_
     segments' oversized blocks are added to it (`blocking_pairs`' counts)."""
     from pyspark.sql import functions as F
 
-    from aietl_pipelines.spark.record_tables import RecordsTable
+    from aietl_pipelines.spark.record_tables import records_table
 
-    if isinstance(prepared, RecordsTable):  # each (record, segment) keyed by the record's row itself
-        if "segments" not in prepared.columns:
-            return None
-        keyed = prepared.table.select(F.lit(0).alias("rule"), F.explode("segments").alias("key"),
-                                      F.col("__row").alias("row"), F.coalesce(F.col("__text"), F.lit("None")).alias("text"))
-        found, counted = keyed_blocking_pairs(keyed, config.max_block_size, config.block_window, new_from=new_from)
-        _add_counts(report, counted)
-        return found.where(F.col("left") != F.col("right"))
-    keys = pairing._segment_keys(prepared)
-    if keys.empty:
+    prepared = records_table(spark, prepared)
+    if "segments" not in prepared.columns:
         return None
-    # the (record, segment) rows are in record order: the new records' rows are those from this position on
-    first = None if new_from is None else int(np.searchsorted(keys["row"].to_numpy(), new_from))
-    found, counted = blocking_pairs(spark, keys, [["segment"]], config.max_block_size, config.block_window,
-                                    new_from=first)
+    # each (record, segment) keyed by the record's row itself: the same blocks as the pandas path's (record,
+    # segment) rows, in which a record holds a segment once
+    keyed = prepared.table.select(F.lit(0).alias("rule"), F.explode("segments").alias("key"),
+                                  F.col("__row").alias("row"), F.coalesce(F.col("__text"), F.lit("None")).alias("text"))
+    found, counted = keyed_blocking_pairs(keyed, config.max_block_size, config.block_window, new_from=new_from)
     _add_counts(report, counted)
-    rows = spark.createDataFrame(pd.DataFrame({"k": np.arange(len(keys), dtype=np.int64),
-                                               "row": keys["row"].to_numpy(np.int64)}))
-    a, b = rows.alias("a"), rows.alias("b")
-    records = (found.join(a, F.col("left") == F.col("a.k")).join(b, F.col("right") == F.col("b.k"))
-               .select(F.col("a.row").alias("x"), F.col("b.row").alias("y")).where(F.col("x") != F.col("y")))
-    return records.select(F.least("x", "y").alias("left"), F.greatest("x", "y").alias("right"))
+    return found.where(F.col("left") != F.col("right"))
 
 
 def _add_counts(report: dict[str, float] | None, counted: dict[str, float]) -> None:
@@ -246,10 +229,6 @@ def vectors_table(spark: Any, vectors: np.ndarray) -> Any:
     bytes), materialised on the executors (local checkpoint), built once per array: the table registered for this
     array (`register_vectors_table`, e.g. by the embed step) or a new one shipped from it (`createDataFrame`,
     never a broadcast)."""
-    from aietl_pipelines.spark.record_tables import VectorsTable
-
-    if isinstance(vectors, VectorsTable):  # the embed stage's table (`dedupe_records.embed_table`)
-        return vectors.table
     found = _TABLES.get(id(vectors))
     if found is not None and found[0]() is vectors and found[1].sparkSession is spark:
         return found[1]
@@ -621,18 +600,15 @@ def _ivf_best(spark: Any, vectors: np.ndarray, k: int, config: DedupeConfig, tab
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    from aietl_pipelines.spark.record_tables import VectorsTable
+    from aietl_pipelines.spark.record_tables import vectors_of
 
+    vectors = vectors_of(spark, vectors)
     n = len(vectors)
     n_lists = max(1, n // config.knn_list_size)
     probes = min(config.knn_probes, n_lists)
     low = cand.bf16_matmul_is_fast()  # the products in the pandas index's precision, so the same lists are met
-    with torch.inference_mode():
-        if isinstance(vectors, VectorsTable):  # the sample's rows fetched from the table
-            centroids = cand._spherical_kmeans(vectors, n_lists, 8, 0, rows_of=vectors.rows)
-        else:
-            centroids = cand._spherical_kmeans(torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32)),
-                                               n_lists, 8, 0)
+    with torch.inference_mode():  # fitted on the sample's rows, fetched from the table
+        centroids = cand._spherical_kmeans(vectors, n_lists, 8, 0, rows_of=vectors.rows)
     shared = share(spark, centroids.numpy())
 
     dim = vectors.shape[1]
@@ -671,7 +647,7 @@ def _ivf_best(spark: Any, vectors: np.ndarray, k: int, config: DedupeConfig, tab
                             "cosine": exact.numpy().reshape(-1).astype(np.float64)})
         return out[out["sim"] > -1.5]
 
-    table = vectors_table(spark, vectors) if table is None else table
+    table = vectors.table if table is None else table
     schema = "row long, rank int, list long, vector binary"
     try:
         routed = table.select("row", "vector").mapInPandas(assign, schema)

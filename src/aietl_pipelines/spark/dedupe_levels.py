@@ -77,35 +77,22 @@ def _units(kind: str, value: Any) -> Any:
 _CACHE: list[tuple[Any, tuple, PreparedTable]] = []  # the last table built: (weakref to the frame, key, table)
 
 
-def prepared_table(spark: Any, prepared: pd.DataFrame, config: DedupeConfig) -> PreparedTable:
-    """The prepared records as a Spark table with their words' and values' counts (module docstring), kept for the
-    last `prepared` frame asked for (the candidate and the random pairs of a run read the same table)."""
+def prepared_table(spark: Any, prepared: Any, config: DedupeConfig) -> PreparedTable:
+    """The prepared records (`record_tables.records_table` of a frame or table) with their words' and values'
+    counts (module docstring), kept for the last records table asked for (the candidate and the random pairs of a
+    run read the same table)."""
     from pyspark.sql import functions as F
 
-    from aietl_pipelines.spark.record_tables import RecordsTable, comparison_kinds
+    from aietl_pipelines.spark.record_tables import comparison_kinds, records_table
 
+    prepared = records_table(spark, prepared)
     kinds = comparison_kinds(config, prepared)
     key = (id(spark), tuple(kinds.items()), tuple(prepared.columns), len(prepared))
     if _CACHE and _CACHE[0][0]() is prepared and _CACHE[0][1] == key:
         return _CACHE[0][2]
     columns = [*kinds, *(["__original"] if "__original" in prepared.columns else [])]
-    if isinstance(prepared, RecordsTable):  # the prepare stage's table: its columns as they are
-        sets = [c for c in kinds if c in prepared.sets]
-        records = prepared.table.select("__row", *[F.col(f"`{c}`") for c in columns])
-    else:
-        sets = [c for c in kinds if any(isinstance(v, frozenset) for v in prepared[c].tolist())]
-        frame = pd.DataFrame({"__row": np.arange(len(prepared), dtype=np.int64)})
-        for c in columns:
-            values = prepared[c].tolist()
-            if c in sets:  # Arrow has no sets: sorted lists, as the Spark prepare writes them
-                frame[c] = pd.Series([sorted(v) if v is not None else None for v in values], dtype=object)
-            elif c == "__original":  # None, or NaN after a pandas concat: not a string, not read
-                frame[c] = pd.Series([v if isinstance(v, str) else None for v in values], dtype=object)
-            else:
-                frame[c] = pd.Series(values, dtype=object)
-        schema = ", ".join(["`__row` long",
-                            *[f"`{c}` {'array<string>' if c in sets else 'string'}" for c in columns]])
-        records = spark.createDataFrame(frame, schema)  # from the driver's memory: no need to materialise it
+    sets = [c for c in kinds if c in prepared.sets]
+    records = prepared.table.select("__row", *[F.col(f"`{c}`") for c in columns])
     counted = {f: k for f, k in kinds.items() if k in INDEX_KINDS or k in compare.TF_KINDS}
 
     def explode(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
@@ -146,15 +133,12 @@ def prepared_table(spark: Any, prepared: pd.DataFrame, config: DedupeConfig) -> 
     return table
 
 
-def level_names(prepared: pd.DataFrame, vectors: np.ndarray, kinds: dict[str, str], config: DedupeConfig
+def level_names(prepared: Any, vectors: Any, kinds: dict[str, str], config: DedupeConfig
                 ) -> tuple[list[str], list[int], np.dtype]:
     """The comparison names, level counts and level dtype of `scoring.pair_levels` for these kinds (one pair of
-    the first two records compared on the driver)."""
-    from aietl_pipelines.spark.record_tables import RecordsTable
-
+    the first two records of the `RecordsTable` compared on the driver)."""
     columns = [c for c in [*kinds, "__original"] if c in prepared.columns]
-    few = prepared.head(2) if isinstance(prepared, RecordsTable) else prepared
-    few = few[columns].iloc[:2].reset_index(drop=True)
+    few = prepared.head(2)[columns].reset_index(drop=True)
     one = pd.DataFrame({"left": [0], "right": [min(1, len(few) - 1)], "cosine": [0.0]})
     probe, names, sizes = scoring.pair_levels(few, one, np.zeros((0, vectors.shape[1]), np.float32),
                                               twin_config(config, kinds))

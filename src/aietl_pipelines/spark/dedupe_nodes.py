@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from aietl_pipelines.dedupe.config import DedupeConfig
-from aietl_pipelines.spark.record_tables import RecordsTable
+from aietl_pipelines.spark.record_tables import RecordsTable, records_table
 
 
 def _session() -> Any:
@@ -64,10 +64,10 @@ class SparkPairNodes:
         """`dedupe_records.embed_table` of a prepared table (a `VectorsTable`); the Spark `embed` step of a frame."""
         from aietl_pipelines.spark.dedupe import spark_steps
         from aietl_pipelines.spark.dedupe_records import embed_table
-        from aietl_pipelines.spark.record_tables import RecordsTable
 
-        return embed_table(prepared, config) if isinstance(prepared, RecordsTable) else spark_steps().embed(prepared,
-                                                                                                            config)
+        if isinstance(prepared, RecordsTable):
+            return embed_table(prepared, config)
+        return spark_steps().embed(prepared, config)
 
     @staticmethod
     def on_driver(prepared: Any, vectors: Any) -> tuple[pd.DataFrame, np.ndarray]:
@@ -83,14 +83,13 @@ class SparkPairNodes:
         them written by the executors); its matches and evidence pairs collected (O(matches)) and named by id
         (`dedupe_tables.record_ids`: the ids, N values)."""
         from aietl_pipelines.dedupe.state import DedupeState, evidence_pairs
-        from aietl_pipelines.spark.dedupe_tables import record_ids
 
         pairs, probability = self.evidence(prepared, scored, config)
         if not isinstance(prepared, RecordsTable):
             from aietl_pipelines.dedupe.state import build_state
 
             return build_state(prepared, vectors, pairs, probability, model, config, knn_radius)
-        ids = pd.DataFrame({"record_id": record_ids(prepared)})
+        ids = pd.DataFrame({"record_id": prepared.record_ids})
         matches = evidence_pairs(ids, pairs, probability, config.match_threshold)
         return DedupeState(prepared, vectors, knn_radius, matches, model)
 
@@ -140,7 +139,6 @@ class SparkPairNodes:
               ) -> tuple[Any, dict[str, Any]]:
         from pyspark.sql import functions as F
 
-        from aietl_pipelines.dedupe.steps import steps_for
         from aietl_pipelines.spark import dedupe_tables as dt
         from aietl_pipelines.spark.patterns import pattern_counts_table
 
@@ -153,17 +151,14 @@ class SparkPairNodes:
         random = dt.random_levels(spark, prepared, vectors, config, len(names), dtype)
         patterns, counts = pattern_counts_table(levels, cols)
         patterns = patterns.astype(dtype)
-        rates = (dt.table_rule_rates(prepared, config) if isinstance(prepared, RecordsTable)
-                 else steps_for(config).rule_rates(prepared, config))
-        model = dt.fit_patterns(patterns, counts, random, names, sizes, config, rule_rates=rates)
+        model = dt.fit_patterns(patterns, counts, random, names, sizes, config,
+                                rule_rates=dt.table_rule_rates(prepared, config))
         probability, labelled = (dt.labelled_patterns(prepared, vectors, model, patterns, config)
                                  if config.labels else (None, pd.DataFrame()))
         scored = dt.with_labels(spark, dt.with_probability(spark, levels, model, patterns, probability), labelled,
                                 len(names))
-        ids = (prepared.table.select(F.col("__row").alias("row"), F.col("record_id").alias("rid"))
-               if isinstance(prepared, RecordsTable) else
-               spark.createDataFrame(pd.DataFrame({"row": np.arange(len(prepared), dtype=np.int64),
-                                                   "rid": prepared["record_id"].to_numpy()})))
+        ids = records_table(spark, prepared).table.select(F.col("__row").alias("row"),
+                                                          F.col("record_id").alias("rid"))
         scored = (scored.join(ids.withColumnRenamed("row", "left").withColumnRenamed("rid", "left_id"), "left")
                   .join(ids.withColumnRenamed("row", "right").withColumnRenamed("rid", "right_id"), "right"))
         kind = _spark_type(dtype)
@@ -246,28 +241,28 @@ class SparkPairNodes:
 
     @staticmethod
     def golden(records: Any, clusters: pd.DataFrame, config: DedupeConfig) -> Any:
-        """The golden records as a Spark DataFrame (`dedupe_records.golden_table`), from the records (a pandas
-        frame: its row order; a Spark DataFrame: `record_tables.numbered`'s order, the order `prepare_table`
-        numbers) joined with the clusters by the id written as text; the catalog writes it (conf/spark)."""
+        """The golden records as a Spark DataFrame (`dedupe_records.golden_table`), from the records (a pandas frame
+        or a Spark DataFrame) joined with the clusters by the id written as text; each record's place in the input
+        (which breaks survivorship's ties) is its row in the clusters frame, which is in the prepared records' order
+        (a Spark input: `record_tables.numbered`'s, as `prepare_table` numbered it). The catalog writes it."""
         from pyspark.sql import functions as F
 
         from aietl_pipelines.pipelines.dedupe.nodes import golden_inputs
         from aietl_pipelines.spark.dedupe_records import golden_table
-        from aietl_pipelines.spark.record_tables import numbered
 
         spark = _session()
         fields, keep = golden_inputs(list(records.columns), config)
         ids = config.id_column
         if isinstance(records, pd.DataFrame):
             frame = records[keep].reset_index(drop=True)
-            frame[ids] = frame[ids].astype(str)
-            table = spark.createDataFrame(frame.assign(__row=np.arange(len(frame), dtype=np.int64)))
+            table = spark.createDataFrame(frame.assign(**{ids: frame[ids].astype(str)}))
         else:
-            table = numbered(records.select(*[F.col(f"`{c}`") for c in keep]))
-            table = table.withColumn(ids, F.col(f"`{ids}`").cast("string"))
+            table = records.select(*[F.col(f"`{c}`") for c in keep]).withColumn(ids, F.col(f"`{ids}`").cast("string"))
         members = spark.createDataFrame(
             pd.DataFrame({"__id": clusters["record_id"].astype(str).to_numpy(),
-                          "__cluster": clusters["cluster_id"].to_numpy(np.int64)}), "__id string, __cluster long")
+                          "__cluster": clusters["cluster_id"].to_numpy(np.int64),
+                          "__row": np.arange(len(clusters), dtype=np.int64)}),
+            "__id string, __cluster long, __row long")
         joined = table.join(members, F.col(f"`{ids}`") == F.col("__id")).drop("__id")
         return golden_table(joined, fields, ids, config.survivorship, len(clusters))
 

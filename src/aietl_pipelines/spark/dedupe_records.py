@@ -39,7 +39,7 @@ from aietl_pipelines.dedupe import prepare as preparing
 from aietl_pipelines.dedupe.config import DedupeConfig
 from aietl_pipelines.dedupe.survivorship import build_golden_records
 from aietl_pipelines.errors import AietlInputError
-from aietl_pipelines.spark.record_tables import RecordsTable, VectorsTable, numbered
+from aietl_pipelines.spark.record_tables import RecordsTable, VectorsTable, no_vectors, numbered
 from aietl_pipelines.spark.session import parallelism, share
 
 #: Records prepared per Spark task (one slice, one pandas call).
@@ -361,8 +361,7 @@ def embed_table(prepared: RecordsTable, config: DedupeConfig) -> VectorsTable:
 
     spark = prepared.table.sparkSession
     if not config.use_embeddings:
-        empty = spark.range(prepared.n).select(F.col("id").alias("row"), F.lit("").cast("binary").alias("vector"))
-        return VectorsTable(empty, prepared.n, 0)
+        return no_vectors(spark, prepared.n)
     values = _values_table(prepared, config).localCheckpoint()  # row, pos, key, text
     distinct = values.select("key", "text").dropDuplicates(["key"]).localCheckpoint()  # each value once
     with tempfile.TemporaryDirectory(prefix="aietl-embed-") as scratch:

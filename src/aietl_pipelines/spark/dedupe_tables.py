@@ -58,7 +58,12 @@ from aietl_pipelines.dedupe.labels import PatternScores
 from aietl_pipelines.dedupe.score import FellegiSunterModel, fit_model
 from aietl_pipelines.dedupe.textparse import TEXT_RELATED
 from aietl_pipelines.errors import AietlInputError
-from aietl_pipelines.spark.record_tables import RecordsTable, VectorsTable
+from aietl_pipelines.spark.record_tables import (
+    RecordsTable,
+    VectorsTable,
+    records_table,
+    vectors_of,
+)
 from aietl_pipelines.spark.session import parallelism
 
 logger = logging.getLogger(__name__)
@@ -83,12 +88,14 @@ def candidate_table(spark: Any, prepared: pd.DataFrame | RecordsTable, vectors: 
     on left and right (`pair_cosines_table`). Equal k-th similarities are broken by the lower row, where the
     pandas search keeps the tied rows `torch.topk` happens to return (docs/spark.md, "Vectors as a table").
 
-    `prepared` / `vectors`: the driver's frame and array, or the prepare and embed stages' Spark tables
-    (`record_tables`). `report`: the oversized blocks' counts are put in it (`pairs.oversized_blocks`' keys)."""
+    `prepared` / `vectors`: the prepare and embed stages' Spark tables, or a frame and an array (the `Steps`
+    adapters': shipped once, `record_tables.records_table` / `vectors_of`). `report`: the oversized blocks' counts
+    are put in it (`pairs.oversized_blocks`' keys)."""
     from pyspark.sql import functions as F
 
     from aietl_pipelines.spark import dedupe as sd
 
+    prepared, vectors = records_table(spark, prepared), vectors_of(spark, vectors)
     n = len(prepared)
     rules = pairing.blocking_rules(prepared, config)
     found, counted = sd.blocking_pairs(spark, prepared, rules, config.max_block_size, config.block_window)
@@ -101,7 +108,7 @@ def candidate_table(spark: Any, prepared: pd.DataFrame | RecordsTable, vectors: 
     kth = np.full(n, np.inf)
     k = min(config.knn_k, n - 1)
     dim = vectors.shape[1]
-    table = sd.vectors_table(spark, vectors) if dim else None
+    table = vectors.table if dim else None
     if dim and k > 0:
         from aietl_pipelines.embeddings import resolve_device
 
@@ -114,7 +121,7 @@ def candidate_table(spark: Any, prepared: pd.DataFrame | RecordsTable, vectors: 
             kth[radius["row"].to_numpy()] = radius["kth"].to_numpy(dtype=np.float64)
         else:
             if method not in ("auto", "partitioned"):
-                cand.nearest_neighbours(vectors[:2], 1, method)  # the pandas path's error for a bad knn_method
+                cand.nearest_neighbours(np.zeros((2, 1), np.float32), 1, method)  # the pandas error: bad knn_method
             neighbours = sd._ivf_best(spark, vectors, k, config, table)
             radius = neighbours.groupBy("row").agg(F.min("cosine").alias("kth"),
                                                    F.count(F.lit(1)).alias("met")).toPandas()  # N rows
@@ -148,7 +155,8 @@ def oversized_table(spark: Any, prepared: pd.DataFrame | RecordsTable, config: D
 
 # ---------------------------------------------------------------------------------------------- comparisons
 
-def levels_table(spark: Any, prepared: pd.DataFrame, pairs: Any, vectors: np.ndarray, config: DedupeConfig,
+def levels_table(spark: Any, prepared: pd.DataFrame | RecordsTable, pairs: Any, vectors: np.ndarray | VectorsTable,
+                 config: DedupeConfig,
                  pairs_per_task: int | None = None) -> tuple[Any, list[str], list[int], np.dtype]:
     """The pairs table (left, right, cosine and any other columns) with the comparison levels l0..lk added by
     `scoring.pair_levels`, materialised; the comparison names, level counts and the level dtype of the pandas path.
@@ -160,6 +168,7 @@ def levels_table(spark: Any, prepared: pd.DataFrame, pairs: Any, vectors: np.nda
     from aietl_pipelines.spark import dedupe as sd
     from aietl_pipelines.spark import dedupe_levels as dl
 
+    prepared = records_table(spark, prepared)
     table = dl.prepared_table(spark, prepared, config)
     names, sizes, dtype = dl.level_names(prepared, vectors, table.kinds, config)
     per_task = pairs_per_task or sd.PAIRS_PER_TASK
@@ -179,16 +188,12 @@ def random_levels(spark: Any, prepared: pd.DataFrame | RecordsTable, vectors: np
     drawn = scoring.random_pairs(len(prepared), config)
     if not len(drawn):
         return np.zeros((0, width), dtype=dtype)
-    if isinstance(vectors, VectorsTable):  # the pairs' cosines joined from the table (the same numbers)
-        sample = spark.createDataFrame(pd.DataFrame({"e": np.arange(len(drawn), dtype=np.int64),
-                                                     "left": drawn[:, 0].astype(np.int64),
-                                                     "right": drawn[:, 1].astype(np.int64)}))
-        sample = (sd.pair_cosines_table(sample, vectors.table, vectors.dim) if vectors.dim
-                  else sample.withColumn("cosine", F.lit(float("nan"))))
-    else:
-        frame = pairing.pairs_frame(drawn, vectors)
-        frame.insert(0, "e", np.arange(len(frame), dtype=np.int64))
-        sample = spark.createDataFrame(frame)
+    vectors = vectors_of(spark, vectors)  # the pairs' cosines joined from the table (`pairs_frame`'s numbers)
+    sample = spark.createDataFrame(pd.DataFrame({"e": np.arange(len(drawn), dtype=np.int64),
+                                                 "left": drawn[:, 0].astype(np.int64),
+                                                 "right": drawn[:, 1].astype(np.int64)}))
+    sample = (sd.pair_cosines_table(sample, vectors.table, vectors.dim) if vectors.dim
+              else sample.withColumn("cosine", F.lit(float("nan"))))
     table, _, _, _ = levels_table(spark, prepared, sample, vectors, config)
     found = table.select("e", *level_columns(width)).toPandas().sort_values("e", kind="stable")
     return found[level_columns(width)].to_numpy().astype(dtype)
@@ -252,17 +257,13 @@ def labelled_patterns(prepared: pd.DataFrame | RecordsTable, vectors: np.ndarray
 
     Returns the probability of each pattern (the EM model's when the labels do not yet fit a model) and the
     labelled pairs (k, left, right, cosine, match_probability; k = their order). Only the labelled pairs are
-    compared here (a few, on the driver, as in the pandas path). With the prepare and embed stages' tables: the
-    labelled pairs are compared on Spark (`levels_table`, the whole columns' context, as `pair_levels` over the
-    whole frame) and their cosines computed from their rows' vectors (`VectorsTable.rows`), then
-    `scoring.apply_known_labels` does the rest: only the ids (N values), the labelled records' vectors and
-    levels reach the driver."""
+    compared (a few): on Spark (`levels_table` over the records table, the whole columns' context, as
+    `pair_levels` over the whole frame), their cosines from their rows' vectors (`VectorsTable.rows`), then
+    `scoring.apply_known_labels` does the rest on the driver: only the ids (N values), the labelled records'
+    vectors and levels reach it."""
     empty = pd.DataFrame({"left": np.zeros(0, np.int64), "right": np.zeros(0, np.int64), "cosine": np.zeros(0)})
     em = model.probability(patterns) if len(patterns) else np.zeros(0)
-    if isinstance(prepared, RecordsTable):
-        pairs, probability = _apply_labels_on_tables(prepared, vectors, patterns, em, model, config, empty)
-    else:
-        pairs, probability = scoring.apply_labels(prepared, empty, vectors, patterns, em, model, config)
+    pairs, probability = _apply_labels_on_tables(prepared, vectors, patterns, em, model, config, empty)
     labelled = pd.DataFrame({"k": np.arange(len(pairs), dtype=np.int64),
                              "left": pairs["left"].to_numpy(np.int64), "right": pairs["right"].to_numpy(np.int64),
                              "cosine": pairs["cosine"].to_numpy(np.float64),
@@ -270,15 +271,17 @@ def labelled_patterns(prepared: pd.DataFrame | RecordsTable, vectors: np.ndarray
     return np.asarray(probability[:len(patterns)], dtype=np.float64), labelled
 
 
-def _apply_labels_on_tables(prepared: RecordsTable, vectors: VectorsTable, patterns: np.ndarray, em: np.ndarray,
-                            model: FellegiSunterModel, config: DedupeConfig, empty: pd.DataFrame
-                            ) -> tuple[pd.DataFrame, np.ndarray]:
+def _apply_labels_on_tables(prepared: pd.DataFrame | RecordsTable, vectors: np.ndarray | VectorsTable,
+                            patterns: np.ndarray, em: np.ndarray, model: FellegiSunterModel, config: DedupeConfig,
+                            empty: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
     """`scoring.apply_labels` with the labelled pairs compared on the tables (`labelled_patterns`)."""
     from aietl_pipelines.dedupe import candidates as cand
     from aietl_pipelines.dedupe import labels as labelled
     from aietl_pipelines.spark import dedupe as sd
 
-    left, right, truth = labelled.label_positions(config.labels, record_ids(prepared).tolist())
+    spark = sd._session()
+    prepared, vectors = records_table(spark, prepared), vectors_of(spark, vectors)
+    left, right, truth = labelled.label_positions(config.labels, prepared.record_ids.tolist())
     if not len(truth):
         return empty, em
     rows = np.unique(np.r_[left, right])
@@ -288,7 +291,6 @@ def _apply_labels_on_tables(prepared: RecordsTable, vectors: VectorsTable, patte
     else:
         cosine = np.full(len(left), np.nan)
     known = pd.DataFrame({"left": left, "right": right, "cosine": cosine})
-    spark = sd._session()
     table, names, _, _ = levels_table(spark, prepared, spark.createDataFrame(
         known.assign(e=np.arange(len(known), dtype=np.int64)), "left long, right long, cosine double, e long"),
         vectors, config)
@@ -435,14 +437,16 @@ class SparkDedupeRun:
     vectors: VectorsTable | None = None
 
 
-def table_rule_rates(prepared: RecordsTable, config: DedupeConfig) -> dict[tuple[str, ...], float]:
-    """`scoring.rule_agreement_rates` of a prepared table: the same rules (`scoring.rate_rules`), each rule's
-    groups of equal values counted on Spark (sum of C(size, 2) over C(present, 2), the same integers): one row per
-    rule reaches the driver."""
+def table_rule_rates(prepared: pd.DataFrame | RecordsTable, config: DedupeConfig) -> dict[tuple[str, ...], float]:
+    """`scoring.rule_agreement_rates` of the prepared records table: the same rules (`scoring.rate_rules`), each
+    rule's groups of equal values counted on Spark (sum of C(size, 2) over C(present, 2), the same integers): one
+    row per rule reaches the driver."""
     from pyspark.sql import functions as F
 
+    from aietl_pipelines.spark import dedupe as sd
     from aietl_pipelines.spark.record_tables import comparison_kinds
 
+    prepared = records_table(sd._session(), prepared)
     rates: dict[tuple[str, ...], float] = {}
     for key, columns in scoring.rate_rules(config, comparison_kinds(config, prepared), prepared):
         present = F.lit(True)
@@ -457,15 +461,9 @@ def table_rule_rates(prepared: RecordsTable, config: DedupeConfig) -> dict[tuple
     return rates
 
 
-def record_ids(prepared: RecordsTable) -> np.ndarray:
-    """The records' ids in row order (N values: what the clusters frame is keyed by)."""
-    found = prepared.table.select("__row", "record_id").toPandas().sort_values("__row", kind="stable")
-    return found["record_id"].to_numpy(dtype=object)
-
-
 def clusters_of(prepared: pd.DataFrame | RecordsTable, labels: np.ndarray, components: np.ndarray) -> pd.DataFrame:
-    """`clusters_frame` of a prepared frame or table (its ids collected: one column of N values)."""
-    ids = record_ids(prepared) if isinstance(prepared, RecordsTable) else prepared["record_id"].to_numpy()
+    """`clusters_frame` of a prepared frame or table (a table's ids collected once: `RecordsTable.record_ids`)."""
+    ids = prepared.record_ids if isinstance(prepared, RecordsTable) else prepared["record_id"].to_numpy()
     return clusters_frame(pd.DataFrame({"record_id": ids}), labels, components)
 
 
@@ -476,9 +474,8 @@ def run(records: Any, config: DedupeConfig) -> SparkDedupeRun:
     Prepare and embed are `dedupe_records.prepare_table` / `embed_table`: the prepared records and the vectors
     stay on Spark; what reaches the driver is their count, the k-means sample of the index (above
     `knn_exact_max`), the pattern table, the random pairs' levels, each record's k-th cosine, cluster and id.
-    Labelled mode (`dedupe.labels`): the labelled pairs are compared and the labelled model fitted on the driver
-    (`labelled_patterns`: `scoring.apply_labels` on the pattern table, which reads the prepared frame and the
-    vectors: both are collected for it), the pairs rescored per pattern on Spark and the labelled pairs made
+    Labelled mode (`dedupe.labels`): the labelled pairs are compared on the tables and the labelled model fitted
+    on the driver (`labelled_patterns`), the pairs rescored per pattern on Spark and the labelled pairs made
     certain (`with_labels`). The incremental state: `engine_run(..., keep_state=True)`."""
     from aietl_pipelines.dedupe.cluster import split_counts
     from aietl_pipelines.spark import dedupe as sd
@@ -563,7 +560,7 @@ class SparkLabelPairs(PatternScores):
 
     def record_ids(self) -> list:
         """The ids of the prepared table, in row order (N values)."""
-        return record_ids(self.prepared).tolist()
+        return self.prepared.record_ids.tolist()
 
     def _key(self) -> Any:
         from pyspark.sql import functions as F

@@ -15,7 +15,9 @@ records): never the whole.
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -48,6 +50,23 @@ class RecordsTable(_TableHandle):
     columns: list[str]
     sets: list[str]
     n: int
+
+    @cached_property
+    def record_ids(self) -> np.ndarray:
+        """The records' ids in row order (N values, collected once: the clusters frame, the labels and the state
+        name records by id)."""
+        found = self.table.select("__row", "record_id").toPandas().sort_values("__row", kind="stable")
+        return found["record_id"].to_numpy(dtype=object)
+
+    @cached_property
+    def present_shares(self) -> dict[str, float]:
+        """Each column's share of records holding a value (one aggregate, counted once)."""
+        from pyspark.sql import functions as F
+
+        if not self.n or not self.columns:
+            return {c: 0.0 for c in self.columns}
+        row = self.table.agg(*[F.count(F.col(f"`{c}`")) for c in self.columns]).first()
+        return {c: int(row[k]) / self.n for k, c in enumerate(self.columns)}
 
     def frame(self, rows: np.ndarray | list[int] | None = None) -> pd.DataFrame:
         """Rows of the prepared frame (all when `rows` is None; else those rows, in the order given) as
@@ -136,8 +155,8 @@ def numbered(frame: Any, column: str = "__row") -> Any:
 
     The order is the order Spark reads the frame in: a single parquet file keeps its rows' order, but Spark reads
     the splits of several files largest first, so a folder of files is not numbered in `pd.read_parquet`'s order
-    (the same files are always numbered the same way). The clusters are keyed by record id, so only ties that
-    the input order breaks (golden records' survivorship) read it."""
+    (the same files are always numbered the same way). What the input order decides, it decides here as in
+    pandas: sorted-neighbourhood windows of oversized blocks, kNN ties, survivorship's ties."""
     from pyspark.sql import functions as F
 
     tagged = frame.select("*", F.spark_partition_id().alias("__pid"), F.monotonically_increasing_id().alias("__mid"))
@@ -151,24 +170,59 @@ def numbered(frame: Any, column: str = "__row") -> Any:
             .select((F.col("__start") + low).cast("long").alias(column), *[F.col(f"`{c}`") for c in frame.columns]))
 
 
-def comparison_kinds(config: Any, prepared: pd.DataFrame | RecordsTable) -> dict[str, str]:
-    """`scoring.comparison_kinds` of a prepared frame or table: for a table, the shares of records holding each
-    independent part are counted on Spark (one aggregate, kept on the handle)."""
+def comparison_kinds(config: Any, prepared: RecordsTable) -> dict[str, str]:
+    """`scoring.comparison_kinds` of a prepared table (the shares of records holding each independent part,
+    counted on Spark: `RecordsTable.present_shares`)."""
     from aietl_pipelines.dedupe import scoring
 
-    if not isinstance(prepared, RecordsTable):
-        return scoring.comparison_kinds(config, prepared)
-    if config.mode == "structured" or not prepared.n:
+    if config.mode == "structured":
         return scoring.kinds_for_shares(config, {})
-    shares = getattr(prepared, "_shares", None)
-    if shares is None:
-        from pyspark.sql import functions as F
+    return scoring.kinds_for_shares(config, {c: prepared.present_shares[c] for c in scoring.INDEPENDENT_PARTS
+                                             if c in prepared.columns})
 
-        present = [c for c in scoring.INDEPENDENT_PARTS if c in prepared.columns]
-        row = prepared.table.agg(*[F.count(c).alias(c) for c in present]).first() if present else None
-        shares = {c: int(row[c]) / prepared.n for c in present}
-        prepared._shares = shares
-    return scoring.kinds_for_shares(config, shares)
+
+_FRAMES: list[tuple[Any, int, RecordsTable]] = []  # the last frame shipped: (weakref to it, id(spark), its table)
+
+
+def records_table(spark: Any, prepared: pd.DataFrame | RecordsTable) -> RecordsTable:
+    """The prepared records as a `RecordsTable`: the prepare stage's table as it is, or a pandas prepared frame (the
+    `Steps` adapters', an incremental run's concatenation) shipped once with `createDataFrame` in the same layout
+    (strings; sets as sorted `array<string>`; `__row` its row order), kept for the last frame asked for, so that
+    the stages of one call read one table. Every table function calls this first: one code path per stage."""
+    if isinstance(prepared, RecordsTable):
+        return prepared
+    if _FRAMES and _FRAMES[0][0]() is prepared and _FRAMES[0][1] == id(spark) and _FRAMES[0][2].n == len(prepared):
+        return _FRAMES[0][2]
+    columns = list(prepared.columns)
+    sets = [c for c in columns if any(isinstance(v, frozenset) for v in prepared[c].tolist())]
+    frame = pd.DataFrame({"__row": np.arange(len(prepared), dtype=np.int64)})
+    for c in columns:
+        values = prepared[c].tolist()
+        if c in sets:  # Arrow has no sets: sorted lists, as `prepare_table` writes them
+            frame[c] = pd.Series([sorted(v) if v is not None else None for v in values], dtype=object)
+        else:  # strings; None, or NaN after a pandas concat (`__original`), as null
+            frame[c] = pd.Series([None if v is None or (isinstance(v, float) and np.isnan(v)) else v
+                                  for v in values], dtype=object)
+    schema = ", ".join(["`__row` long", *[f"`{c}` {'array<string>' if c in sets else 'string'}" for c in columns]])
+    table = RecordsTable(spark.createDataFrame(frame, schema), columns, sets, len(prepared))
+    _FRAMES[:] = [(weakref.ref(prepared), id(spark), table)]
+    return table
+
+
+def vectors_of(spark: Any, vectors: np.ndarray | VectorsTable) -> VectorsTable:
+    """The record vectors as a `VectorsTable`: the embed stage's table as it is, or an array's table
+    (`spark.dedupe.vectors_table`: built once per array)."""
+    from aietl_pipelines.spark.dedupe import vectors_table
+
+    if isinstance(vectors, VectorsTable):
+        return vectors
+    n, dim = vectors.shape
+    return VectorsTable(vectors_table(spark, vectors), n, dim) if dim else no_vectors(spark, n)
+
+
+def no_vectors(spark: Any, n: int) -> VectorsTable:
+    """The vectors of n records without embeddings (`use_embeddings: false`): dim 0, each row an empty vector."""
+    return VectorsTable(spark.range(n).selectExpr("id AS row", "CAST('' AS BINARY) AS vector"), n, 0)
 
 
 def on_driver(prepared: pd.DataFrame | RecordsTable, vectors: np.ndarray | VectorsTable
