@@ -194,3 +194,17 @@ def test_state_of_tables_is_written_by_spark_and_read_back_as_pandas(spark, tmp_
         state = load_state(tmp_path / "s")
         pd.testing.assert_frame_equal(state.prepared, prepare.prepare_records(records, config))
         assert np.array_equal(state.vectors, array) and state.vectors.dtype == np.float32
+
+
+def test_bad_knn_method_on_tables_gives_the_pandas_error(spark):
+    """Above `knn_exact_max`, a `knn_method` that is none of auto/exact/partitioned gets the pandas path's one line,
+    also when the vectors are a `VectorsTable` (it has no rows to slice on the driver)."""
+    from aietl_pipelines.spark.dedupe_tables import candidate_table
+    from aietl_pipelines.spark.record_tables import records_table, vectors_of
+
+    people = generate_customers(n_entities=10, seed=1)
+    config = dataclasses.replace(STRUCTURED, knn_method="bogus", knn_exact_max=2, use_embeddings=True)
+    prepared = records_table(spark, prepare.prepare_records(people, config))
+    vectors = vectors_of(spark, np.eye(len(people), 8, dtype=np.float32))
+    with pytest.raises(AietlInputError, match="knn_method must be auto, exact or partitioned"):
+        candidate_table(spark, prepared, vectors, config)
