@@ -269,14 +269,15 @@ def _row(dataset: str, method: str, labels: np.ndarray, truth: np.ndarray, secon
             "seconds": seconds, **(extra or {})}
 
 
-def run_ours(data: RealSet, cache: str, text: bool, embeddings: bool = True, precision: str = "auto") -> dict:
+def run_ours(data: RealSet, cache: str, text: bool, embeddings: bool = True, precision: str = "auto",
+             engine_name: str = "pandas") -> dict:
     from aietl_pipelines.dedupe import engine
 
     records = data.records
-    config = (engine.DedupeConfig(id_column="record_id", text_column="full_text", cache_dir=cache,
-                                  use_embeddings=embeddings, embed_precision=precision) if text else
-              engine.DedupeConfig(id_column="record_id", fields=dict(data.fields), blocking=data.blocking,
-                                  cache_dir=cache, use_embeddings=embeddings, embed_precision=precision))
+    common = {"id_column": "record_id", "cache_dir": cache, "use_embeddings": embeddings,
+              "embed_precision": precision, "engine": engine_name}
+    config = (engine.DedupeConfig(text_column="full_text", **common) if text else
+              engine.DedupeConfig(fields=dict(data.fields), blocking=data.blocking, **common))
     truth = records["true_cluster_id"].to_numpy()
     t0 = time.perf_counter()
     result = engine.run(records, config)
@@ -284,6 +285,7 @@ def run_ours(data: RealSet, cache: str, text: bool, embeddings: bool = True, pre
     q = candidate_quality(result.pairs["left"].to_numpy(), result.pairs["right"].to_numpy(), truth)
     label = f"aietl {'free text' if text else 'structured'}{'' if embeddings else ' (no embeddings)'}"
     label += "" if precision == "auto" else f" (embeddings {precision})"
+    label += "" if engine_name == "pandas" else f" [{engine_name}]"
     return _row(data.name, label, result.clusters["cluster_id"].to_numpy(),
                 truth, seconds, {"pair_completeness": q["pair_completeness"]})
 
@@ -341,7 +343,10 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
                         help="our runs without MiniLM (candidates from the blocking keys only): fast on a busy machine")
     parser.add_argument("--embed-precision", choices=["auto", "float32", "both"], default="auto",
                         help="our runs' embed_precision (auto: bf16 where the CPU has it); both: a row for each")
+    parser.add_argument("--engine", choices=["pandas", "spark", "both"], default="pandas",
+                        help="our runs' dedupe.engine (spark: local[*], the table run); both: a row for each")
     args = parser.parse_args(argv)
+    engines = ["pandas", "spark"] if args.engine == "both" else [args.engine]
     precisions = ["auto", "float32"] if args.embed_precision == "both" else [args.embed_precision]
     rows = []
     for key in args.only or list(LOADERS):
@@ -352,10 +357,11 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
               flush=True)
         with tempfile.TemporaryDirectory() as cache:
             for precision in precisions:
-                rows.append(run_ours(data, f"{cache}/{precision}", text=False, embeddings=not args.no_embeddings,
-                                     precision=precision))
-                rows.append(run_ours(data, f"{cache}/{precision}/text", text=True,
-                                     embeddings=not args.no_embeddings, precision=precision))
+                for name in engines:
+                    for text in (False, True):
+                        rows.append(run_ours(data, f"{cache}/{precision}{'/text' if text else ''}", text=text,
+                                             embeddings=not args.no_embeddings, precision=precision,
+                                             engine_name=name))
             if not args.no_recipe:
                 rows.append(run_guide_recipe(data, "record_text", cache + "/recipe"))
                 rows.append(run_guide_recipe(data, "full_text", cache + "/recipe_text"))
